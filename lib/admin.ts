@@ -1,0 +1,178 @@
+/**
+ * The operator's commands: add, remove and list users and rooms in the database, safely while
+ * the server runs (the store's WAL and busy timeout; the server follows the change log).
+ *
+ * @module
+ */
+
+import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "./codec.ts";
+import type { AdminCommand, Config } from "./config.ts";
+import { PasswordHasher } from "./password.ts";
+import { openSqliteStore } from "./sqlite_store.ts";
+import { type Store, StoreError } from "./store.ts";
+
+/** Where an admin command reads its password and writes its output. */
+export interface AdminIO {
+  /** The password source when it is not a terminal. */
+  stdin: ReadableStream<Uint8Array>;
+  /** Whether stdin is a terminal (then the password is asked for, hidden, twice). */
+  isTerminal: boolean;
+  /** Prints a line of output. */
+  out: (line: string) => void;
+  /** Prints a line of error. */
+  err: (line: string) => void;
+}
+
+/** A failure to report as one line on stderr, with a non-zero exit. */
+export class AdminError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AdminError";
+  }
+}
+
+/**
+ * Runs one admin command and returns the process exit code (0 on success). Errors are printed
+ * as one line on stderr; nothing is written to the database when a command fails.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const code = await runAdmin("list-users", "", config, io);
+ * ```
+ */
+export async function runAdmin(
+  command: AdminCommand,
+  name: string,
+  config: Config,
+  io: AdminIO,
+): Promise<number> {
+  let store: Store | undefined;
+  try {
+    if (command === "add-user" || command === "set-password") checkUsername(name);
+    store = openSqliteStore(config.db);
+    await execute(store, command, name, config, io);
+    return 0;
+  } catch (error) {
+    const message = error instanceof AdminError || error instanceof StoreError
+      ? error.message
+      : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+    io.err(`parley: ${message}`);
+    return 1;
+  } finally {
+    await store?.close();
+  }
+}
+
+function checkUsername(name: string): void {
+  if (!isValidUsername(name)) {
+    throw new AdminError(
+      `invalid username "${name}": use 1 to 32 characters from A-Z a-z 0-9 _ . -`,
+    );
+  }
+}
+
+async function execute(
+  store: Store,
+  command: AdminCommand,
+  name: string,
+  config: Config,
+  io: AdminIO,
+): Promise<void> {
+  const hasher = () => new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
+  switch (command) {
+    case "add-user": {
+      if (await store.findUser(name)) throw new AdminError(`user ${name} already exists`);
+      const hash = await hasher().hash(await readPassword(io));
+      try {
+        await store.addUser(name, hash);
+      } catch (error) {
+        if (error instanceof StoreError && error.code === "duplicate") {
+          throw new AdminError(`user ${name} already exists`);
+        }
+        throw error;
+      }
+      io.out(`added user ${name}`);
+      return;
+    }
+    case "set-password": {
+      if (!await store.findUser(name)) throw new AdminError(`no user named ${name}`);
+      const hash = await hasher().hash(await readPassword(io));
+      if (!await store.setPassword(name, hash)) throw new AdminError(`no user named ${name}`);
+      io.out(`set the password of ${name}`);
+      return;
+    }
+    case "remove-user":
+      if (!await store.removeUser(name)) throw new AdminError(`no user named ${name}`);
+      io.out(`removed user ${name}`);
+      return;
+    case "list-users":
+      for (const user of await store.listUsers()) io.out(user);
+      return;
+    case "list-rooms":
+      for (const room of await store.listRooms()) {
+        io.out(room.passwordHash === null ? room.name : `${room.name} (password)`);
+      }
+      return;
+    case "remove-room":
+      if (!await store.removeRoom(name)) throw new AdminError(`no room named ${name}`);
+      io.out(`removed room ${name}`);
+      return;
+  }
+}
+
+/** Checks a new password's bytes, naming the rule it breaks (never the password). */
+export function checkNewPassword(password: Uint8Array): void {
+  if (password.length === 0) throw new AdminError("the password is empty");
+  if (password.length > MAX_PASSWORD_BYTES) {
+    throw new AdminError(`the password is longer than ${MAX_PASSWORD_BYTES} bytes`);
+  }
+  if (password.includes(0x3a)) throw new AdminError("the password may not contain ':'");
+  if (password.includes(0x0a) || password.includes(0x0d)) {
+    throw new AdminError("the password may not contain a line break");
+  }
+  if (!isValidUserPassword(password)) throw new AdminError("the password is not valid");
+}
+
+async function readPassword(io: AdminIO): Promise<Uint8Array> {
+  let password: Uint8Array;
+  if (io.isTerminal) {
+    password = await promptHidden("Password: ");
+    const again = await promptHidden("Password (again): ");
+    if (password.length !== again.length || !password.every((b, i) => b === again[i])) {
+      throw new AdminError("the passwords do not match");
+    }
+  } else {
+    password = new Uint8Array(await new Response(io.stdin).arrayBuffer());
+    // `echo secret |` ends with a newline: drop one line ending, keep everything else.
+    let end = password.length;
+    if (end > 0 && password[end - 1] === 0x0a) end--;
+    if (end > 0 && password[end - 1] === 0x0d) end--;
+    password = password.subarray(0, end);
+  }
+  checkNewPassword(password);
+  return password;
+}
+
+/** Asks for a line on the terminal without echoing it. */
+async function promptHidden(prompt: string): Promise<Uint8Array> {
+  const encoder = new TextEncoder();
+  Deno.stderr.writeSync(encoder.encode(prompt));
+  Deno.stdin.setRaw(true);
+  const typed: number[] = [];
+  try {
+    const byte = new Uint8Array(1);
+    for (;;) {
+      const n = await Deno.stdin.read(byte);
+      if (n === null) break;
+      const b = byte[0];
+      if (b === 0x0d || b === 0x0a) break;
+      if (b === 0x03 || b === 0x04) throw new AdminError("cancelled");
+      if (b === 0x7f || b === 0x08) typed.pop();
+      else typed.push(b);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    Deno.stderr.writeSync(encoder.encode("\n"));
+  }
+  return new Uint8Array(typed);
+}

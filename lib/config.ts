@@ -1,0 +1,320 @@
+/**
+ * Command-line flags and their environment variables: one table that drives parsing, defaults
+ * and `--help`, so the three never disagree.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** Parley's version, printed by `--version`. */
+export const VERSION = "0.1.0";
+
+/** Everything the server and the admin commands are configured with. */
+export interface Config {
+  host: string;
+  port: number;
+  db: string;
+  stampSender: boolean;
+  maxLineBytes: number;
+  loginTimeoutMs: number;
+  maxRooms: number;
+  maxTargets: number;
+  maxConnections: number;
+  maxPendingBytes: number;
+  rateBurst: number;
+  ratePerSecond: number;
+  hashCost: number;
+  tlsCert: string;
+  tlsKey: string;
+  tlsPort: number;
+  logLevel: string;
+}
+
+type Kind = "string" | "integer" | "boolean";
+
+interface ServerFlag {
+  flag: string;
+  key: keyof Config;
+  kind: Kind;
+  default: string | number | boolean;
+  help: string;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+/** The server flags, in --help order. Each also reads PARLEY_<FLAG> from the environment. */
+export const SERVER_FLAGS: readonly ServerFlag[] = [
+  { flag: "host", key: "host", kind: "string", default: "0.0.0.0", help: "address to listen on" },
+  {
+    flag: "port",
+    key: "port",
+    kind: "integer",
+    default: 7777,
+    min: 0,
+    max: 65535,
+    help: "plain TCP port (0: any free port)",
+  },
+  { flag: "db", key: "db", kind: "string", default: "parley.db", help: "SQLite database file" },
+  {
+    flag: "stamp-sender",
+    key: "stampSender",
+    kind: "boolean",
+    default: false,
+    help: "deliver messages as 3:<sender>:<message>",
+  },
+  {
+    flag: "max-line-bytes",
+    key: "maxLineBytes",
+    kind: "integer",
+    default: 65536,
+    min: 64,
+    max: 16 << 20,
+    help: "longest line a client may send",
+  },
+  {
+    flag: "login-timeout-ms",
+    key: "loginTimeoutMs",
+    kind: "integer",
+    default: 30000,
+    min: 1,
+    max: 86_400_000,
+    help: "close connections that are not logged in after this long",
+  },
+  {
+    flag: "max-rooms",
+    key: "maxRooms",
+    kind: "integer",
+    default: 10000,
+    min: 0,
+    max: 10_000_000,
+    help: "most rooms there may be",
+  },
+  {
+    flag: "max-targets",
+    key: "maxTargets",
+    kind: "integer",
+    default: 100,
+    min: 1,
+    max: 100_000,
+    help: "most distinct users one 3:2 may name",
+  },
+  {
+    flag: "max-connections",
+    key: "maxConnections",
+    kind: "integer",
+    default: 10000,
+    min: 1,
+    max: 10_000_000,
+    help: "most open connections; the next gets 9:?:server-full",
+  },
+  {
+    flag: "max-pending-bytes",
+    key: "maxPendingBytes",
+    kind: "integer",
+    default: 4 << 20,
+    min: 1024,
+    max: 1 << 30,
+    help: "output a client may leave unread before it is dropped",
+  },
+  {
+    flag: "rate-burst",
+    key: "rateBurst",
+    kind: "integer",
+    default: 2000,
+    min: 0,
+    max: 100_000_000,
+    help: "lines a client may send back to back (0: no flood control)",
+  },
+  {
+    flag: "rate-per-second",
+    key: "ratePerSecond",
+    kind: "integer",
+    default: 500,
+    min: 1,
+    max: 100_000_000,
+    help: "lines a second a client may send sustained",
+  },
+  {
+    flag: "hash-cost",
+    key: "hashCost",
+    kind: "integer",
+    default: 15,
+    min: 1,
+    max: 24,
+    help: "scrypt cost of new password hashes, as log2 N",
+  },
+  { flag: "tls-cert", key: "tlsCert", kind: "string", default: "", help: "TLS certificate (PEM)" },
+  { flag: "tls-key", key: "tlsKey", kind: "string", default: "", help: "TLS private key (PEM)" },
+  {
+    flag: "tls-port",
+    key: "tlsPort",
+    kind: "integer",
+    default: 7778,
+    min: 0,
+    max: 65535,
+    help: "TLS port, used when --tls-cert and --tls-key are given",
+  },
+  {
+    flag: "log-level",
+    key: "logLevel",
+    kind: "string",
+    default: "info",
+    choices: ["debug", "info", "warn", "error"],
+    help: "least severe log line written",
+  },
+];
+
+/** The admin commands: each runs against the database and exits. */
+export const ADMIN_FLAGS = {
+  "add-user": { takesName: true, help: "add a user (password from stdin or a prompt)" },
+  "remove-user": { takesName: true, help: "remove a user (logs it out of a running server)" },
+  "set-password": { takesName: true, help: "change a user's password" },
+  "list-users": { takesName: false, help: "print every username, one a line" },
+  "list-rooms": { takesName: false, help: "print every room, one a line" },
+  "remove-room": { takesName: true, help: "remove a room" },
+} as const;
+
+/** An admin command's name. */
+export type AdminCommand = keyof typeof ADMIN_FLAGS;
+
+/** What the command line asks for. */
+export type Invocation =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "serve"; config: Config }
+  | { kind: "admin"; command: AdminCommand; name: string; config: Config };
+
+/** A bad flag or value; `main.ts` prints its message and exits non-zero. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The environment variable that sets `flag`: `max-rooms` reads `PARLEY_MAX_ROOMS`. */
+export function envName(flag: string): string {
+  return "PARLEY_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+function convert(
+  spec: ServerFlag,
+  raw: string | boolean,
+  source: string,
+): string | number | boolean {
+  if (spec.kind === "boolean") {
+    if (typeof raw === "boolean") return raw;
+    const word = raw.trim().toLowerCase();
+    if (["1", "true", "yes", "on"].includes(word)) return true;
+    if (["0", "false", "no", "off", ""].includes(word)) return false;
+    throw new UsageError(`${source} must be true or false (got "${raw}")`);
+  }
+  const text = String(raw);
+  if (spec.kind === "string") {
+    if (spec.choices && !spec.choices.includes(text)) {
+      throw new UsageError(`${source} must be one of ${spec.choices.join(", ")} (got "${text}")`);
+    }
+    return text;
+  }
+  const value = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < spec.min! || value > spec.max!) {
+    throw new UsageError(
+      `${source} must be a whole number from ${spec.min} to ${spec.max} (got "${text}")`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads the command line (and the environment) into an {@linkcode Invocation}. Flags win over
+ * environment variables, which win over defaults. Throws {@linkcode UsageError} on anything bad.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseInvocation } from "./config.ts";
+ * const run = parseInvocation(["--port", "7000"], {});
+ * if (run.kind === "serve") console.log(run.config.port); // 7000
+ * ```
+ */
+export function parseInvocation(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Invocation {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+  };
+  for (const spec of SERVER_FLAGS) {
+    options[spec.flag] = { type: spec.kind === "boolean" ? "boolean" : "string" };
+  }
+  for (const [flag, spec] of Object.entries(ADMIN_FLAGS)) {
+    options[flag] = { type: spec.takesName ? "string" : "boolean" };
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`${message.split("\n")[0]} (see --help)`);
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+
+  const config = {} as Record<string, unknown>;
+  for (const spec of SERVER_FLAGS) {
+    const fromFlag = values[spec.flag];
+    const fromEnv = env[envName(spec.flag)];
+    config[spec.key] = fromFlag !== undefined
+      ? convert(spec, fromFlag, `--${spec.flag}`)
+      : fromEnv !== undefined
+      ? convert(spec, fromEnv, envName(spec.flag))
+      : spec.default;
+  }
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both or neither");
+  }
+
+  const commands = (Object.keys(ADMIN_FLAGS) as AdminCommand[]).filter((c) =>
+    values[c] !== undefined && values[c] !== false
+  );
+  if (commands.length > 1) {
+    throw new UsageError(`give one admin command at a time (got --${commands.join(", --")})`);
+  }
+  if (commands.length === 1) {
+    const command = commands[0];
+    const name = typeof values[command] === "string" ? values[command] as string : "";
+    if (ADMIN_FLAGS[command].takesName && name === "") {
+      throw new UsageError(`--${command} needs a name`);
+    }
+    return { kind: "admin", command, name, config: config as unknown as Config };
+  }
+  return { kind: "serve", config: config as unknown as Config };
+}
+
+/** The text of `--help`: every flag with its default and its environment variable. */
+export function helpText(): string {
+  const lines = [
+    `Parley ${VERSION}: a text-protocol chat and lobby server.`,
+    "",
+    "Usage:",
+    "  parley [flags]                          run the server",
+    "  parley --db FILE --add-user NAME        an admin command (see below), then exit",
+    "",
+    "Server flags (each also read from the environment variable shown):",
+  ];
+  for (const spec of SERVER_FLAGS) {
+    const arg = spec.kind === "boolean" ? "" : spec.kind === "integer" ? " N" : " VALUE";
+    const shown = spec.default === "" ? "none" : String(spec.default);
+    lines.push(`  --${spec.flag}${arg}`.padEnd(26) + `${spec.help}`);
+    lines.push(" ".repeat(26) + `default: ${shown}; env: ${envName(spec.flag)}`);
+  }
+  lines.push("", "Admin commands (run against --db, then exit):");
+  for (const [flag, spec] of Object.entries(ADMIN_FLAGS)) {
+    lines.push(`  --${flag}${spec.takesName ? " NAME" : ""}`.padEnd(26) + spec.help);
+  }
+  lines.push("", "Other:", "  --help".padEnd(26) + "print this and exit");
+  lines.push("  --version".padEnd(26) + "print the version and exit");
+  return lines.join("\n");
+}

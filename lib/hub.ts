@@ -1,0 +1,437 @@
+/**
+ * The hub: sessions, rooms and routing. It is the one place that decides who receives what.
+ *
+ * Commands come in from connections (already parsed by codec.ts); encoded lines go out through
+ * each connection's {@linkcode Peer}. The hub holds no sockets and runs no SQL: the store and the
+ * password hasher are handed to it as small interfaces, and only logins and room joins (which
+ * hash a password or write a room) ever wait on them. Everything else is synchronous.
+ *
+ * @module
+ */
+
+import {
+  type Command,
+  compareBytes,
+  encodeError,
+  encodeLine,
+  encodeMessage,
+  encodeRoomList,
+  LOGGED_OUT,
+} from "./codec.ts";
+import type { RoomRecord } from "./store.ts";
+
+const encoder = new TextEncoder();
+
+/** Why a connection's session ended while the connection stays open. */
+export type SessionEndReason =
+  /** A `0:` line failed (unknown user, wrong password, malformed). */
+  | "login-failed"
+  /** The same user logged in on another connection. */
+  | "replaced"
+  /** The operator removed the user. */
+  | "removed";
+
+/** One connection as the hub sees it: somewhere to send lines, and two notices. */
+export interface Peer {
+  /** Queues one encoded line (ending in LF) for the client. The bytes may be shared: never modify. */
+  send(line: Uint8Array): void;
+  /** A session started on this connection. */
+  sessionStarted(username: string): void;
+  /** This connection's session ended, or a login failed; the connection stays open. */
+  sessionEnded(reason: SessionEndReason): void;
+}
+
+/** What the hub needs of the store. */
+export interface HubStore {
+  /** The user's password hash, or undefined if there is no such user. */
+  findUser(name: string): Promise<{ passwordHash: string } | undefined>;
+  /** Stores a new room durably (the join is answered only after this resolves). */
+  addRoom(name: string, passwordHash: string | null): Promise<void>;
+}
+
+/** What the hub needs of the password hasher (see password.ts). */
+export interface HubPasswords {
+  /** Whether the password matches; with `undefined` it does the same work and returns false. */
+  verify(password: Uint8Array, stored: string | undefined): Promise<boolean>;
+  /** A new hash of the password. */
+  hash(password: Uint8Array): Promise<string>;
+}
+
+/** Options of {@linkcode Hub}. */
+export interface HubOptions {
+  /** Users and rooms. */
+  store: HubStore;
+  /** Password hashing. */
+  passwords: HubPasswords;
+  /** Deliver messages as `3:<sender>:<message>`. */
+  stampSender?: boolean;
+  /** The most rooms there may be; creating one more gets `9:2:room-limit`. */
+  maxRooms?: number;
+  /** The most distinct targets of a `3:2`; more gets `9:3:too-many-targets`. */
+  maxTargets?: number;
+  /** Called with failures that are the server's, not the client's (a store write failing). */
+  onError?: (error: unknown) => void;
+}
+
+class Session {
+  room: Room | null = null;
+  constructor(readonly id: number, readonly user: string, readonly peer: Peer) {}
+}
+
+class Room {
+  readonly members = new Map<string, Session>();
+  #sorted: string[] | null = null;
+  constructor(
+    readonly name: string,
+    readonly nameBytes: Uint8Array,
+    readonly passwordHash: string | null,
+  ) {}
+
+  /** Member names, sorted; cached until the membership changes. */
+  sortedMembers(): string[] {
+    return this.#sorted ??= [...this.members.keys()].sort();
+  }
+
+  add(session: Session): void {
+    this.members.set(session.user, session);
+    this.#sorted = null;
+  }
+
+  delete(session: Session): void {
+    this.members.delete(session.user);
+    this.#sorted = null;
+  }
+
+  /** Sends `line` to every member but `except`. */
+  broadcast(line: Uint8Array, except: Session | null): void {
+    for (const member of this.members.values()) {
+      if (member !== except) member.peer.send(line);
+    }
+  }
+}
+
+/**
+ * The state machine behind the protocol.
+ *
+ * @example Usage
+ * ```ts
+ * import { Hub, type Peer } from "./hub.ts";
+ * import { parseCommand } from "./codec.ts";
+ * const hub = new Hub({
+ *   store: { findUser: async () => ({ passwordHash: "x" }), addRoom: async () => {} },
+ *   passwords: { verify: async () => true, hash: async () => "x" },
+ * });
+ * const peer: Peer = { send: (l) => console.log(l), sessionStarted() {}, sessionEnded() {} };
+ * hub.connect(peer);
+ * await hub.handle(peer, parseCommand(new TextEncoder().encode("0:alice:pw"))!); // sends 0:1
+ * hub.disconnect(peer);
+ * ```
+ */
+export class Hub {
+  readonly stampSender: boolean;
+  readonly maxRooms: number;
+  readonly maxTargets: number;
+  #store: HubStore;
+  #passwords: HubPasswords;
+  #onError: (error: unknown) => void;
+  #nextSessionId = 1;
+  #peers = new Set<Peer>();
+  #sessionsByPeer = new Map<Peer, Session>();
+  #sessionsByUser = new Map<string, Session>();
+  #rooms = new Map<string, Room>();
+  #roomsSorted: Room[] | null = null;
+  /** Rooms being created (hashing their password, writing them): later joiners wait for them. */
+  #roomsPending = new Map<string, Promise<Room | null>>();
+
+  constructor(options: HubOptions) {
+    this.#store = options.store;
+    this.#passwords = options.passwords;
+    this.stampSender = options.stampSender ?? false;
+    this.maxRooms = options.maxRooms ?? 10_000;
+    this.maxTargets = options.maxTargets ?? 100;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** How many connections the hub knows. */
+  get connectionCount(): number {
+    return this.#peers.size;
+  }
+
+  /** How many sessions are logged in. */
+  get sessionCount(): number {
+    return this.#sessionsByUser.size;
+  }
+
+  /** How many rooms exist. */
+  get roomCount(): number {
+    return this.#rooms.size;
+  }
+
+  /** Whether a room of that name exists. */
+  hasRoom(name: string): boolean {
+    return this.#rooms.has(name);
+  }
+
+  /** Adds rooms read from the store (at start, or when another process created them). */
+  loadRooms(records: Iterable<RoomRecord>): void {
+    for (const record of records) {
+      if (this.#rooms.has(record.name)) continue;
+      this.#addRoom(new Room(record.name, encoder.encode(record.name), record.passwordHash));
+    }
+  }
+
+  /** A new connection. */
+  connect(peer: Peer): void {
+    this.#peers.add(peer);
+  }
+
+  /** A connection closed: its session ends and its room is told. */
+  disconnect(peer: Peer): void {
+    this.#endSession(peer);
+    this.#peers.delete(peer);
+  }
+
+  /**
+   * Handles one command from `peer`. Returns a promise only for logins and joins that wait on the
+   * hasher or the store; the caller handles the connection's next line after it settles, which
+   * keeps each connection's commands in order.
+   */
+  handle(peer: Peer, command: Command): void | Promise<void> {
+    switch (command.kind) {
+      case "login":
+        return this.#login(peer, command.username, command.password);
+      case "bad-login":
+        this.#endSession(peer);
+        this.#loginFailed(peer);
+        return;
+    }
+    const session = this.#sessionsByPeer.get(peer);
+    if (session === undefined) {
+      // Any 1, 2 or 3 line before a login, well-formed or not, is answered "not logged in".
+      peer.send(command.kind === "invalid" && command.code === "?" ? MALFORMED : LOGGED_OUT);
+      return;
+    }
+    switch (command.kind) {
+      case "invalid":
+        peer.send(encodeError(command.code, command.reason));
+        return;
+      case "rooms":
+        peer.send(this.#roomList());
+        return;
+      case "join":
+        return this.#join(session, command.room, command.roomBytes, command.password);
+      case "say":
+        return this.#say(session, command.echo, command.body);
+      case "tell":
+        return this.#tell(session, command.targets, command.body);
+    }
+  }
+
+  /** The operator removed `user`: its session (if any) ends with `0:-1`. */
+  removeUser(user: string): void {
+    const session = this.#sessionsByUser.get(user);
+    if (session === undefined) return;
+    this.#endSession(session.peer);
+    session.peer.send(LOGGED_OUT);
+    session.peer.sessionEnded("removed");
+  }
+
+  /**
+   * The operator removed a room. Its members are moved out of it, each told with `5:` lines (for
+   * every member, itself included), and it no longer appears in the room list.
+   */
+  removeRoom(name: string): void {
+    const room = this.#rooms.get(name);
+    if (room === undefined) return;
+    const members = [...room.members.values()];
+    for (const member of members) {
+      const left = encodeLine("5", room.nameBytes, member.user);
+      room.broadcast(left, null);
+    }
+    for (const member of members) member.room = null;
+    this.#rooms.delete(name);
+    this.#roomsSorted = null;
+  }
+
+  /** Ends every session with `0:-1` (the server is stopping). */
+  logoutAll(): void {
+    for (const session of [...this.#sessionsByUser.values()]) {
+      this.#endSession(session.peer);
+      session.peer.send(LOGGED_OUT);
+    }
+  }
+
+  async #login(peer: Peer, username: string, password: Uint8Array): Promise<void> {
+    this.#endSession(peer);
+    let ok = false;
+    try {
+      const user = await this.#store.findUser(username);
+      ok = await this.#passwords.verify(password, user?.passwordHash);
+    } catch (error) {
+      // A busy hasher or a failing store: the login fails, the server carries on.
+      this.#onError(error);
+    }
+    if (!this.#peers.has(peer)) return; // the connection closed while we checked
+    if (!ok) {
+      this.#loginFailed(peer);
+      return;
+    }
+    const previous = this.#sessionsByUser.get(username);
+    if (previous !== undefined) {
+      this.#endSession(previous.peer);
+      previous.peer.send(LOGGED_OUT);
+      previous.peer.sessionEnded("replaced");
+    }
+    const session = new Session(this.#nextSessionId++, username, peer);
+    this.#sessionsByPeer.set(peer, session);
+    this.#sessionsByUser.set(username, session);
+    peer.send(encodeLine("0", String(session.id)));
+    peer.sessionStarted(username);
+  }
+
+  #loginFailed(peer: Peer): void {
+    peer.send(LOGGED_OUT);
+    peer.sessionEnded("login-failed");
+  }
+
+  /** Ends the peer's session, if it has one: it leaves its room (telling the others). */
+  #endSession(peer: Peer): void {
+    const session = this.#sessionsByPeer.get(peer);
+    if (session === undefined) return;
+    this.#leaveRoom(session);
+    this.#sessionsByPeer.delete(peer);
+    this.#sessionsByUser.delete(session.user);
+  }
+
+  #leaveRoom(session: Session): void {
+    const room = session.room;
+    if (room === null) return;
+    room.delete(session);
+    session.room = null;
+    if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, session.user), null);
+  }
+
+  #addRoom(room: Room): void {
+    this.#rooms.set(room.name, room);
+    this.#roomsSorted = null;
+  }
+
+  #roomList(): Uint8Array {
+    this.#roomsSorted ??= [...this.#rooms.values()].sort((a, b) =>
+      compareBytes(a.nameBytes, b.nameBytes)
+    );
+    return encodeRoomList(
+      this.#roomsSorted.map((room) => ({
+        nameBytes: room.nameBytes,
+        members: room.sortedMembers(),
+      })),
+    );
+  }
+
+  async #join(
+    session: Session,
+    name: string,
+    nameBytes: Uint8Array,
+    password: Uint8Array,
+  ): Promise<void> {
+    const peer = session.peer;
+    let room = this.#rooms.get(name) ?? await this.#roomsPending.get(name) ?? null;
+    if (room === null) {
+      const created = this.#createRoom(name, nameBytes, password);
+      if (created === "room-limit") {
+        peer.send(encodeError("2", "room-limit"));
+        return;
+      }
+      room = await created;
+      if (room === null) {
+        peer.send(encodeError("2", "server-error"));
+        return;
+      }
+    } else if (!await this.#roomPasswordMatches(room, password)) {
+      if (this.#sessionsByPeer.get(peer) === session) peer.send(encodeError("2", "room-password"));
+      return;
+    }
+    // While we waited the session may have ended, or the room been removed.
+    if (this.#sessionsByPeer.get(peer) !== session) return;
+    if (this.#rooms.get(name) !== room) {
+      peer.send(encodeError("2", "server-error"));
+      return;
+    }
+    if (session.room !== room) {
+      this.#leaveRoom(session);
+      room.broadcast(encodeLine("4", room.nameBytes, session.user), null);
+      room.add(session);
+      session.room = room;
+    }
+    peer.send(encodeLine("2", room.nameBytes, room.sortedMembers().join(",")));
+  }
+
+  /**
+   * Creates a room: hashes its password, stores it, then makes it visible. Joins of the same name
+   * that arrive meanwhile wait for this one and then join as they would an existing room.
+   */
+  #createRoom(
+    name: string,
+    nameBytes: Uint8Array,
+    password: Uint8Array,
+  ): Promise<Room | null> | "room-limit" {
+    if (this.#rooms.size + this.#roomsPending.size >= this.maxRooms) return "room-limit";
+    const ownBytes = nameBytes.slice(); // the caller's view points into a reused read buffer
+    const creating = (async () => {
+      try {
+        const hash = password.length === 0 ? null : await this.#passwords.hash(password);
+        await this.#store.addRoom(name, hash);
+        const room = new Room(name, ownBytes, hash);
+        this.#addRoom(room);
+        return room;
+      } catch (error) {
+        this.#onError(error);
+        return null;
+      } finally {
+        this.#roomsPending.delete(name);
+      }
+    })();
+    this.#roomsPending.set(name, creating);
+    return creating;
+  }
+
+  async #roomPasswordMatches(room: Room, password: Uint8Array): Promise<boolean> {
+    if (room.passwordHash === null) return password.length === 0;
+    try {
+      return await this.#passwords.verify(password, room.passwordHash);
+    } catch (error) {
+      this.#onError(error);
+      return false;
+    }
+  }
+
+  #say(session: Session, echo: boolean, body: Uint8Array): void {
+    const room = session.room;
+    if (room === null) {
+      session.peer.send(NOT_IN_ROOM);
+      return;
+    }
+    const line = encodeMessage(body, this.stampSender ? session.user : undefined);
+    room.broadcast(line, echo ? null : session);
+  }
+
+  #tell(session: Session, targets: string[], body: Uint8Array): void {
+    const distinct = new Set(targets);
+    if (distinct.size > this.maxTargets) {
+      session.peer.send(TOO_MANY_TARGETS);
+      return;
+    }
+    const line = encodeMessage(body, this.stampSender ? session.user : undefined);
+    let notOnline: string[] | null = null;
+    for (const target of distinct) {
+      const recipient = this.#sessionsByUser.get(target);
+      if (recipient !== undefined) recipient.peer.send(line);
+      else (notOnline ??= []).push(target);
+    }
+    if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
+  }
+}
+
+const MALFORMED = encodeError("?", "malformed");
+const NOT_IN_ROOM = encodeError("3", "not-in-room");
+const TOO_MANY_TARGETS = encodeError("3", "too-many-targets");

@@ -1,0 +1,70 @@
+/**
+ * One-line logs on stderr: `<time> <level> <event> key=value ...`. Only events worth an
+ * operator's eye are logged; passwords never are.
+ *
+ * @module
+ */
+
+/** Log levels, least severe first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** Extra fields of a log line. */
+export type LogFields = Record<string, string | number | boolean | undefined>;
+
+/**
+ * Writes log lines at or above a level.
+ *
+ * @example Usage
+ * ```ts
+ * import { Logger } from "./log.ts";
+ * const log = new Logger("info");
+ * log.info("listening", { address: "127.0.0.1:7777" });
+ * ```
+ */
+export class Logger {
+  #minimum: number;
+  #write: (line: string) => void;
+
+  /**
+   * @param level the least severe level written
+   * @param write where lines go (stderr by default)
+   */
+  constructor(level: LogLevel = "info", write?: (line: string) => void) {
+    this.#minimum = RANK[level];
+    this.#write = write ?? ((line) => console.error(line));
+  }
+
+  /** Logs at `level`. */
+  log(level: LogLevel, event: string, fields: LogFields = {}): void {
+    if (RANK[level] < this.#minimum) return;
+    let line = `${new Date().toISOString()} ${level} ${event}`;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      const text = String(value);
+      line += ` ${key}=${/[\s"=]/.test(text) ? JSON.stringify(text) : text}`;
+    }
+    this.#write(line);
+  }
+
+  /** Logs a debug line. */
+  debug(event: string, fields?: LogFields): void {
+    this.log("debug", event, fields);
+  }
+
+  /** Logs an info line. */
+  info(event: string, fields?: LogFields): void {
+    this.log("info", event, fields);
+  }
+
+  /** Logs a warning. */
+  warn(event: string, fields?: LogFields): void {
+    this.log("warn", event, fields);
+  }
+
+  /** Logs an error. */
+  error(event: string, fields?: LogFields): void {
+    this.log("error", event, fields);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * A connection's outbound queue: lines wait here until the socket takes them.
+ *
+ * Lines queued in one turn of the event loop go out in one write (copied into one buffer when
+ * there are several), which is what makes fan-out cheap. The queue is bounded in bytes: a
+ * recipient that stops reading passes the bound and is dropped, instead of holding memory and
+ * slowing everyone else.
+ *
+ * @module
+ */
+
+/** The most bytes gathered into one write. */
+const MAX_BATCH_BYTES = 256 * 1024;
+
+/** Where the queue writes: a `Deno.Conn` fits. */
+export interface Writer {
+  /** Writes some or all of `bytes`, resolving to how many were written. */
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/**
+ * A bounded FIFO of encoded lines with a single writer loop.
+ *
+ * @example Usage
+ * ```ts
+ * import { OutboundQueue } from "./outbound.ts";
+ * const sink = { write: (b: Uint8Array) => Promise.resolve(b.length) };
+ * const queue = new OutboundQueue(sink, 4 << 20, (e) => console.error(e));
+ * queue.push(new TextEncoder().encode("3:hi\n")); // true: queued
+ * await queue.drained();
+ * ```
+ */
+export class OutboundQueue {
+  /** The byte bound; {@linkcode push} refuses a line that would pass it. */
+  readonly limitBytes: number;
+  #writer: Writer;
+  #onError: (error: unknown) => void;
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #pendingBytes = 0;
+  #writing = false;
+  #closed = false;
+  #idle: (() => void)[] = [];
+
+  /**
+   * @param writer the socket
+   * @param limitBytes how many bytes may wait before {@linkcode push} refuses
+   * @param onError called once if a write fails (the peer went away); the queue then stops
+   */
+  constructor(writer: Writer, limitBytes: number, onError: (error: unknown) => void) {
+    this.#writer = writer;
+    this.limitBytes = limitBytes;
+    this.#onError = onError;
+  }
+
+  /** Bytes queued and not yet written. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /**
+   * Queues `line`. Returns false, queuing nothing, if that would pass the byte bound (the
+   * caller drops the connection) or the queue is closed.
+   */
+  push(line: Uint8Array): boolean {
+    if (this.#closed) return false;
+    if (this.#pendingBytes + line.length > this.limitBytes) return false;
+    this.#chunks.push(line);
+    this.#pendingBytes += line.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      // Start on the next microtask, so every line queued in this turn shares the first write.
+      queueMicrotask(() => this.#writeLoop());
+    }
+    return true;
+  }
+
+  /** Resolves when everything queued so far is written (or the queue closed). */
+  drained(): Promise<void> {
+    if (!this.#writing || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Drops what is queued and refuses further lines. */
+  close(): void {
+    this.#closed = true;
+    this.#chunks = [];
+    this.#head = 0;
+    this.#pendingBytes = 0;
+    this.#settle();
+  }
+
+  #settle(): void {
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  #takeBatch(): Uint8Array {
+    const chunks = this.#chunks;
+    const first = chunks[this.#head];
+    if (this.#head + 1 === chunks.length || first.length >= MAX_BATCH_BYTES) {
+      this.#head++;
+      return first;
+    }
+    let size = 0;
+    let end = this.#head;
+    while (end < chunks.length && size + chunks[end].length <= MAX_BATCH_BYTES) {
+      size += chunks[end].length;
+      end++;
+    }
+    const batch = new Uint8Array(size);
+    let at = 0;
+    for (let i = this.#head; i < end; i++) {
+      batch.set(chunks[i], at);
+      at += chunks[i].length;
+    }
+    this.#head = end;
+    return batch;
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (!this.#closed && this.#head < this.#chunks.length) {
+        const batch = this.#takeBatch();
+        if (this.#head === this.#chunks.length) {
+          this.#chunks = [];
+          this.#head = 0;
+        } else if (this.#head >= 1024) {
+          // Under steady traffic the array may never empty: drop the written slots.
+          this.#chunks = this.#chunks.slice(this.#head);
+          this.#head = 0;
+        }
+        let written = 0;
+        while (written < batch.length) {
+          written += await this.#writer.write(batch.subarray(written));
+        }
+        if (!this.#closed) this.#pendingBytes -= batch.length;
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        this.close();
+        this.#onError(error);
+      }
+    } finally {
+      this.#writing = false;
+      this.#settle();
+    }
+  }
+}

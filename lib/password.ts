@@ -1,0 +1,171 @@
+/**
+ * Password hashing with scrypt from node:crypto: salted, memory-hard, run off the event loop and
+ * with bounded concurrency, so a burst of logins never stalls the clients already chatting.
+ *
+ * A stored hash reads `scrypt$<log2 N>$<r>$<p>$<salt>$<key>` (salt and key in base64), so every
+ * hash carries its own parameters and the defaults can be raised without breaking old ones.
+ *
+ * @module
+ */
+
+import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+
+/** The scrypt cost parameters. */
+export interface ScryptParams {
+  /** log2 of the CPU/memory cost N. */
+  logN: number;
+  /** The block size r. */
+  r: number;
+  /** The parallelism p. */
+  p: number;
+}
+
+/** The production cost: N = 2^15, r = 8, p = 1 (about 32 MiB and 100 ms a hash here). */
+export const DEFAULT_SCRYPT: ScryptParams = { logN: 15, r: 8, p: 1 };
+
+const SALT_BYTES = 16;
+const KEY_BYTES = 32;
+
+/** Thrown by {@linkcode PasswordHasher} when more hashes are waiting than it may queue. */
+export class HasherBusyError extends Error {
+  constructor() {
+    super("too many password checks waiting");
+    this.name = "HasherBusyError";
+  }
+}
+
+/** Options of {@linkcode PasswordHasher}. */
+export interface PasswordHasherOptions {
+  /** Cost of new hashes (and of the stand-in hash an unknown user is checked against). */
+  params?: ScryptParams;
+  /** How many hashes may run at once; the rest wait in line. Default 2. */
+  concurrency?: number;
+  /** How many may wait in line before new requests fail with {@linkcode HasherBusyError}. */
+  maxWaiting?: number;
+}
+
+function derive(password: Uint8Array, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  const N = 2 ** params.logN;
+  const maxmem = 256 * N * params.r * params.p + (1 << 20);
+  return new Promise((resolve, reject) => {
+    scrypt(password, salt, KEY_BYTES, { N, r: params.r, p: params.p, maxmem }, (err, key) => {
+      if (err) reject(err);
+      else resolve(new Uint8Array(key.buffer, key.byteOffset, key.byteLength));
+    });
+  });
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function fromBase64(text: string): Uint8Array {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+interface ParsedHash {
+  params: ScryptParams;
+  salt: Uint8Array;
+  key: Uint8Array;
+}
+
+/**
+ * Reads a stored hash, or returns `null` if it is not one this module wrote.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseHash } from "./password.ts";
+ * parseHash("scrypt$10$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")?.params; // { logN: 10, r: 8, p: 1 }
+ * ```
+ */
+export function parseHash(encoded: string): ParsedHash | null {
+  const parts = encoded.split("$");
+  if (parts.length !== 6 || parts[0] !== "scrypt") return null;
+  const [logN, r, p] = parts.slice(1, 4).map(Number);
+  if (![logN, r, p].every((n) => Number.isInteger(n) && n > 0) || logN > 24) return null;
+  try {
+    return { params: { logN, r, p }, salt: fromBase64(parts[4]), key: fromBase64(parts[5]) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Hashes and checks passwords with scrypt, a few at a time.
+ *
+ * @example Usage
+ * ```ts
+ * import { PasswordHasher } from "./password.ts";
+ * const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
+ * const pw = new TextEncoder().encode("secret");
+ * const stored = await hasher.hash(pw);
+ * await hasher.verify(pw, stored); // true
+ * await hasher.verify(pw, undefined); // false, after the same work as a real check
+ * ```
+ */
+export class PasswordHasher {
+  readonly params: ScryptParams;
+  readonly concurrency: number;
+  readonly maxWaiting: number;
+  #running = 0;
+  #waiting: (() => void)[] = [];
+  #standIn: Promise<string> | null = null;
+
+  constructor(options: PasswordHasherOptions = {}) {
+    this.params = options.params ?? DEFAULT_SCRYPT;
+    this.concurrency = options.concurrency ?? 2;
+    this.maxWaiting = options.maxWaiting ?? 1000;
+  }
+
+  /** Hashes `password` with a fresh 16-byte salt at this hasher's cost. */
+  async hash(password: Uint8Array): Promise<string> {
+    const salt = new Uint8Array(randomBytes(SALT_BYTES));
+    const key = await this.#run(() => derive(password, salt, this.params));
+    const { logN, r, p } = this.params;
+    return `scrypt$${logN}$${r}$${p}$${toBase64(salt)}$${toBase64(key)}`;
+  }
+
+  /**
+   * Whether `password` matches `stored`. With no stored hash (an unknown user) it checks against
+   * a stand-in hash of the same cost and returns false, so the answer takes the same time.
+   */
+  async verify(password: Uint8Array, stored: string | undefined): Promise<boolean> {
+    const known = stored !== undefined;
+    const parsed = parseHash(stored ?? await this.#standInHash());
+    if (parsed === null) return false;
+    const key = await this.#run(() => derive(password, parsed.salt, parsed.params));
+    return known && key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+  }
+
+  /** Makes the stand-in hash ahead of time, so even the first unknown user costs one check. */
+  async prepare(): Promise<void> {
+    await this.#standInHash();
+  }
+
+  #standInHash(): Promise<string> {
+    this.#standIn ??= this.hash(new Uint8Array(randomBytes(SALT_BYTES)));
+    return this.#standIn;
+  }
+
+  async #run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.concurrency) {
+      if (this.#waiting.length >= this.maxWaiting) throw new HasherBusyError();
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    } else {
+      this.#running++;
+    }
+    try {
+      return await work();
+    } finally {
+      // Hand the slot straight to the next in line, or free it.
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The running server: opens the store, builds the hub, listens on TCP (and TLS), hands each
+ * accepted socket to a {@linkcode Connection}, follows the admin CLI's changes, and shuts down
+ * cleanly.
+ *
+ * @module
+ */
+
+import { encodeError } from "./codec.ts";
+import type { Config } from "./config.ts";
+import { Connection, type ConnectionContext } from "./connection.ts";
+import { Hub } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import { LoginThrottle } from "./login_throttle.ts";
+import { PasswordHasher } from "./password.ts";
+import { openSqliteStore } from "./sqlite_store.ts";
+import type { Store } from "./store.ts";
+
+/** How often the server looks for changes the admin CLI made (removed users and rooms). */
+const CHANGE_POLL_MS = 250;
+/** Bytes read from a socket at a time. */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+const SERVER_FULL = encodeError("?", "server-full");
+
+/** A listening address, as logged and as tests read it. */
+export interface ListenAddress {
+  transport: "tcp" | "tls";
+  hostname: string;
+  port: number;
+}
+
+/**
+ * A Parley server.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { ParleyServer } from "./server.ts";
+ * const server = await ParleyServer.start(config, log);
+ * console.log(server.addresses); // [{ transport: "tcp", hostname: "0.0.0.0", port: 7777 }]
+ * await server.shutdown();
+ * ```
+ */
+export class ParleyServer {
+  readonly hub: Hub;
+  readonly addresses: ListenAddress[] = [];
+  #store: Store;
+  #log: Logger;
+  #config: Config;
+  #listeners: Deno.Listener[] = [];
+  #connections = new Set<Connection>();
+  #context: ConnectionContext;
+  #changeSeq = 0;
+  #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #polling = false;
+  #stopping: Promise<void> | null = null;
+
+  private constructor(config: Config, store: Store, hasher: PasswordHasher, log: Logger) {
+    this.#config = config;
+    this.#store = store;
+    this.#log = log;
+    this.hub = new Hub({
+      store,
+      passwords: hasher,
+      stampSender: config.stampSender,
+      maxRooms: config.maxRooms,
+      maxTargets: config.maxTargets,
+      onError: (error) => log.error("server-error", { error: String(error) }),
+    });
+    this.#context = {
+      hub: this.hub,
+      limits: { ...config, readBufferBytes: READ_BUFFER_BYTES },
+      throttle: new LoginThrottle(),
+      log,
+      closed: (connection) => this.#connections.delete(connection),
+    };
+  }
+
+  /** Opens the database and starts listening. Throws (naming the file) if the store cannot open. */
+  static async start(config: Config, log: Logger): Promise<ParleyServer> {
+    const store = openSqliteStore(config.db);
+    try {
+      const hasher = new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
+      await hasher.prepare();
+      const server = new ParleyServer(config, store, hasher, log);
+      server.hub.loadRooms(await store.listRooms());
+      server.#changeSeq = await store.lastChange();
+      server.#listen();
+      server.#pollTimer = setInterval(() => server.#pollChanges(), CHANGE_POLL_MS);
+      return server;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  /** How many connections are open. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  #listen(): void {
+    const { host, port, tlsCert, tlsKey, tlsPort } = this.#config;
+    const plain = Deno.listen({ hostname: host, port });
+    this.#serveListener(plain, "tcp");
+    if (tlsCert && tlsKey) {
+      const tls = Deno.listenTls({
+        hostname: host,
+        port: tlsPort,
+        cert: Deno.readTextFileSync(tlsCert),
+        key: Deno.readTextFileSync(tlsKey),
+      });
+      this.#serveListener(tls, "tls");
+    }
+  }
+
+  #serveListener(listener: Deno.Listener, transport: "tcp" | "tls"): void {
+    this.#listeners.push(listener);
+    const address = listener.addr as Deno.NetAddr;
+    this.addresses.push({ transport, hostname: address.hostname, port: address.port });
+    this.#log.info("listening", { transport, address: `${address.hostname}:${address.port}` });
+    void this.#acceptLoop(listener);
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    while (this.#stopping === null) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#stopping !== null || error instanceof Deno.errors.BadResource) return;
+        this.#log.warn("accept-error", { error: String(error) });
+        continue;
+      }
+      this.#accept(conn);
+    }
+  }
+
+  #accept(conn: Deno.Conn): void {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    if (this.#connections.size >= this.#config.maxConnections) {
+      this.#log.warn("server-full", { address: remote.hostname });
+      conn.write(SERVER_FULL).catch(() => {}).finally(() => {
+        try {
+          conn.close();
+        } catch { /* gone already */ }
+      });
+      return;
+    }
+    if ("setNoDelay" in conn) {
+      const tcp = conn as Deno.TcpConn;
+      tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
+      tcp.setKeepAlive(true); // find dead peers and end their sessions
+    }
+    const connection = new Connection(conn, remote.hostname, this.#context);
+    this.#connections.add(connection);
+    void connection.serve();
+  }
+
+  /** Applies what the admin CLI changed since the last look: removed users and rooms. */
+  async #pollChanges(): Promise<void> {
+    if (this.#polling || this.#stopping !== null) return;
+    this.#polling = true;
+    try {
+      for (const change of await this.#store.changesSince(this.#changeSeq)) {
+        this.#changeSeq = change.seq;
+        if (change.kind === "user-removed") {
+          this.#log.info("user-removed", { user: change.name });
+          this.hub.removeUser(change.name);
+        } else if (change.kind === "room-removed") {
+          this.#log.info("room-removed", { room: change.name });
+          this.hub.removeRoom(change.name);
+        } else if (change.kind === "room-added" && !this.hub.hasRoom(change.name)) {
+          const room = (await this.#store.listRooms()).find((r) => r.name === change.name);
+          if (room) this.hub.loadRooms([room]);
+        }
+      }
+    } catch (error) {
+      this.#log.error("change-poll-failed", { error: String(error) });
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /**
+   * Stops accepting, logs every session out with `0:-1`, gives clients a moment to take their
+   * last lines, closes every connection and the database. Safe to call more than once.
+   */
+  shutdown(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#pollTimer);
+      for (const listener of this.#listeners) {
+        try {
+          listener.close();
+        } catch { /* already closed */ }
+      }
+      this.hub.logoutAll();
+      const connections = [...this.#connections];
+      await Promise.all(connections.map((c) => c.closeAfterFlush()));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
+      await this.#store.close();
+      this.#log.info("stopped", { connections: connections.length });
+    })();
+    return this.#stopping;
+  }
+}

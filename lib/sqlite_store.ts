@@ -1,0 +1,269 @@
+/**
+ * The {@linkcode Store} on a local SQLite file, through the node:sqlite module built into Deno
+ * (no FFI, nothing downloaded at first run, and it works inside `deno compile`).
+ *
+ * WAL mode with a busy timeout lets the admin CLI write while the server runs; synchronous=FULL
+ * makes every write durable before its call returns; a migrations table upgrades old files in
+ * place. Any failure to open names the file.
+ *
+ * @module
+ */
+
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { type Change, type RoomRecord, type Store, StoreError, type UserRecord } from "./store.ts";
+
+/** How long a write waits for another process's lock before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** Schema changes, in order. A file at version N gets every migration after N, in one transaction. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY NOT NULL,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE rooms (
+     name TEXT PRIMARY KEY NOT NULL,
+     password_hash TEXT,
+     created_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE changes (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );`,
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION: number = MIGRATIONS.length;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Creates the file with mode 0600 if it does not exist, so no other user can read the hashes. */
+function createPrivately(path: string): void {
+  try {
+    Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+}
+
+/**
+ * Opens (creating if needed) the database at `path` and brings its schema up to date. Throws a
+ * {@linkcode StoreError} whose message names the file when it cannot: a missing directory, a
+ * read-only or locked file, a file that is not a Parley database.
+ *
+ * @example Usage
+ * ```ts
+ * import { openSqliteStore } from "./sqlite_store.ts";
+ * const store = openSqliteStore(":memory:");
+ * await store.addUser("alice", "scrypt$...");
+ * await store.close();
+ * ```
+ */
+export function openSqliteStore(path: string): SqliteStore {
+  let db: DatabaseSync | undefined;
+  try {
+    if (path !== ":memory:") createPrivately(path);
+    db = new DatabaseSync(path);
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    migrate(db);
+    return new SqliteStore(db, path);
+  } catch (error) {
+    try {
+      db?.close();
+    } catch { /* already failing; the first error is the one to report */ }
+    throw new StoreError("io", `cannot open database ${path}: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+function migrate(db: DatabaseSync): void {
+  // BEGIN IMMEDIATE takes the write lock up front: a read-only or locked file fails here, clearly.
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INTEGER PRIMARY KEY NOT NULL,
+               applied_at INTEGER NOT NULL)`);
+    const row = db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as {
+      v: number | null;
+    };
+    const current = row.v ?? 0;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(
+        `schema version ${current} is newer than this Parley understands (${SCHEMA_VERSION})`,
+      );
+    }
+    const record = db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
+      db.exec(MIGRATIONS[version - 1]);
+      record.run(version, Date.now());
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+/** A {@linkcode Store} on SQLite; make one with {@linkcode openSqliteStore}. */
+export class SqliteStore implements Store {
+  readonly path: string;
+  #db: DatabaseSync;
+  #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync, path: string) {
+    this.#db = db;
+    this.path = path;
+  }
+
+  #sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `work` in a write transaction; errors name the file, and a taken name is `duplicate`. */
+  #write<T>(what: string, work: () => T): T {
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = work();
+        this.#db.exec("COMMIT");
+        return result;
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    } catch (error) {
+      if (describe(error).includes("UNIQUE constraint failed")) {
+        throw new StoreError("duplicate", `${what}: the name is taken`, { cause: error });
+      }
+      throw new StoreError("io", `${what} in database ${this.path}: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #read<T>(what: string, work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      throw new StoreError("io", `${what} in database ${this.path}: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #logChange(kind: Change["kind"], name: string): void {
+    this.#sql("INSERT INTO changes (kind, name, at) VALUES (?, ?, ?)").run(kind, name, Date.now());
+  }
+
+  findUser(name: string): Promise<UserRecord | undefined> {
+    const row = this.#read(
+      "cannot read user",
+      () =>
+        this.#sql("SELECT name, password_hash FROM users WHERE name = ?").get(name) as
+          | { name: string; password_hash: string }
+          | undefined,
+    );
+    return Promise.resolve(row && { name: row.name, passwordHash: row.password_hash });
+  }
+
+  addUser(name: string, passwordHash: string): Promise<void> {
+    this.#write(`cannot add user ${name}`, () => {
+      this.#sql("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)")
+        .run(name, passwordHash, Date.now());
+    });
+    return Promise.resolve();
+  }
+
+  removeUser(name: string): Promise<boolean> {
+    return Promise.resolve(this.#write(`cannot remove user ${name}`, () => {
+      const removed = this.#sql("DELETE FROM users WHERE name = ?").run(name).changes > 0;
+      if (removed) this.#logChange("user-removed", name);
+      return removed;
+    }));
+  }
+
+  setPassword(name: string, passwordHash: string): Promise<boolean> {
+    return Promise.resolve(this.#write(`cannot set the password of ${name}`, () => {
+      const result = this.#sql("UPDATE users SET password_hash = ? WHERE name = ?")
+        .run(passwordHash, name);
+      return result.changes > 0;
+    }));
+  }
+
+  listUsers(): Promise<string[]> {
+    const rows = this.#read(
+      "cannot list users",
+      () => this.#sql("SELECT name FROM users ORDER BY name").all() as { name: string }[],
+    );
+    return Promise.resolve(rows.map((r) => r.name));
+  }
+
+  listRooms(): Promise<RoomRecord[]> {
+    const rows = this.#read(
+      "cannot list rooms",
+      () =>
+        this.#sql("SELECT name, password_hash FROM rooms ORDER BY CAST(name AS BLOB)").all() as {
+          name: string;
+          password_hash: string | null;
+        }[],
+    );
+    return Promise.resolve(rows.map((r) => ({ name: r.name, passwordHash: r.password_hash })));
+  }
+
+  addRoom(name: string, passwordHash: string | null): Promise<void> {
+    this.#write(`cannot add room ${name}`, () => {
+      this.#sql("INSERT INTO rooms (name, password_hash, created_at) VALUES (?, ?, ?)")
+        .run(name, passwordHash, Date.now());
+      this.#logChange("room-added", name);
+    });
+    return Promise.resolve();
+  }
+
+  removeRoom(name: string): Promise<boolean> {
+    return Promise.resolve(this.#write(`cannot remove room ${name}`, () => {
+      const removed = this.#sql("DELETE FROM rooms WHERE name = ?").run(name).changes > 0;
+      if (removed) this.#logChange("room-removed", name);
+      return removed;
+    }));
+  }
+
+  lastChange(): Promise<number> {
+    const row = this.#read(
+      "cannot read the change log",
+      () => this.#sql("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").get() as { seq: number },
+    );
+    return Promise.resolve(row.seq);
+  }
+
+  changesSince(seq: number): Promise<Change[]> {
+    const rows = this.#read(
+      "cannot read the change log",
+      () =>
+        this.#sql("SELECT seq, kind, name FROM changes WHERE seq > ? ORDER BY seq").all(seq) as {
+          seq: number;
+          kind: Change["kind"];
+          name: string;
+        }[],
+    );
+    return Promise.resolve(rows.map((r) => ({ seq: r.seq, kind: r.kind, name: r.name })));
+  }
+
+  close(): Promise<void> {
+    this.#statements.clear();
+    if (this.#db.isOpen) this.#db.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * What Parley keeps on disk: users, rooms, and a log of changes that other processes (the admin
+ * CLI) made, so a running server notices them. One interface, so the hub never sees SQL and a
+ * shared store can stand in for the local SQLite file.
+ *
+ * @module
+ */
+
+/** A stored user. */
+export interface UserRecord {
+  /** The username, which is also the user's id on the wire. */
+  name: string;
+  /** The scrypt hash of the user's password (see password.ts). */
+  passwordHash: string;
+}
+
+/** A stored room. */
+export interface RoomRecord {
+  /** The room's name. */
+  name: string;
+  /** The scrypt hash of the room's password, or `null` for a public room. */
+  passwordHash: string | null;
+}
+
+/** What changed, as written to the change log. */
+export type ChangeKind = "user-removed" | "room-added" | "room-removed";
+
+/** One entry of the change log. */
+export interface Change {
+  /** Increases with every change; a reader asks for what came after the last it saw. */
+  seq: number;
+  /** What happened. */
+  kind: ChangeKind;
+  /** The user or room it happened to. */
+  name: string;
+}
+
+/** Why a store call failed, for callers that answer differently (a duplicate name, say). */
+export class StoreError extends Error {
+  /** `duplicate` (the name is taken), `not-found`, or `io` (the file or database failed). */
+  readonly code: "duplicate" | "not-found" | "io";
+  constructor(code: "duplicate" | "not-found" | "io", message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreError";
+    this.code = code;
+  }
+}
+
+/**
+ * The store behind the hub and the admin CLI. Every write is durable when its promise resolves.
+ *
+ * @example Usage
+ * ```ts
+ * import type { Store } from "./store.ts";
+ * async function countUsers(store: Store): Promise<number> {
+ *   return (await store.listUsers()).length;
+ * }
+ * ```
+ */
+export interface Store {
+  /** The user named `name`, or `undefined`. */
+  findUser(name: string): Promise<UserRecord | undefined>;
+  /** Adds a user; a taken name fails with {@linkcode StoreError} code `duplicate`. */
+  addUser(name: string, passwordHash: string): Promise<void>;
+  /** Removes a user; false if there was none. */
+  removeUser(name: string): Promise<boolean>;
+  /** Replaces a user's password hash; false if there is no such user. */
+  setPassword(name: string, passwordHash: string): Promise<boolean>;
+  /** Every username, sorted. */
+  listUsers(): Promise<string[]>;
+  /** Every room, sorted by name. */
+  listRooms(): Promise<RoomRecord[]>;
+  /** Adds a room; a taken name fails with {@linkcode StoreError} code `duplicate`. */
+  addRoom(name: string, passwordHash: string | null): Promise<void>;
+  /** Removes a room; false if there was none. */
+  removeRoom(name: string): Promise<boolean>;
+  /** The newest change's seq (0 when there is none). */
+  lastChange(): Promise<number>;
+  /** The changes after `seq`, oldest first. */
+  changesSince(seq: number): Promise<Change[]>;
+  /** Closes the store; later calls fail. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,72 @@
+/**
+ * Parley's entry point: flags → an admin command, or the server.
+ *
+ * ```sh
+ * deno run -A main.ts --port 7777 --db parley.db
+ * echo secret | deno run -A main.ts --db parley.db --add-user alice
+ * ```
+ *
+ * @module
+ */
+
+import { runAdmin } from "./lib/admin.ts";
+import { helpText, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
+import { Logger, type LogLevel } from "./lib/log.ts";
+import { ParleyServer } from "./lib/server.ts";
+
+/** Runs Parley with `args` and returns the exit code (the server returns once it has stopped). */
+export async function main(args: string[]): Promise<number> {
+  let invocation;
+  try {
+    invocation = parseInvocation(args, Deno.env.toObject());
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`parley: ${error.message}`);
+    return 2;
+  }
+  switch (invocation.kind) {
+    case "help":
+      console.log(helpText());
+      return 0;
+    case "version":
+      console.log(`parley ${VERSION} (deno ${Deno.version.deno})`);
+      return 0;
+    case "admin":
+      return await runAdmin(invocation.command, invocation.name, invocation.config, {
+        stdin: Deno.stdin.readable,
+        isTerminal: Deno.stdin.isTerminal(),
+        out: (line) => console.log(line),
+        err: (line) => console.error(line),
+      });
+    case "serve":
+      return await serve(invocation.config);
+  }
+}
+
+async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<number> {
+  const log = new Logger(config.logLevel as LogLevel);
+  let server: ParleyServer;
+  try {
+    server = await ParleyServer.start(config, log);
+  } catch (error) {
+    console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  const stopped = Promise.withResolvers<void>();
+  const stop = (signal: string) => {
+    log.info("stopping", { signal });
+    server.shutdown().then(stopped.resolve, stopped.reject);
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  await stopped.promise;
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
