@@ -1,0 +1,325 @@
+/**
+ * Test helpers: start the real server as a subprocess on a free loopback port with a temporary
+ * database, seed users, and talk to it over TCP with a small line client.
+ *
+ * @module
+ */
+
+import { PasswordHasher } from "../lib/password.ts";
+import { openSqliteStore } from "../lib/sqlite_store.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The password-hash cost tests use unless they are about hashing (2^10: about 3 ms). */
+export const TEST_HASH_COST = 10;
+
+/** Makes a temporary directory, removed by the returned function. */
+export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
+  return { dir, remove: () => Deno.remove(dir, { recursive: true }).catch(() => {}) };
+}
+
+/** Adds users straight into a database file (fast; the CLI itself has its own tests). */
+export async function seedUsers(db: string, users: Record<string, string>): Promise<void> {
+  const store = openSqliteStore(db);
+  const hasher = new PasswordHasher({ params: { logN: TEST_HASH_COST, r: 8, p: 1 } });
+  try {
+    for (const [name, password] of Object.entries(users)) {
+      await store.addUser(name, await hasher.hash(encoder.encode(password)));
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** The result of running main.ts to completion. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A main.ts ...args` with `stdin` piped in, and waits for it to exit. */
+export async function runCli(
+  args: string[],
+  options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  if (options.stdin !== undefined) {
+    const bytes = typeof options.stdin === "string" ? encoder.encode(options.stdin) : options.stdin;
+    await writer.write(bytes).catch(() => {});
+  }
+  await writer.close().catch(() => {});
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** A server subprocess. */
+export interface TestServer {
+  /** The plain TCP port it listens on. */
+  port: number;
+  /** The TLS port, when started with TLS flags. */
+  tlsPort?: number;
+  /** Its database file. */
+  db: string;
+  /** The process. */
+  process: Deno.ChildProcess;
+  /** Everything it has logged so far. */
+  log(): string;
+  /** Sends a signal and waits for the exit; resolves to the exit status. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** Options of {@linkcode startServer}. */
+export interface StartOptions {
+  /** The database file (default: a new one in a temporary directory). */
+  db?: string;
+  /** More flags. */
+  args?: string[];
+  /** Environment variables. */
+  env?: Record<string, string>;
+  /** Users to add before the server starts. */
+  users?: Record<string, string>;
+}
+
+/**
+ * Starts `deno run -A main.ts` on 127.0.0.1, port 0 (a free port), and waits until it listens.
+ * Stop it with `stop()`; tests must, so no process outlives its test.
+ */
+export async function startServer(options: StartOptions = {}): Promise<TestServer> {
+  let cleanup = async () => {};
+  let db = options.db;
+  if (db === undefined) {
+    const temp = await tempDir();
+    db = `${temp.dir}/parley.db`;
+    cleanup = temp.remove;
+  }
+  if (options.users) await seedUsers(db, options.users);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--db",
+      db,
+      "--hash-cost",
+      String(TEST_HASH_COST),
+      ...(options.args ?? []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env,
+  }).spawn();
+
+  let logText = "";
+  const listening = Promise.withResolvers<{ tcp: number; tls?: number }>();
+  const ports: { tcp?: number; tls?: number } = {};
+  const wantTls = (options.args ?? []).includes("--tls-cert");
+  const readAll = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      logText += chunk;
+      for (const match of logText.matchAll(/listening transport=(tcp|tls) address=\S+:(\d+)/g)) {
+        ports[match[1] as "tcp" | "tls"] = Number(match[2]);
+      }
+      if (ports.tcp !== undefined && (!wantTls || ports.tls !== undefined)) {
+        listening.resolve({ tcp: ports.tcp, tls: ports.tls });
+      }
+    }
+  };
+  const drained = Promise.all([readAll(child.stderr), readAll(child.stdout)]);
+  const exited = child.status.then((status) => {
+    listening.reject(new Error(`server exited (${status.code}) before listening:\n${logText}`));
+    return status;
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`server did not start:\n${logText}`)), 15_000);
+  });
+  let found: { tcp: number; tls?: number };
+  try {
+    found = await Promise.race([listening.promise, timeout]);
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await exited;
+    await drained;
+    await cleanup();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  let stopping: Promise<Deno.CommandStatus> | null = null;
+  return {
+    port: found.tcp,
+    tlsPort: found.tls,
+    db,
+    process: child,
+    log: () => logText,
+    stop(signal: Deno.Signal = "SIGTERM") {
+      stopping ??= (async () => {
+        try {
+          child.kill(signal);
+        } catch { /* already exited */ }
+        const status = await exited;
+        await drained;
+        await cleanup();
+        return status;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** A line client for tests: send lines, expect lines, with timeouts that fail loudly. */
+export class TestClient {
+  readonly conn: Deno.Conn;
+  #lines: string[] = [];
+  #waiters: (() => void)[] = [];
+  #closed = false;
+  #reader: Promise<void>;
+
+  private constructor(conn: Deno.Conn) {
+    this.conn = conn;
+    this.#reader = this.#read();
+  }
+
+  /** Connects to 127.0.0.1:`port`. */
+  static async connect(port: number): Promise<TestClient> {
+    return new TestClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Connects over TLS, trusting `caCert` (PEM). */
+  static async connectTls(port: number, caCert: string): Promise<TestClient> {
+    return new TestClient(
+      await Deno.connectTls({ hostname: "localhost", port, caCerts: [caCert] }),
+    );
+  }
+
+  /** Connects and logs in, expecting `0:<id>`; returns the client and its session id. */
+  static async login(port: number, user: string, password: string): Promise<TestClient> {
+    const client = await TestClient.connect(port);
+    client.send(`0:${user}:${password}`);
+    const reply = await client.next();
+    if (!/^0:[1-9]\d*$/.test(reply)) throw new Error(`login of ${user} failed: ${reply}`);
+    return client;
+  }
+
+  async #read(): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    let partial = "";
+    const streamDecoder = new TextDecoder();
+    try {
+      for (;;) {
+        const n = await this.conn.read(buffer);
+        if (n === null) break;
+        partial += streamDecoder.decode(buffer.subarray(0, n), { stream: true });
+        const parts = partial.split("\n");
+        partial = parts.pop()!;
+        this.#lines.push(...parts);
+        this.#wake();
+      }
+    } catch { /* reset or closed: same as EOF for a test */ }
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Whether the server has closed the connection (as seen so far). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Writes raw bytes. */
+  async write(bytes: Uint8Array | string): Promise<void> {
+    const data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
+    let written = 0;
+    while (written < data.length) written += await this.conn.write(data.subarray(written));
+  }
+
+  /** Sends one line (LF added). */
+  send(line: string): Promise<void> {
+    return this.write(line + "\n");
+  }
+
+  /** The next line from the server; fails after `timeoutMs` or if the connection closes. */
+  async next(timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#lines.length === 0) {
+      if (this.#closed) throw new Error("connection closed while waiting for a line");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
+      await this.#wait(left);
+    }
+    return this.#lines.shift()!;
+  }
+
+  /** Expects the next line to be exactly `line`. */
+  async expect(line: string, timeoutMs = 5000): Promise<void> {
+    const got = await this.next(timeoutMs);
+    if (got !== line) {
+      throw new Error(`expected ${JSON.stringify(line)}, got ${JSON.stringify(got)}`);
+    }
+  }
+
+  /** Waits `ms` and fails if any line arrived meanwhile. */
+  async expectNothing(ms = 200): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.#lines.length > 0) {
+      throw new Error(`expected nothing, got ${JSON.stringify(this.#lines)}`);
+    }
+  }
+
+  /** Resolves when the server closes the connection; fails after `timeoutMs`. */
+  async expectClosed(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
+      await this.#wait(left);
+    }
+  }
+
+  /** Lines received and not yet taken. */
+  get pending(): readonly string[] {
+    return this.#lines;
+  }
+
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Closes the connection and waits for the reader to finish. */
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    await this.#reader;
+  }
+}
