@@ -1,17 +1,16 @@
 /**
- * One client connection: socket bytes → line splitter → codec → hub, and hub → outbound queue →
- * socket. It also enforces what is per connection: the line limit, the login timeout, flood
- * control, login throttling and the slow-consumer bound.
+ * One client connection, whatever carries it (TCP, TLS, WebSocket): lines in → codec → hub, and
+ * hub → the transport's outbound queue. It enforces what is per connection: the login timeout,
+ * flood control, login throttling and the slow-consumer bound. Transports (tcp.ts) turn bytes
+ * into lines and own the socket.
  *
  * @module
  */
 
 import { encodeError, type ErrorCode, parseCommand } from "./codec.ts";
 import type { Hub, Peer, SessionEndReason } from "./hub.ts";
-import { LINE_TOO_LONG, LineSplitter } from "./line_splitter.ts";
 import type { Logger } from "./log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
-import { OutboundQueue } from "./outbound.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -39,6 +38,20 @@ export interface ConnectionContext {
   closed: (connection: Connection) => void;
 }
 
+/** The carrier of a connection's lines: where output goes, and how to hang up. */
+export interface Transport {
+  /** The peer's address, for logs and login throttling. */
+  readonly remoteAddress: string;
+  /** Bytes queued and not yet taken by the peer. */
+  readonly pendingBytes: number;
+  /** Queues one encoded line; false if it would pass the pending bound (or the transport closed). */
+  send(line: Uint8Array): boolean;
+  /** Resolves when what is queued has been written. */
+  drained(): Promise<void>;
+  /** Hangs up at once, dropping unwritten output. */
+  close(): void;
+}
+
 const TOO_LONG = encodeError("?", "too-long");
 const RATE_LIMITED: Record<ErrorCode, Uint8Array> = {
   "0": encodeError("0", "rate-limited"),
@@ -61,20 +74,21 @@ function codeOf(line: Uint8Array): ErrorCode {
 const FLUSH_ON_CLOSE_MS = 2000;
 
 /**
- * A client connection, driven by {@linkcode Connection.serve}.
+ * A client connection. Its transport calls {@linkcode Connection.start} once, then
+ * {@linkcode Connection.handleLine} for each line, awaiting the promise it may return before
+ * the next line, and {@linkcode Connection.close} when the peer goes away.
  *
  * @example Usage
  * ```ts ignore
- * const connection = new Connection(conn, "127.0.0.1", context);
- * await connection.serve(); // returns when the connection is gone
+ * const connection = new Connection(transport, context);
+ * connection.start();
+ * const pending = connection.handleLine(new TextEncoder().encode("0:alice:secret"));
+ * if (pending) await pending;
  * ```
  */
 export class Connection implements Peer {
-  readonly remoteAddress: string;
-  #conn: Deno.Conn;
+  #transport: Transport;
   #context: ConnectionContext;
-  #queue: OutboundQueue;
-  #splitter: LineSplitter;
   #closed = false;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
   #loginFailures = 0;
@@ -82,13 +96,15 @@ export class Connection implements Peer {
   #strikes = 0;
   #refilledAt = performance.now();
 
-  constructor(conn: Deno.Conn, remoteAddress: string, context: ConnectionContext) {
-    this.#conn = conn;
-    this.remoteAddress = remoteAddress;
+  constructor(transport: Transport, context: ConnectionContext) {
+    this.#transport = transport;
     this.#context = context;
-    this.#splitter = new LineSplitter(context.limits.maxLineBytes);
     this.#tokens = context.limits.rateBurst;
-    this.#queue = new OutboundQueue(conn, context.limits.maxPendingBytes, () => this.close());
+  }
+
+  /** The peer's address. */
+  get remoteAddress(): string {
+    return this.#transport.remoteAddress;
   }
 
   /** Whether the connection has closed. */
@@ -96,54 +112,40 @@ export class Connection implements Peer {
     return this.#closed;
   }
 
-  /** Reads and handles lines until the peer goes away or the connection is closed. */
-  async serve(): Promise<void> {
-    const { hub } = this.#context;
-    hub.connect(this);
+  /** Joins the hub and starts the login clock. */
+  start(): void {
+    this.#context.hub.connect(this);
     this.#armLoginTimer();
-    const buffer = new Uint8Array(this.#context.limits.readBufferBytes);
-    try {
-      while (!this.#closed) {
-        const n = await this.#conn.read(buffer);
-        if (n === null) break;
-        this.#splitter.push(buffer.subarray(0, n));
-        for (let line = this.#splitter.next(); line !== null; line = this.#splitter.next()) {
-          if (line === LINE_TOO_LONG) {
-            this.send(TOO_LONG);
-            await this.closeAfterFlush("line too long");
-            return;
-          }
-          if (line.length === 0) continue; // blank lines are ignored
-          if (!this.#takeToken()) {
-            this.send(RATE_LIMITED[codeOf(line)]);
-            if (this.#strikes > this.#context.limits.rateBurst) {
-              await this.closeAfterFlush("flooding");
-              return;
-            }
-            continue;
-          }
-          const command = parseCommand(line)!;
-          if (command.kind === "login" || command.kind === "bad-login") {
-            const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
-            if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-            if (this.#closed) return;
-          }
-          const pending = hub.handle(this, command);
-          if (pending !== undefined) await pending;
-          if (this.#closed) return;
-        }
-      }
-    } catch (error) {
-      // A reset or a read on a closed socket is how peers leave; anything else is worth a line.
-      if (!this.#closed && !(error instanceof Deno.errors.ConnectionReset)) {
-        this.#context.log.debug("read-error", {
-          address: this.remoteAddress,
-          error: String(error),
+  }
+
+  /**
+   * Handles one line (without its LF). Returns a promise when the line waits on something (a
+   * login, a join, a throttle delay); the transport must await it before the next line, which
+   * keeps each client's commands in order.
+   */
+  handleLine(line: Uint8Array): void | Promise<void> {
+    if (this.#closed || line.length === 0) return; // blank lines are ignored
+    if (!this.#takeToken()) {
+      this.send(RATE_LIMITED[codeOf(line)]);
+      if (this.#strikes > this.#context.limits.rateBurst) return this.closeAfterFlush("flooding");
+      return;
+    }
+    const command = parseCommand(line)!;
+    if (command.kind === "login" || command.kind === "bad-login") {
+      const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
+      if (delay > 0) {
+        return new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+          if (!this.#closed) return this.#context.hub.handle(this, command);
         });
       }
-    } finally {
-      this.close();
     }
+    return this.#context.hub.handle(this, command);
+  }
+
+  /** The transport saw a line pass the limit: say so and hang up. */
+  lineTooLong(): Promise<void> {
+    this.send(TOO_LONG);
+    return this.closeAfterFlush("line too long");
   }
 
   /** Token bucket on lines; also counts strikes for lines refused, which decay at half the rate. */
@@ -174,15 +176,14 @@ export class Connection implements Peer {
   /** Queues a line; a client whose unread output passes the bound is dropped. */
   send(line: Uint8Array): void {
     if (this.#closed) return;
-    if (!this.#queue.push(line)) {
+    if (!this.#transport.send(line)) {
       this.#context.log.warn("slow-consumer", {
         address: this.remoteAddress,
-        pending: this.#queue.pendingBytes,
+        pending: this.#transport.pendingBytes,
       });
       this.close();
     }
   }
-
   /** A session started: the login clock stops. */
   sessionStarted(): void {
     clearTimeout(this.#loginTimer);
@@ -212,7 +213,7 @@ export class Connection implements Peer {
     if (why) this.#context.log.info("closing", { address: this.remoteAddress, why });
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#queue.drained(),
+      this.#transport.drained(),
       new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
     ]);
     clearTimeout(timer);
@@ -224,10 +225,7 @@ export class Connection implements Peer {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#loginTimer);
-    this.#queue.close();
-    try {
-      this.#conn.close();
-    } catch { /* already closed by the peer */ }
+    this.#transport.close();
     // Leave the hub after the current turn: close() can be reached from inside a broadcast.
     queueMicrotask(() => {
       this.#context.hub.disconnect(this);

@@ -8,13 +8,14 @@
 
 import { encodeError } from "./codec.ts";
 import type { Config } from "./config.ts";
-import { Connection, type ConnectionContext } from "./connection.ts";
+import type { Connection, ConnectionContext } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import { LoginThrottle } from "./login_throttle.ts";
 import { PasswordHasher } from "./password.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
+import { serveTcp } from "./tcp.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;
@@ -152,9 +153,7 @@ export class ParleyServer {
       tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
       tcp.setKeepAlive(true); // find dead peers and end their sessions
     }
-    const connection = new Connection(conn, remote.hostname, this.#context);
-    this.#connections.add(connection);
-    void connection.serve();
+    this.#connections.add(serveTcp(conn, this.#context));
   }
 
   /** Applies what the admin CLI changed since the last look: removed users and rooms. */
