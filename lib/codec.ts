@@ -52,7 +52,10 @@ export type Command =
   /** A line that is not a valid command. */
   | { kind: "invalid"; code: ErrorCode; reason: ErrorReason };
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: keep a leading U+FEFF in the text. By default a TextDecoder strips it, which would
+// make "\uFEFFlobby" read as "lobby" (and a username "\uFEFFalice" as "alice").
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** Characters a room name may not hold besides `:` (white space, control characters, `,`). */
@@ -115,7 +118,7 @@ function decodeName(bytes: Uint8Array): string {
   let name = "";
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if (b >= 0x80) return new TextDecoder().decode(bytes);
+    if (b >= 0x80) return lenient.decode(bytes);
     name += String.fromCharCode(b);
   }
   return name;
