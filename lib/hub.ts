@@ -335,7 +335,15 @@ export class Hub {
     password: Uint8Array,
   ): Promise<void> {
     const peer = session.peer;
-    let room = this.#rooms.get(name) ?? await this.#roomsPending.get(name) ?? null;
+    // Await only a creation that is really pending: an `await undefined` here would yield, and a
+    // second joiner of the same new room would slip past this check and create it twice.
+    const pending = this.#rooms.has(name) ? undefined : this.#roomsPending.get(name);
+    let room = this.#rooms.get(name) ?? (pending === undefined ? null : await pending);
+    if (room === null && pending !== undefined) {
+      // The creation we waited for failed: start over (someone else may be creating it now).
+      if (this.#sessionsByPeer.get(peer) !== session) return;
+      return this.#join(session, name, nameBytes, password);
+    }
     if (room === null) {
       const created = this.#createRoom(name, nameBytes, password);
       if (created === "room-limit") {
