@@ -317,9 +317,11 @@ export class Hub {
   }
 
   #roomList(): Uint8Array {
-    this.#roomsSorted ??= [...this.#rooms.values()].sort((a, b) =>
-      compareBytes(a.nameBytes, b.nameBytes)
-    );
+    // Only public rooms are listed (protocol.md: `1:` lists "public rooms"; a room with a
+    // password is not one).
+    this.#roomsSorted ??= [...this.#rooms.values()]
+      .filter((room) => room.passwordHash === null)
+      .sort((a, b) => compareBytes(a.nameBytes, b.nameBytes));
     return encodeRoomList(
       this.#roomsSorted.map((room) => ({
         nameBytes: room.nameBytes,
