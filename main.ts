@@ -4,21 +4,32 @@
  * ```sh
  * deno run -A main.ts --port 7777 --db parley.db
  * echo secret | deno run -A main.ts --db parley.db --add-user alice
+ * deno run -A main.ts chat 127.0.0.1:7777 --user alice
  * ```
  *
  * @module
  */
 
 import { runAdmin } from "./lib/admin.ts";
-import { helpText, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
-import { Logger, type LogLevel } from "./lib/log.ts";
+import { promptHidden, runChat } from "./lib/chat.ts";
+import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
+import { type LogFormat, Logger, type LogLevel } from "./lib/log.ts";
 import { ParleyServer } from "./lib/server.ts";
 
 /** Runs Parley with `args` and returns the exit code (the server returns once it has stopped). */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "chat") {
+    return await runChat(args.slice(1), {
+      stdin: Deno.stdin.readable,
+      isTerminal: Deno.stdin.isTerminal(),
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      promptHidden,
+    });
+  }
   let invocation;
   try {
-    invocation = parseInvocation(args, Deno.env.toObject());
+    invocation = parseInvocation(args, parleyEnv());
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     console.error(`parley: ${error.message}`);
@@ -44,7 +55,8 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<number> {
-  const log = new Logger(config.logLevel as LogLevel);
+  const log = new Logger(config.logLevel as LogLevel, undefined, config.logFormat as LogFormat);
+  log.info("starting", { version: VERSION, deno: Deno.version.deno, db: config.db });
   let server: ParleyServer;
   try {
     server = await ParleyServer.start(config, log);

@@ -8,8 +8,8 @@
 import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "./codec.ts";
 import type { AdminCommand, Config } from "./config.ts";
 import { PasswordHasher } from "./password.ts";
-import { openSqliteStore } from "./sqlite_store.ts";
-import { type Store, StoreError } from "./store.ts";
+import { openSqliteStore, type SqliteStore } from "./sqlite_store.ts";
+import { StoreError } from "./store.ts";
 
 /** Where an admin command reads its password and writes its output. */
 export interface AdminIO {
@@ -46,9 +46,12 @@ export async function runAdmin(
   config: Config,
   io: AdminIO,
 ): Promise<number> {
-  let store: Store | undefined;
+  let store: SqliteStore | undefined;
   try {
     if (command === "add-user" || command === "set-password") checkUsername(name);
+    if (command === "backup" && !await exists(config.db)) {
+      throw new AdminError(`no database at ${config.db} to back up`);
+    }
     store = openSqliteStore(config.db);
     await execute(store, command, name, config, io);
     return 0;
@@ -63,6 +66,16 @@ export async function runAdmin(
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 function checkUsername(name: string): void {
   if (!isValidUsername(name)) {
     throw new AdminError(
@@ -72,7 +85,7 @@ function checkUsername(name: string): void {
 }
 
 async function execute(
-  store: Store,
+  store: SqliteStore,
   command: AdminCommand,
   name: string,
   config: Config,
@@ -117,6 +130,11 @@ async function execute(
       if (!await store.removeRoom(name)) throw new AdminError(`no room named ${name}`);
       io.out(`removed room ${name}`);
       return;
+    case "backup": {
+      const { users, rooms } = await store.backup(name);
+      io.out(`backed up ${config.db} to ${name} (${users} users, ${rooms} rooms)`);
+      return;
+    }
   }
 }
 

@@ -29,6 +29,9 @@ export interface Config {
   tlsKey: string;
   tlsPort: number;
   logLevel: string;
+  logFormat: string;
+  metricsPort: number;
+  metricsHost: string;
 }
 
 type Kind = "string" | "integer" | "boolean";
@@ -164,6 +167,30 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     choices: ["debug", "info", "warn", "error"],
     help: "least severe log line written",
   },
+  {
+    flag: "log-format",
+    key: "logFormat",
+    kind: "string",
+    default: "text",
+    choices: ["text", "json"],
+    help: "log lines as key=value text or as JSON objects",
+  },
+  {
+    flag: "metrics-port",
+    key: "metricsPort",
+    kind: "integer",
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: "serve /metrics and /healthz over HTTP on this port (-1: off; 0: any free port)",
+  },
+  {
+    flag: "metrics-host",
+    key: "metricsHost",
+    kind: "string",
+    default: "127.0.0.1",
+    help: "address the metrics endpoint listens on",
+  },
 ];
 
 /** The admin commands: each runs against the database and exits. */
@@ -174,6 +201,11 @@ export const ADMIN_FLAGS = {
   "list-users": { takesName: false, help: "print every username, one a line" },
   "list-rooms": { takesName: false, help: "print every room, one a line" },
   "remove-room": { takesName: true, help: "remove a room" },
+  backup: {
+    takesName: true,
+    arg: "FILE",
+    help: "write a consistent copy of the database to FILE (safe while the server runs)",
+  },
 } as const;
 
 /** An admin command's name. */
@@ -197,6 +229,23 @@ export class UsageError extends Error {
 /** The environment variable that sets `flag`: `max-rooms` reads `PARLEY_MAX_ROOMS`. */
 export function envName(flag: string): string {
   return "PARLEY_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+/**
+ * The environment variables the flags read (`PARLEY_*`), and no others: the compiled binary is
+ * granted env access to `PARLEY_*` only, which `Deno.env.toObject()` would exceed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const run = parseInvocation(Deno.args, parleyEnv());
+ * ```
+ */
+export function parleyEnv(
+  get: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const spec of SERVER_FLAGS) env[envName(spec.flag)] = get(envName(spec.flag));
+  return env;
 }
 
 function convert(
@@ -286,7 +335,8 @@ export function parseInvocation(
     const command = commands[0];
     const name = typeof values[command] === "string" ? values[command] as string : "";
     if (ADMIN_FLAGS[command].takesName && name === "") {
-      throw new UsageError(`--${command} needs a name`);
+      const what = "arg" in ADMIN_FLAGS[command] ? "file" : "name";
+      throw new UsageError(`--${command} needs a ${what}`);
     }
     return { kind: "admin", command, name, config: config as unknown as Config };
   }
@@ -301,6 +351,7 @@ export function helpText(): string {
     "Usage:",
     "  parley [flags]                          run the server",
     "  parley --db FILE --add-user NAME        an admin command (see below), then exit",
+    "  parley chat HOST:PORT --user NAME       the terminal client (parley chat --help)",
     "",
     "Server flags (each also read from the environment variable shown):",
   ];
@@ -312,7 +363,8 @@ export function helpText(): string {
   }
   lines.push("", "Admin commands (run against --db, then exit):");
   for (const [flag, spec] of Object.entries(ADMIN_FLAGS)) {
-    lines.push(`  --${flag}${spec.takesName ? " NAME" : ""}`.padEnd(26) + spec.help);
+    const arg = "arg" in spec ? ` ${spec.arg}` : spec.takesName ? " NAME" : "";
+    lines.push(`  --${flag}${arg}`.padEnd(26) + spec.help);
   }
   lines.push("", "Other:", "  --help".padEnd(26) + "print this and exit");
   lines.push("  --version".padEnd(26) + "print the version and exit");

@@ -11,6 +11,7 @@ import { encodeError, type ErrorCode, parseCommand } from "./codec.ts";
 import type { Hub, Peer, SessionEndReason } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
+import { Metrics } from "./metrics.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -36,6 +37,8 @@ export interface ConnectionContext {
   log: Logger;
   /** Called once, when the connection has closed. */
   closed: (connection: Connection) => void;
+  /** The server's counters (a connection without one counts into a private object). */
+  metrics?: Metrics;
 }
 
 /** The carrier of a connection's lines: where output goes, and how to hang up. */
@@ -93,6 +96,8 @@ export class Connection implements Peer {
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
   #loginFailures = 0;
   #tokens: number;
+  /** The counters this connection increments (the server's, shared by every connection). */
+  readonly metrics: Metrics;
   #strikes = 0;
   #refilledAt = performance.now();
 
@@ -100,6 +105,7 @@ export class Connection implements Peer {
     this.#transport = transport;
     this.#context = context;
     this.#tokens = context.limits.rateBurst;
+    this.metrics = context.metrics ?? new Metrics();
   }
 
   /** The peer's address. */
@@ -114,6 +120,7 @@ export class Connection implements Peer {
 
   /** Joins the hub and starts the login clock. */
   start(): void {
+    this.metrics.connectionsAccepted++;
     this.#context.hub.connect(this);
     this.#armLoginTimer();
   }
@@ -125,7 +132,9 @@ export class Connection implements Peer {
    */
   handleLine(line: Uint8Array): void | Promise<void> {
     if (this.#closed || line.length === 0) return; // blank lines are ignored
+    this.metrics.linesIn++;
     if (!this.#takeToken()) {
+      this.metrics.rateLimited++;
       this.send(RATE_LIMITED[codeOf(line)]);
       if (this.#strikes > this.#context.limits.rateBurst) return this.closeAfterFlush("flooding");
       return;
@@ -176,7 +185,12 @@ export class Connection implements Peer {
   /** Queues a line; a client whose unread output passes the bound is dropped. */
   send(line: Uint8Array): void {
     if (this.#closed) return;
+    const metrics = this.metrics;
+    metrics.linesOut++;
+    metrics.bytesOut += line.length;
+    if (line[0] === 0x33) metrics.deliveries++; // a "3:" line is a message for this client
     if (!this.#transport.send(line)) {
+      metrics.slowConsumerDisconnects++;
       this.#context.log.warn("slow-consumer", {
         address: this.remoteAddress,
         pending: this.#transport.pendingBytes,
@@ -195,6 +209,7 @@ export class Connection implements Peer {
     if (this.#closed) return;
     if (reason === "login-failed") {
       this.#loginFailures++;
+      this.metrics.failedLogins++;
       const { throttle, log } = this.#context;
       throttle.recordFailure(this.remoteAddress);
       log.info("login-failed", { address: this.remoteAddress, failures: this.#loginFailures });

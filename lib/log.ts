@@ -10,6 +10,9 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+/** How a log line is written: `text` (`<time> <level> <event> key=value ...`) or `json`. */
+export type LogFormat = "text" | "json";
+
 /** Extra fields of a log line. */
 export type LogFields = Record<string, string | number | boolean | undefined>;
 
@@ -26,19 +29,30 @@ export type LogFields = Record<string, string | number | boolean | undefined>;
 export class Logger {
   #minimum: number;
   #write: (line: string) => void;
+  #json: boolean;
 
   /**
    * @param level the least severe level written
    * @param write where lines go (stderr by default)
+   * @param format `text` (the default) or `json`: one object a line, `time`, `level`, `event` first
    */
-  constructor(level: LogLevel = "info", write?: (line: string) => void) {
+  constructor(
+    level: LogLevel = "info",
+    write?: (line: string) => void,
+    format: LogFormat = "text",
+  ) {
     this.#minimum = RANK[level];
     this.#write = write ?? ((line) => console.error(line));
+    this.#json = format === "json";
   }
 
   /** Logs at `level`. */
   log(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (RANK[level] < this.#minimum) return;
+    if (this.#json) {
+      this.#write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }));
+      return;
+    }
     let line = `${new Date().toISOString()} ${level} ${event}`;
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;

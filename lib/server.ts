@@ -12,6 +12,7 @@ import type { Connection, ConnectionContext } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import { LoginThrottle } from "./login_throttle.ts";
+import { Metrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { PasswordHasher } from "./password.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
@@ -55,6 +56,9 @@ export class ParleyServer {
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #polling = false;
   #stopping: Promise<void> | null = null;
+  /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
+  readonly metrics: Metrics = new Metrics();
+  #metricsServer: MetricsServer | undefined;
 
   private constructor(config: Config, store: Store, hasher: PasswordHasher, log: Logger) {
     this.#config = config;
@@ -74,6 +78,7 @@ export class ParleyServer {
       throttle: new LoginThrottle(),
       log,
       closed: (connection) => this.#connections.delete(connection),
+      metrics: this.metrics,
     };
   }
 
@@ -88,6 +93,7 @@ export class ParleyServer {
       server.#changeSeq = await store.lastChange();
       server.#listen();
       server.#pollTimer = setInterval(() => server.#pollChanges(), CHANGE_POLL_MS);
+      if (config.metricsPort >= 0) server.#serveMetrics();
       return server;
     } catch (error) {
       await store.close();
@@ -156,6 +162,20 @@ export class ParleyServer {
     this.#connections.add(serveTcp(conn, this.#context));
   }
 
+  #serveMetrics(): void {
+    const { metricsHost, metricsPort } = this.#config;
+    this.#metricsServer = serveMetrics(
+      { hostname: metricsHost, port: metricsPort },
+      this.metrics,
+      () => ({
+        connections: this.#connections.size,
+        sessions: this.hub.sessionCount,
+        rooms: this.hub.roomCount,
+      }),
+      this.#log,
+    );
+  }
+
   /** Applies what the admin CLI changed since the last look: removed users and rooms. */
   async #pollChanges(): Promise<void> {
     if (this.#polling || this.#stopping !== null) return;
@@ -188,6 +208,7 @@ export class ParleyServer {
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
       clearInterval(this.#pollTimer);
+      await this.#metricsServer?.shutdown();
       for (const listener of this.#listeners) {
         try {
           listener.close();

@@ -53,6 +53,7 @@ async function readLoop(
     while (!connection.isClosed) {
       const n = await conn.read(buffer);
       if (n === null) break;
+      connection.metrics.bytesIn += n;
       splitter.push(buffer.subarray(0, n));
       // Lines are views into `buffer`: all of them are handled before the next read reuses it.
       for (let line = splitter.next(); line !== null; line = splitter.next()) {

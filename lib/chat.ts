@@ -1,0 +1,294 @@
+/**
+ * `parley chat HOST:PORT --user NAME`: a terminal client on {@linkcode ParleyClient}.
+ *
+ * The password is asked for without echo on a terminal; when stdin is not a terminal, its first
+ * line is the password and the following lines are typed input (so it can be scripted and
+ * tested). Plain text goes to the others in the room (`3:1`); commands start with `/`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ParleyClient, ParleyError, type ParleyEvent } from "./client.ts";
+
+const encoder = new TextEncoder();
+
+/** Where the chat reads and writes. */
+export interface ChatIO {
+  /** Typed input (and, when not a terminal, the password as its first line). */
+  stdin: ReadableStream<Uint8Array>;
+  /** Whether stdin is a terminal: then the password is prompted for, hidden. */
+  isTerminal: boolean;
+  /** Prints a line for the user. */
+  out: (line: string) => void;
+  /** Prints an error line. */
+  err: (line: string) => void;
+  /** Asks for a password without echo (terminals only). */
+  promptHidden?: (prompt: string) => Promise<string>;
+  /** The clock, for the times shown (tests may pin it). */
+  now?: () => Date;
+}
+
+/** The text of `parley chat --help`. */
+export const CHAT_HELP =
+  `Usage: parley chat HOST:PORT --user NAME [--tls] [--ca FILE] [--stamp-sender]
+
+Connects to a Parley server and logs in (the password is asked for, hidden; when stdin is not a
+terminal its first line is the password). Then:
+  TEXT                      say TEXT to the others in your room
+  /join ROOM [PASSWORD]     join (or create) ROOM
+  /rooms                    list the rooms and who is in them
+  /msg USER[,USER] TEXT     send TEXT to those users, wherever they are (no ':' in TEXT)
+  /all TEXT                 say TEXT to everyone in your room, you included
+  /quit                     leave (end of input does the same)
+
+Flags:
+  --user NAME               the username to log in as
+  --tls                     connect with TLS
+  --ca FILE                 trust this CA certificate (PEM) as well as the system's
+  --stamp-sender            the server runs with --stamp-sender: show who sent each message`;
+
+/** `HH:MM:SS` of `date`, local time. */
+function clock(date: Date): string {
+  return [date.getHours(), date.getMinutes(), date.getSeconds()]
+    .map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** Splits a byte stream into text lines (CR before LF dropped). */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let partial = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    partial += chunk;
+    let at;
+    while ((at = partial.indexOf("\n")) !== -1) {
+      yield partial.slice(0, at).replace(/\r$/, "");
+      partial = partial.slice(at + 1);
+    }
+  }
+  if (partial !== "") yield partial.replace(/\r$/, "");
+}
+
+/** How an event is shown. */
+export function describeEvent(event: ParleyEvent): string {
+  switch (event.type) {
+    case "message":
+      return event.sender === undefined ? event.text : `<${event.sender}> ${event.text}`;
+    case "joined":
+      return `* you are in ${event.room} with ${event.members.join(", ")}`;
+    case "presence":
+      return `* ${event.user} ${event.action === "join" ? "joined" : "left"} ${event.room}`;
+    case "error":
+      return event.reason === "not-online"
+        ? `! not online: ${event.detail ?? ""}`
+        : `! ${event.reason}${event.detail ? `: ${event.detail}` : ""}`;
+    case "session-ended":
+      return "* the server ended this session (logged in elsewhere, or removed)";
+  }
+}
+
+/**
+ * Runs the chat with `args` (what follows `chat`) and returns the exit code.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const code = await runChat(["127.0.0.1:7777", "--user", "alice"], {
+ *   stdin: Deno.stdin.readable,
+ *   isTerminal: Deno.stdin.isTerminal(),
+ *   out: console.log,
+ *   err: console.error,
+ * });
+ * ```
+ */
+export async function runChat(args: string[], io: ChatIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        user: { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
+        "stamp-sender": { type: "boolean" },
+        help: { type: "boolean" },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    io.err(`parley chat: ${(error as Error).message.split("\n")[0]} (see parley chat --help)`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.out(CHAT_HELP);
+    return 0;
+  }
+  const target = positionals[0] ?? "";
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
+  if (positionals.length !== 1 || match === null || !values.user) {
+    io.err("parley chat: usage: parley chat HOST:PORT --user NAME (see parley chat --help)");
+    return 2;
+  }
+  const hostname = match[1] ?? match[2];
+  const port = Number(match[3]);
+  const now = io.now ?? (() => new Date());
+  const show = (text: string) => io.out(`[${clock(now())}] ${text}`);
+
+  const input = lines(io.stdin);
+  let password: string;
+  if (io.isTerminal) {
+    if (!io.promptHidden) throw new Error("a terminal needs promptHidden");
+    password = await io.promptHidden(`Password for ${values.user}: `);
+  } else {
+    const first = await input.next();
+    if (first.done) {
+      io.err("parley chat: no password on stdin (its first line is the password)");
+      return 2;
+    }
+    password = first.value;
+  }
+
+  let client: ParleyClient;
+  try {
+    client = await ParleyClient.connect({
+      hostname,
+      port,
+      tls: values.tls || values.ca
+        ? { caCerts: values.ca ? [await Deno.readTextFile(values.ca)] : undefined }
+        : false,
+      stampSender: values["stamp-sender"],
+    });
+  } catch (error) {
+    io.err(`parley chat: cannot connect to ${target}: ${(error as Error).message}`);
+    return 1;
+  }
+  try {
+    try {
+      const id = await client.login(values.user, password);
+      show(`* logged in as ${values.user} (session ${id}); /join ROOM to start, /quit to leave`);
+    } catch (error) {
+      io.err(
+        error instanceof ParleyError
+          ? `parley chat: login failed for ${values.user}`
+          : `parley chat: ${(error as Error).message}`,
+      );
+      return 1;
+    }
+
+    let ended = false;
+    const printer = (async () => {
+      for await (const event of client) {
+        if (event.type === "joined") continue; // the /join command prints its own answer
+        show(describeEvent(event));
+        if (event.type === "session-ended") ended = true;
+      }
+    })().catch((error) => io.err(`parley chat: ${(error as Error).message}`));
+
+    for await (const line of input) {
+      if (client.closed || ended) break;
+      if (!await command(client, line, show, io)) break;
+    }
+    // Input is over: let what was sent reach the server, then leave.
+    await client.close();
+    await printer;
+    if (ended) return 1;
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/** Runs one typed line; false means quit. */
+async function command(
+  client: ParleyClient,
+  line: string,
+  show: (text: string) => void,
+  io: ChatIO,
+): Promise<boolean> {
+  if (line.trim() === "") return true;
+  if (!line.startsWith("/")) {
+    await client.say(line);
+    return true;
+  }
+  const [verb, ...rest] = line.slice(1).split(" ");
+  const argument = rest.join(" ");
+  try {
+    switch (verb) {
+      case "quit":
+        return false;
+      case "rooms": {
+        const rooms = await client.rooms();
+        if (rooms.length === 0) show("* no rooms yet");
+        for (const room of rooms) {
+          show(`* ${room.name}: ${room.members.length ? room.members.join(", ") : "(empty)"}`);
+        }
+        return true;
+      }
+      case "join": {
+        const [room, ...password] = argument.split(" ");
+        if (!room) {
+          io.err("usage: /join ROOM [PASSWORD]");
+          return true;
+        }
+        const joined = await client.join(room, password.join(" "));
+        show(`* you are in ${joined.room} with ${joined.members.join(", ")}`);
+        return true;
+      }
+      case "msg": {
+        const space = argument.indexOf(" ");
+        if (space <= 0) {
+          io.err("usage: /msg USER[,USER] TEXT");
+          return true;
+        }
+        const users = argument.slice(0, space).split(",").filter((u) => u !== "");
+        await client.tell(users, argument.slice(space + 1));
+        return true;
+      }
+      case "all":
+        await client.say(argument, { echo: true });
+        return true;
+      default:
+        io.err(`unknown command /${verb} (try /join, /rooms, /msg, /all, /quit)`);
+        return true;
+    }
+  } catch (error) {
+    if (error instanceof ParleyError) {
+      show(`! ${error.reason === "logged-out" ? "not logged in" : error.reason}`);
+    } else if (error instanceof TypeError) {
+      io.err(`! ${error.message}`);
+    } else {
+      throw error;
+    }
+    return true;
+  }
+}
+
+/**
+ * Reads a line from the terminal without echoing it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const password = await promptHidden("Password: ");
+ * ```
+ */
+export async function promptHidden(prompt: string): Promise<string> {
+  Deno.stderr.writeSync(encoder.encode(prompt));
+  Deno.stdin.setRaw(true);
+  const typed: number[] = [];
+  try {
+    const byte = new Uint8Array(1);
+    for (;;) {
+      const n = await Deno.stdin.read(byte);
+      if (n === null) break;
+      const b = byte[0];
+      if (b === 0x0d || b === 0x0a) break;
+      if (b === 0x03 || b === 0x04) throw new Error("cancelled");
+      if (b === 0x7f || b === 0x08) typed.pop();
+      else typed.push(b);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    Deno.stderr.writeSync(encoder.encode("\n"));
+  }
+  return new TextDecoder().decode(new Uint8Array(typed));
+}

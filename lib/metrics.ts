@@ -1,0 +1,170 @@
+/**
+ * Counters for operators, and the small HTTP endpoint that shows them.
+ *
+ * Counting is plain number fields on one {@linkcode Metrics} object that the connection context
+ * carries: an increment is a property write, with no allocation, no map lookup and no I/O. The
+ * gauges (connections, sessions, rooms) are read from the server and the hub only when someone
+ * scrapes `/metrics`. The event loop lag monitor runs only while the endpoint is on.
+ *
+ * @module
+ */
+
+import type { Logger } from "./log.ts";
+
+/**
+ * The server's counters. Every field only grows (Prometheus counters), except the lag figures.
+ *
+ * @example Usage
+ * ```ts
+ * import { Metrics } from "./metrics.ts";
+ * const metrics = new Metrics();
+ * metrics.linesIn++;
+ * metrics.linesIn; // 1
+ * ```
+ */
+export class Metrics {
+  /** Connections accepted (over any transport). */
+  connectionsAccepted = 0;
+  /** Protocol lines received (blank lines not counted). */
+  linesIn = 0;
+  /** Protocol lines queued for clients. */
+  linesOut = 0;
+  /** Bytes read from clients. */
+  bytesIn = 0;
+  /** Bytes queued for clients. */
+  bytesOut = 0;
+  /** `3:` message lines queued for a recipient (one per recipient). */
+  deliveries = 0;
+  /** Clients dropped because their unread output passed --max-pending-bytes. */
+  slowConsumerDisconnects = 0;
+  /** Failed `0:` lines (unknown user, wrong password, malformed). */
+  failedLogins = 0;
+  /** Lines refused by flood control (`9:<code>:rate-limited`). */
+  rateLimited = 0;
+  /** The last measured event loop lag, in milliseconds. */
+  lagMs = 0;
+  /** The largest lag measured since the previous scrape, in milliseconds. */
+  lagMaxMs = 0;
+}
+
+/** The gauges read at scrape time. */
+export interface MetricsGauges {
+  connections: number;
+  sessions: number;
+  rooms: number;
+}
+
+const HELP: [keyof Metrics, string, string][] = [
+  ["connectionsAccepted", "parley_connections_accepted_total", "Connections accepted."],
+  ["linesIn", "parley_lines_in_total", "Protocol lines received from clients."],
+  ["linesOut", "parley_lines_out_total", "Protocol lines queued for clients."],
+  ["bytesIn", "parley_bytes_in_total", "Bytes read from clients."],
+  ["bytesOut", "parley_bytes_out_total", "Bytes queued for clients."],
+  ["deliveries", "parley_deliveries_total", "Message lines (3:) queued for a recipient."],
+  [
+    "slowConsumerDisconnects",
+    "parley_slow_consumer_disconnects_total",
+    "Clients dropped for not reading their output.",
+  ],
+  ["failedLogins", "parley_failed_logins_total", "Failed logins."],
+  ["rateLimited", "parley_rate_limited_total", "Lines refused by flood control."],
+];
+
+/**
+ * Renders the counters and gauges as Prometheus text (exposition format 0.0.4). Reading resets
+ * the lag maximum, so each scrape sees the worst lag since the one before.
+ *
+ * @example Usage
+ * ```ts
+ * import { Metrics, renderMetrics } from "./metrics.ts";
+ * const text = renderMetrics(new Metrics(), { connections: 0, sessions: 0, rooms: 0 });
+ * text.includes("parley_sessions 0"); // true
+ * ```
+ */
+export function renderMetrics(metrics: Metrics, gauges: MetricsGauges): string {
+  const out: string[] = [];
+  const gauge = (name: string, help: string, value: number) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
+  };
+  gauge("parley_connections", "Open connections.", gauges.connections);
+  gauge("parley_sessions", "Logged-in sessions.", gauges.sessions);
+  gauge("parley_rooms", "Rooms.", gauges.rooms);
+  for (const [key, name, help] of HELP) {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${metrics[key]}`);
+  }
+  gauge("parley_event_loop_lag_seconds", "Last measured event loop lag.", metrics.lagMs / 1000);
+  gauge(
+    "parley_event_loop_lag_max_seconds",
+    "Largest event loop lag since the previous scrape.",
+    metrics.lagMaxMs / 1000,
+  );
+  metrics.lagMaxMs = metrics.lagMs;
+  return out.join("\n") + "\n";
+}
+
+/** How often the lag monitor wakes up. */
+const LAG_INTERVAL_MS = 500;
+
+/** A running metrics endpoint. */
+export interface MetricsServer {
+  /** Where it listens. */
+  readonly hostname: string;
+  readonly port: number;
+  /** Stops the endpoint and the lag monitor. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) on `hostname:port`, and
+ * starts the event loop lag monitor. Port 0 picks a free port; the address is logged as
+ * `metrics-listening address=HOST:PORT`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const endpoint = serveMetrics({ hostname: "127.0.0.1", port: 9464 }, metrics, gauges, log);
+ * await endpoint.shutdown();
+ * ```
+ */
+export function serveMetrics(
+  options: { hostname: string; port: number },
+  metrics: Metrics,
+  gauges: () => MetricsGauges,
+  log: Logger,
+): MetricsServer {
+  let expected = performance.now() + LAG_INTERVAL_MS;
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    const lag = Math.max(0, now - expected);
+    metrics.lagMs = lag;
+    if (lag > metrics.lagMaxMs) metrics.lagMaxMs = lag;
+    expected = now + LAG_INTERVAL_MS;
+  }, LAG_INTERVAL_MS);
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    onListen: () => {},
+    handler: (request) => {
+      const path = new URL(request.url).pathname;
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
+      }
+      if (path === "/metrics") {
+        return new Response(renderMetrics(metrics, gauges()), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      }
+      if (path === "/healthz") return new Response("ok\n");
+      return new Response("not found\n", { status: 404 });
+    },
+  });
+  const address = server.addr as Deno.NetAddr;
+  log.info("metrics-listening", { address: `${address.hostname}:${address.port}` });
+  return {
+    hostname: address.hostname,
+    port: address.port,
+    async shutdown() {
+      clearInterval(lagTimer);
+      await server.shutdown();
+    },
+  };
+}

@@ -1,0 +1,182 @@
+// lib/client.ts against the real server (a subprocess on loopback).
+import assert from "node:assert/strict";
+import { ParleyClient, ParleyError, type ParleyEvent } from "../lib/client.ts";
+import { startServer, tempDir } from "./helpers.ts";
+
+const USERS = { alice: "wonderland", bob: "builder", carol: "c4rol" };
+
+async function next(client: ParleyClient): Promise<ParleyEvent> {
+  const event = await client.nextEvent(5000);
+  if (event === undefined) throw new Error("no event within 5 s");
+  return event;
+}
+
+Deno.test("client: login, rooms, join, the three send modes, presence and errors", async () => {
+  const server = await startServer({ users: USERS });
+  const clients: ParleyClient[] = [];
+  try {
+    const alice = await ParleyClient.connect({ port: server.port });
+    clients.push(alice);
+    await assert.rejects(
+      alice.rooms(),
+      (e) => e instanceof ParleyError && e.reason === "logged-out",
+    );
+    assert.deepEqual(await next(alice), { type: "session-ended" });
+    await assert.rejects(
+      alice.login("alice", "wrong"),
+      (e) => e instanceof ParleyError && e.code === "0" && e.reason === "logged-out",
+    );
+    const id = await alice.login("alice", "wonderland");
+    assert.ok(id > 0);
+    assert.equal(alice.sessionId, id);
+    assert.deepEqual(await alice.rooms(), []);
+    assert.deepEqual(await alice.join("lobby"), {
+      type: "joined",
+      room: "lobby",
+      members: ["alice"],
+    });
+    assert.deepEqual(await next(alice), { type: "joined", room: "lobby", members: ["alice"] });
+
+    const bob = await ParleyClient.connect({ hostname: "127.0.0.1", port: server.port });
+    clients.push(bob);
+    await bob.login("bob", "builder");
+    assert.deepEqual((await bob.join("lobby")).members, ["alice", "bob"]);
+    await next(bob); // its own joined event
+    assert.deepEqual(await next(alice), {
+      type: "presence",
+      action: "join",
+      room: "lobby",
+      user: "bob",
+    });
+    assert.deepEqual(await alice.rooms(), [{ name: "lobby", members: ["alice", "bob"] }]);
+
+    await alice.say("hello"); // 3:1: bob only
+    const hello = await next(bob);
+    assert.equal(hello.type, "message");
+    assert.equal(hello.type === "message" && hello.text, "hello");
+    await alice.say("everyone", { echo: true }); // 3:0: both
+    for (const client of [alice, bob]) {
+      const event = await next(client);
+      assert.equal(event.type === "message" && event.text, "everyone");
+    }
+    await alice.tell(["bob", "carol"], "aGk=");
+    const direct = await next(bob);
+    assert.equal(direct.type === "message" && direct.text, "aGk=");
+    assert.deepEqual(await next(alice), {
+      type: "error",
+      code: "3",
+      reason: "not-online",
+      detail: "carol",
+    });
+
+    await assert.rejects(
+      alice.join("a b"),
+      (e) => e instanceof ParleyError && e.reason === "bad-name",
+    );
+    await alice.join("vault", "s3cret");
+    await next(alice); // joined vault
+    assert.deepEqual(await next(bob), {
+      type: "presence",
+      action: "leave",
+      room: "lobby",
+      user: "alice",
+    });
+    await assert.rejects(
+      bob.join("vault", "nope"),
+      (e) => e instanceof ParleyError && e.code === "2" && e.reason === "room-password",
+    );
+    assert.throws(() => alice.tell(["bob"], "a:b"), TypeError);
+    assert.throws(() => alice.say("two\nlines"), TypeError);
+
+    // The same user logging in elsewhere ends this session.
+    const again = await ParleyClient.connect({ port: server.port });
+    clients.push(again);
+    await again.login("alice", "wonderland");
+    assert.deepEqual(await next(alice), { type: "session-ended" });
+    assert.equal(alice.sessionId, null);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server.stop();
+  }
+});
+
+Deno.test("client: stamped senders, and the event stream ends when the server closes", async () => {
+  const server = await startServer({ users: USERS, args: ["--stamp-sender"] });
+  const clients: ParleyClient[] = [];
+  try {
+    const alice = await ParleyClient.connect({ port: server.port, stampSender: true });
+    const bob = await ParleyClient.connect({ port: server.port, stampSender: true });
+    clients.push(alice, bob);
+    await alice.login("alice", "wonderland");
+    await bob.login("bob", "builder");
+    await bob.tell(["alice"], "psst");
+    const event = await next(alice);
+    assert.equal(event.type, "message");
+    if (event.type === "message") {
+      assert.equal(event.sender, "bob");
+      assert.equal(event.text, "psst");
+      assert.deepEqual(event.bytes, new TextEncoder().encode("psst"));
+    }
+    await server.stop();
+    const seen: string[] = [];
+    for await (const e of alice) seen.push(e.type); // ends when the server hangs up
+    assert.deepEqual(seen, ["session-ended"]); // shutdown logs everyone out with 0:-1
+    assert.ok(alice.closed);
+    await assert.rejects(alice.rooms());
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server.stop();
+  }
+});
+
+Deno.test("client: TLS", async () => {
+  const temp = await tempDir();
+  let server;
+  const clients: ParleyClient[] = [];
+  try {
+    const cert = `${temp.dir}/cert.pem`;
+    const key = `${temp.dir}/key.pem`;
+    const openssl = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(openssl.code, 0, new TextDecoder().decode(openssl.stderr));
+    server = await startServer({
+      users: USERS,
+      args: ["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"],
+    });
+    const alice = await ParleyClient.connect({
+      hostname: "localhost",
+      port: server.tlsPort!,
+      tls: { caCerts: [await Deno.readTextFile(cert)] },
+    });
+    clients.push(alice);
+    assert.ok(await alice.login("alice", "wonderland") > 0);
+    assert.deepEqual((await alice.join("secure")).members, ["alice"]);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.stop();
+    await temp.remove();
+  }
+});
