@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { normalizeOrigin } from "./websocket.ts";
 
 /** Parley's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -29,18 +30,22 @@ export interface Config {
   tlsKey: string;
   tlsPort: number;
   logLevel: string;
+  wsPort: number;
+  wsOrigins: string[];
+  web: boolean;
   logFormat: string;
   metricsPort: number;
   metricsHost: string;
 }
 
-type Kind = "string" | "integer" | "boolean";
+/** `list`: a repeatable flag (`--ws-origin A --ws-origin B`), or a comma-separated variable. */
+type Kind = "string" | "integer" | "boolean" | "list";
 
 interface ServerFlag {
   flag: string;
   key: keyof Config;
   kind: Kind;
-  default: string | number | boolean;
+  default: string | number | boolean | readonly string[];
   help: string;
   min?: number;
   max?: number;
@@ -168,6 +173,29 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     help: "least severe log line written",
   },
   {
+    flag: "ws-port",
+    key: "wsPort",
+    kind: "integer",
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: "WebSocket port, wss with the TLS flags (-1: off; 0: any free port)",
+  },
+  {
+    flag: "ws-origin",
+    key: "wsOrigins",
+    kind: "list",
+    default: [],
+    help: "an Origin allowed on --ws-port (repeatable; none given: any origin is allowed)",
+  },
+  {
+    flag: "web",
+    key: "web",
+    kind: "boolean",
+    default: false,
+    help: "serve the web client page at / on --ws-port",
+  },
+  {
     flag: "log-format",
     key: "logFormat",
     kind: "string",
@@ -250,9 +278,15 @@ export function parleyEnv(
 
 function convert(
   spec: ServerFlag,
-  raw: string | boolean,
+  raw: string | boolean | (string | boolean)[],
   source: string,
-): string | number | boolean {
+): string | number | boolean | string[] {
+  if (spec.kind === "list") {
+    // A flag gives one value per use; a variable gives a comma-separated list.
+    const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
+    return items.map((item) => item.trim()).filter((item) => item !== "");
+  }
+  if (Array.isArray(raw)) raw = raw[raw.length - 1];
   if (spec.kind === "boolean") {
     if (typeof raw === "boolean") return raw;
     const word = raw.trim().toLowerCase();
@@ -291,17 +325,19 @@ export function parseInvocation(
   args: string[],
   env: Record<string, string | undefined>,
 ): Invocation {
-  const options: Record<string, { type: "string" | "boolean" }> = {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     help: { type: "boolean" },
     version: { type: "boolean" },
   };
   for (const spec of SERVER_FLAGS) {
-    options[spec.flag] = { type: spec.kind === "boolean" ? "boolean" : "string" };
+    options[spec.flag] = spec.kind === "list"
+      ? { type: "string", multiple: true }
+      : { type: spec.kind === "boolean" ? "boolean" : "string" };
   }
   for (const [flag, spec] of Object.entries(ADMIN_FLAGS)) {
     options[flag] = { type: spec.takesName ? "string" : "boolean" };
   }
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
   } catch (error) {
@@ -323,6 +359,18 @@ export function parseInvocation(
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     throw new UsageError("--tls-cert and --tls-key go together: give both or neither");
+  }
+  config.wsOrigins = (config.wsOrigins as string[]).map((origin) => {
+    const normalized = normalizeOrigin(origin);
+    if (normalized === null) {
+      throw new UsageError(
+        `--ws-origin must be an origin such as https://game.example (got "${origin}")`,
+      );
+    }
+    return normalized;
+  });
+  if (config.web && (config.wsPort as number) < 0) {
+    throw new UsageError("--web serves the page on the WebSocket port: give --ws-port too");
   }
 
   const commands = (Object.keys(ADMIN_FLAGS) as AdminCommand[]).filter((c) =>
@@ -357,7 +405,9 @@ export function helpText(): string {
   ];
   for (const spec of SERVER_FLAGS) {
     const arg = spec.kind === "boolean" ? "" : spec.kind === "integer" ? " N" : " VALUE";
-    const shown = spec.default === "" ? "none" : String(spec.default);
+    const shown = spec.default === "" || (Array.isArray(spec.default) && !spec.default.length)
+      ? "none"
+      : String(spec.default);
     lines.push(`  --${spec.flag}${arg}`.padEnd(26) + `${spec.help}`);
     lines.push(" ".repeat(26) + `default: ${shown}; env: ${envName(spec.flag)}`);
   }

@@ -17,6 +17,7 @@ import { PasswordHasher } from "./password.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 import { serveTcp } from "./tcp.ts";
+import { serveWebSocket, type WebSocketServer } from "./websocket.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;
@@ -27,7 +28,7 @@ const SERVER_FULL = encodeError("?", "server-full");
 
 /** A listening address, as logged and as tests read it. */
 export interface ListenAddress {
-  transport: "tcp" | "tls";
+  transport: "tcp" | "tls" | "ws" | "wss";
   hostname: string;
   port: number;
 }
@@ -59,6 +60,7 @@ export class ParleyServer {
   /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
   readonly metrics: Metrics = new Metrics();
   #metricsServer: MetricsServer | undefined;
+  #webSocket: WebSocketServer | undefined;
 
   private constructor(config: Config, store: Store, hasher: PasswordHasher, log: Logger) {
     this.#config = config;
@@ -119,6 +121,28 @@ export class ParleyServer {
       });
       this.#serveListener(tls, "tls");
     }
+    if (this.#config.wsPort >= 0) this.#serveWebSocket();
+  }
+
+  /** WebSocket (and the web page) on --ws-port: its connections join the same set and limit. */
+  #serveWebSocket(): void {
+    const { host, wsPort, wsOrigins, web, stampSender, tlsCert, tlsKey } = this.#config;
+    const ws = serveWebSocket({
+      hostname: host,
+      port: wsPort,
+      tls: tlsCert && tlsKey
+        ? { cert: Deno.readTextFileSync(tlsCert), key: Deno.readTextFileSync(tlsKey) }
+        : undefined,
+      origins: wsOrigins,
+      web,
+      stampSender,
+      context: this.#context,
+      admit: () => this.#stopping === null && this.#connections.size < this.#config.maxConnections,
+      opened: (connection) => this.#connections.add(connection),
+    });
+    this.#webSocket = ws;
+    this.addresses.push({ transport: ws.transport, hostname: ws.hostname, port: ws.port });
+    this.#log.info("listening", { transport: ws.transport, address: `${ws.hostname}:${ws.port}` });
   }
 
   #serveListener(listener: Deno.Listener, transport: "tcp" | "tls"): void {
@@ -214,9 +238,11 @@ export class ParleyServer {
           listener.close();
         } catch { /* already closed */ }
       }
+      this.#webSocket?.stopAccepting();
       this.hub.logoutAll();
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
+      await this.#webSocket?.shutdown(); // after the flush: it closes open sockets at once
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
       await this.#store.close();
       this.#log.info("stopped", { connections: connections.length });
