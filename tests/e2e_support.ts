@@ -1,0 +1,203 @@
+/**
+ * Shared pieces of the end-to-end tests (tests/e2e_*_test.ts): the seeded users, a scope that
+ * starts a server and always stops it and closes every client, and a byte-level client for the
+ * tests that must see exactly the bytes on the wire.
+ *
+ * @module
+ */
+
+import { type StartOptions, startServer, TestClient, type TestServer } from "./helpers.ts";
+
+/** The users every end-to-end server starts with. `Zed` sorts before the others (byte order). */
+export const USERS: Readonly<Record<string, string>> = {
+  alice: "wonderland",
+  bob: "builder",
+  carol: "c4rol",
+  dave: "d4ve",
+  Zed: "zzz",
+};
+
+/** A running server and the clients a test opened on it; everything is closed by the scope. */
+export class Scope {
+  readonly server: TestServer;
+  readonly #clients: { close(): Promise<void> }[] = [];
+
+  constructor(server: TestServer) {
+    this.server = server;
+  }
+
+  /** The server's port. */
+  get port(): number {
+    return this.server.port;
+  }
+
+  /** Opens a connection (not logged in). */
+  async connect(): Promise<TestClient> {
+    const client = await TestClient.connect(this.port);
+    this.#clients.push(client);
+    return client;
+  }
+
+  /** Opens a byte-level connection. */
+  async connectRaw(): Promise<RawClient> {
+    const client = await RawClient.connect(this.port);
+    this.#clients.push(client);
+    return client;
+  }
+
+  /** Connects and logs in as `user` (a seeded user), expecting `0:<id>`. */
+  async login(user: string, password = USERS[user]): Promise<TestClient> {
+    const client = await TestClient.login(this.port, user, password);
+    this.#clients.push(client);
+    return client;
+  }
+
+  /** Logs `user` in and joins `room`, expecting `2:<room>:<members>` with the given members. */
+  async inRoom(user: string, room: string, members: string): Promise<TestClient> {
+    const client = await this.login(user);
+    await client.send(`2:${room}`);
+    await client.expect(`2:${room}:${members}`);
+    return client;
+  }
+
+  /** Closes every client the scope opened. */
+  async closeClients(): Promise<void> {
+    const clients = this.#clients.splice(0);
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/**
+ * Starts a server (seeded with {@linkcode USERS} unless `options.users` says otherwise), runs
+ * `body`, then closes every client and stops the server, whether `body` passed or threw.
+ */
+export async function withServer(
+  options: StartOptions,
+  body: (scope: Scope) => Promise<void>,
+): Promise<void> {
+  const server = await startServer({ users: { ...USERS }, ...options });
+  const scope = new Scope(server);
+  try {
+    await body(scope);
+  } finally {
+    await scope.closeClients();
+    await server.stop();
+  }
+}
+
+/** The id of a session reply `0:<positive id>`; throws on anything else. */
+export function sessionId(line: string): number {
+  const match = /^0:([1-9]\d*)$/.exec(line);
+  if (match === null) throw new Error(`expected 0:<id>, got ${JSON.stringify(line)}`);
+  return Number(match[1]);
+}
+
+/** Sleeps `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const encoder = new TextEncoder();
+
+/** A client that reads lines as raw bytes (no decoding), for opaque-body and framing tests. */
+export class RawClient {
+  readonly conn: Deno.TcpConn;
+  #buffer = new Uint8Array(0);
+  #closed = false;
+  #waiters: (() => void)[] = [];
+  #reader: Promise<void>;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+    this.#reader = this.#read();
+  }
+
+  /** Connects to 127.0.0.1:`port`. */
+  static async connect(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async #read(): Promise<void> {
+    const chunk = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await this.conn.read(chunk);
+        if (n === null) break;
+        const grown = new Uint8Array(this.#buffer.length + n);
+        grown.set(this.#buffer);
+        grown.set(chunk.subarray(0, n), this.#buffer.length);
+        this.#buffer = grown;
+        this.#wake();
+      }
+    } catch { /* reset: same as EOF here */ }
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters.splice(0);
+    for (const wake of waiters) wake();
+  }
+
+  /** Writes raw bytes (a string is UTF-8 encoded). */
+  async write(bytes: Uint8Array | string): Promise<void> {
+    const data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
+    let written = 0;
+    while (written < data.length) written += await this.conn.write(data.subarray(written));
+  }
+
+  /** The next line's bytes, without its LF (nothing else is stripped). */
+  async nextLine(timeoutMs = 5000): Promise<Uint8Array> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lf = this.#buffer.indexOf(0x0a);
+      if (lf !== -1) {
+        const line = this.#buffer.slice(0, lf);
+        this.#buffer = this.#buffer.slice(lf + 1);
+        return line;
+      }
+      if (this.#closed) throw new Error("connection closed while waiting for a line");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Bytes received and not yet taken. */
+  get buffered(): Uint8Array {
+    return this.#buffer;
+  }
+
+  /** Whether the server has closed the connection (as seen so far). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Closes and waits for the reader to finish. */
+  async close(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    await this.#reader;
+  }
+}
+
+/** Concatenates byte strings. */
+export function bytes(...parts: (string | Uint8Array | number[])[]): Uint8Array {
+  const arrays = parts.map((p) =>
+    typeof p === "string" ? encoder.encode(p) : p instanceof Uint8Array ? p : new Uint8Array(p)
+  );
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
