@@ -274,7 +274,7 @@ function join(event) {
 function updateMode() {
   const direct = $("say-mode").value === "direct";
   $("say-targets").hidden = !direct;
-  $("say-text").placeholder = direct ? "Direct message" : "Message to the room";
+  $("say-text").placeholder = direct ? "Direct message" : "Message";
 }
 
 function say(event) {
