@@ -1,0 +1,581 @@
+/**
+ * The load generator: one process driving many clients of one protocol against one server.
+ * bench/run.ts starts one or more of these per trial and talks to each over stdin/stdout:
+ *
+ * ```text
+ * run → gen   argv[0] = JSON GenConfig
+ * gen → run   READY {"setupMs":…,"failed":…}        every client is logged in (and joined)
+ * run → gen   GO <warmupMs> <measureMs>
+ * gen → run   DONE                                 the measurement window is over
+ * run → gen   WINDOW <fromUs> <toUs>               a sub-window for latency (0 0: none)
+ * gen → run   RESULT {…GenResult}
+ * ```
+ *
+ * The hot path allocates nothing per line: each socket is read into one reused buffer, lines are
+ * found with `indexOf(LF)` and counted when the byte before the line end is a body marker (see
+ * protocols.ts). Writes are batched (`batch` messages per write, one write in flight per
+ * connection) and the deliveries still expected are bounded by `window`.
+ *
+ * @module
+ */
+
+import {
+  type Batch,
+  directBatch,
+  hasPubConnection,
+  joinSteps,
+  loginSteps,
+  MARK_PLAIN,
+  MARK_STAMPED,
+  pongFor,
+  type Protocol,
+  pubSteps,
+  roomBatch,
+  roomFanout,
+  type Step,
+} from "./protocols.ts";
+
+/** The scenarios a generator can play. */
+export type GenScenario = "fanout" | "rooms" | "direct" | "paced" | "idle" | "storm";
+
+/** What one generator process does. */
+export interface GenConfig {
+  protocol: Protocol;
+  port: number;
+  scenario: GenScenario;
+  /** The first user this process drives, and how many. */
+  first: number;
+  count: number;
+  /** Rooms: user i is in room i % rooms, and each room has roomSize members in all processes. */
+  rooms: number;
+  roomSize: number;
+  /** Direct: targets are drawn from users [first0, first0 + population), none the sender. */
+  first0: number;
+  population: number;
+  targets: number;
+  /** Messages per write, and deliveries expected but not yet seen before sending pauses. */
+  batch: number;
+  window: number;
+  /** Paced: messages a second per client. */
+  rate: number;
+  /** Timestamp one message in this many. */
+  stampEvery: number;
+  /** Connections set up at once (storms ignore this: all at once). */
+  connectConcurrency: number;
+  /** Read buffer per connection. */
+  readBufferBytes: number;
+  seed: number;
+}
+
+/** What a generator reports. */
+export interface GenResult {
+  delivered: number;
+  sent: number;
+  seconds: number;
+  p50Us: number | null;
+  p99Us: number | null;
+  samples: number;
+  windowP50Us: number | null;
+  windowP99Us: number | null;
+  windowSamples: number;
+  genCpuSeconds: number;
+  closed: number;
+  failed: number;
+  skipped: number;
+  stormStartUs?: number;
+  stormEndUs?: number;
+  stormMs?: number;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Microseconds since the epoch, comparable between processes on this machine. */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** CPU seconds (user + system) this process has used. */
+export function selfCpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Waiter {
+  on: "main" | "pub";
+  done: (text: string) => boolean;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+class Client {
+  conn!: Deno.Conn;
+  pub: Deno.Conn | null = null;
+  setup = true;
+  text = "";
+  textPub = "";
+  waiter: Waiter | null = null;
+  writing = false;
+  batches: Batch[] = [];
+  next = 0;
+  constructor(readonly index: number) {}
+
+  /** The connection messages are written on. */
+  get out(): Deno.Conn {
+    return this.pub ?? this.conn;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters and latency samples, shared by every connection of this process.
+
+let received = 0;
+let expected = 0;
+let sentMessages = 0;
+let sequence = 0;
+let closedConnections = 0;
+let skipped = 0;
+const SAMPLE_CAP = 1 << 21;
+const latencies = new Float64Array(SAMPLE_CAP);
+const sampledAt = new Float64Array(SAMPLE_CAP);
+let samples = 0;
+
+function recordSample(chunk: Uint8Array, stampStart: number, now: number): void {
+  let ts = 0;
+  for (let k = stampStart; k < stampStart + 16; k++) {
+    const d = chunk[k] - 0x30;
+    if (d < 0 || d > 9) return;
+    ts = ts * 10 + d;
+  }
+  if (samples < SAMPLE_CAP) {
+    latencies[samples] = now - ts;
+    sampledAt[samples] = now;
+    samples++;
+  }
+}
+
+/** Reads one connection until it closes: counts messages, answers pings, feeds the handshake. */
+async function readLoop(
+  client: Client,
+  conn: Deno.Conn,
+  which: "main" | "pub",
+  pong: Uint8Array | null,
+  bufferBytes: number,
+): Promise<void> {
+  const buffer = new Uint8Array(bufferBytes);
+  let last1 = 0; // the last byte of the previous chunk
+  let last2 = 0; // the one before it
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      n = null;
+    }
+    if (n === null) break;
+    const chunk = buffer.subarray(0, n);
+    if (client.setup) feedSetup(client, which, decoder.decode(chunk));
+    let now = 0;
+    let lineStart = 0;
+    let lf = chunk.indexOf(LF);
+    while (lf !== -1) {
+      let e = lf - 1;
+      let b = e >= 0 ? chunk[e] : last1;
+      if (b === CR) {
+        e--;
+        b = e >= 0 ? chunk[e] : e === -1 ? last1 : last2;
+      }
+      if (b === MARK_PLAIN) {
+        received++;
+      } else if (b === MARK_STAMPED) {
+        received++;
+        if (e >= 16) {
+          if (now === 0) now = nowUs();
+          recordSample(chunk, e - 16, now);
+        }
+      } else if (
+        pong !== null && chunk[lineStart] === 0x50 && chunk[lineStart + 1] === 0x49 &&
+        chunk[lineStart + 2] === 0x4e && chunk[lineStart + 3] === 0x47 // PING
+      ) {
+        conn.write(pong).catch(() => {});
+      }
+      lineStart = lf + 1;
+      lf = chunk.indexOf(LF, lineStart);
+    }
+    last1 = n >= 1 ? chunk[n - 1] : last1;
+    last2 = n >= 2 ? chunk[n - 2] : last1;
+    if (!client.setup && sending) pump();
+  }
+  closedConnections++;
+  if (client.waiter) client.waiter.reject(new Error("connection closed"));
+}
+
+function feedSetup(client: Client, which: "main" | "pub", text: string): void {
+  if (which === "main") client.text += text;
+  else client.textPub += text;
+  checkWaiter(client);
+}
+
+function checkWaiter(client: Client): void {
+  const w = client.waiter;
+  if (w === null) return;
+  try {
+    if (!w.done(w.on === "main" ? client.text : client.textPub)) return;
+  } catch (error) {
+    client.waiter = null;
+    w.reject(error);
+    return;
+  }
+  client.waiter = null;
+  if (w.on === "main") client.text = "";
+  else client.textPub = "";
+  w.resolve();
+}
+
+async function runStep(client: Client, step: Step): Promise<void> {
+  const conn = step.on === "main" ? client.conn : client.pub!;
+  const done = new Promise<void>((resolve, reject) => {
+    client.waiter = { on: step.on, done: step.done, resolve, reject };
+  });
+  await writeAll(conn, encoder.encode(step.send));
+  checkWaiter(client); // the reply may already be here
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      done,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no reply to ${step.send.trim()}`)), 60_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = await conn.write(bytes);
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+async function connect(config: GenConfig): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: config.port });
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** Connects client i and runs its handshake: login, then join, then the publish connection. */
+async function setUp(config: GenConfig, client: Client, join: boolean): Promise<void> {
+  const pong = pongFor(config.protocol);
+  client.conn = await connect(config);
+  void readLoop(client, client.conn, "main", pong, config.readBufferBytes);
+  const direct = config.scenario === "direct" || config.scenario === "idle";
+  for (const step of loginSteps(config.protocol, client.index, direct)) {
+    await runStep(client, step);
+  }
+  if (join) {
+    for (const step of joinSteps(config.protocol, client.index % config.rooms)) {
+      await runStep(client, step);
+    }
+  }
+  if (
+    hasPubConnection(config.protocol) && config.scenario !== "idle" && config.scenario !== "storm"
+  ) {
+    client.pub = await connect(config);
+    void readLoop(client, client.pub, "pub", null, 4096);
+    for (const step of pubSteps(config.protocol)) await runStep(client, step);
+  }
+  client.setup = false;
+  client.text = "";
+  client.textPub = "";
+}
+
+/** Runs `task` over `items` with at most `limit` at once; returns how many failed. */
+async function bounded<T>(
+  items: T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<{ failed: number; firstError: unknown }> {
+  let at = 0;
+  let failed = 0;
+  let firstError: unknown = undefined;
+  const worker = async () => {
+    while (at < items.length) {
+      const item = items[at++];
+      try {
+        await task(item);
+      } catch (error) {
+        failed++;
+        firstError ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return { failed, firstError };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending.
+
+let sending = false;
+let fanout = 1;
+let windowLimit = 0;
+let stampEvery = 64;
+const ready: Client[] = [];
+let readyHead = 0;
+
+function stampBatch(batch: Batch): void {
+  const { bytes, ends, perMessage, count } = batch;
+  let now = 0;
+  for (let m = 0; m < count; m++) {
+    const stamped = ++sequence % stampEvery === 0;
+    if (stamped && now === 0) now = nowUs();
+    for (let j = m * perMessage; j < (m + 1) * perMessage; j++) {
+      const end = ends[j];
+      bytes[end] = stamped ? MARK_STAMPED : MARK_PLAIN;
+      if (stamped) {
+        let v = now;
+        for (let k = end - 1; k >= end - 16; k--) {
+          bytes[k] = 0x30 + (v % 10);
+          v = Math.floor(v / 10);
+        }
+      }
+    }
+  }
+}
+
+function sendBatch(client: Client): void {
+  const batch = client.batches[client.next];
+  client.next = (client.next + 1) % client.batches.length;
+  stampBatch(batch);
+  expected += batch.count * fanout;
+  sentMessages += batch.count;
+  client.writing = true;
+  writeAll(client.out, batch.bytes).then(
+    () => {
+      client.writing = false;
+      ready.push(client);
+      if (sending) pump();
+    },
+    () => {
+      client.writing = false; // the socket is gone; the read loop counts it
+    },
+  );
+}
+
+/** Starts writes on idle clients while the window has room. */
+function pump(): void {
+  while (sending && readyHead < ready.length && expected - received < windowLimit) {
+    const client = ready[readyHead++];
+    sendBatch(client);
+  }
+  if (readyHead > 4096 && readyHead * 2 > ready.length) {
+    ready.splice(0, readyHead);
+    readyHead = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control.
+
+async function* stdinLines(): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) !== -1) {
+      yield pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+    }
+  }
+}
+
+function say(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+}
+
+function percentile(sorted: Float64Array, q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function latencyBetween(fromUs: number, toUs: number): Float64Array {
+  const picked: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (sampledAt[i] >= fromUs && sampledAt[i] <= toUs) picked.push(latencies[i]);
+  }
+  return Float64Array.from(picked).sort();
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<void> {
+  const config = JSON.parse(Deno.args[0]) as GenConfig;
+  const lines = stdinLines();
+  const clients = Array.from({ length: config.count }, (_, k) => new Client(config.first + k));
+  const rooms = config.scenario === "fanout" || config.scenario === "rooms" ||
+    config.scenario === "paced";
+  stampEvery = config.stampEvery;
+  windowLimit = config.window;
+  fanout = config.scenario === "direct"
+    ? config.targets
+    : roomFanout(config.protocol, config.roomSize);
+
+  // Message buffers, built before anything is measured.
+  if (config.scenario === "fanout" || config.scenario === "rooms" || config.scenario === "paced") {
+    const per = config.scenario === "paced" ? 1 : config.batch;
+    for (const c of clients) c.batches = [roomBatch(config.protocol, c.index % config.rooms, per)];
+  } else if (config.scenario === "direct") {
+    for (const c of clients) {
+      const random = mulberry32(config.seed * 100_003 + c.index);
+      const pick = () => {
+        const set = new Set<number>();
+        while (set.size < config.targets) {
+          const t = config.first0 + Math.floor(random() * config.population);
+          if (t !== c.index) set.add(t);
+        }
+        return [...set];
+      };
+      c.batches = Array.from({ length: 4 }, () => directBatch(config.protocol, pick, config.batch));
+    }
+  }
+
+  let failed = 0;
+  const setupStart = performance.now();
+  if (config.scenario !== "storm") {
+    const result = await bounded(
+      clients,
+      config.connectConcurrency,
+      (c) => setUp(config, c, rooms),
+    );
+    failed = result.failed;
+    if (failed > 0) console.error(`gen: ${failed} clients failed to set up: ${result.firstError}`);
+  }
+  say(`READY ${JSON.stringify({ setupMs: Math.round(performance.now() - setupStart), failed })}`);
+
+  const go = (await lines.next()).value ?? "";
+  const [, warmupText, measureText] = go.split(" ");
+  const warmupMs = Number(warmupText);
+  const measureMs = Number(measureText);
+  const live = clients.filter((c) => !c.setup);
+  const result: GenResult = {
+    delivered: 0,
+    sent: 0,
+    seconds: 0,
+    p50Us: null,
+    p99Us: null,
+    samples: 0,
+    windowP50Us: null,
+    windowP99Us: null,
+    windowSamples: 0,
+    genCpuSeconds: 0,
+    closed: 0,
+    failed,
+    skipped: 0,
+  };
+
+  if (config.scenario === "storm") {
+    const start = nowUs();
+    const stormStarted = performance.now();
+    const outcome = await bounded(clients, clients.length, (c) => setUp(config, c, false));
+    result.stormStartUs = start;
+    result.stormEndUs = nowUs();
+    result.stormMs = performance.now() - stormStarted;
+    result.failed = outcome.failed;
+    if (outcome.failed > 0) {
+      console.error(`gen: storm: ${outcome.failed} failed: ${outcome.firstError}`);
+    }
+  } else {
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const started = performance.now();
+    if (config.scenario === "paced") {
+      // Clients are spread over slots 5 ms apart, so the load is smooth, not one burst a period.
+      const slotMs = 5;
+      const slots = Math.max(1, Math.round(1000 / config.rate / slotMs));
+      let done = 0;
+      sending = true;
+      timer = setInterval(() => {
+        const due = Math.floor((performance.now() - started) / slotMs);
+        for (; done < due; done++) {
+          const slot = done % slots;
+          for (let k = slot; k < live.length; k += slots) {
+            const c = live[k];
+            if (c.writing) {
+              skipped++;
+              continue;
+            }
+            stampBatch(c.batches[0]);
+            sentMessages++;
+            c.writing = true;
+            writeAll(c.out, c.batches[0].bytes).then(() => c.writing = false, () => {});
+          }
+        }
+      }, 1);
+    } else if (config.scenario !== "idle") {
+      sending = true;
+      for (const c of live) ready.push(c);
+      pump();
+    }
+    const debug = Deno.env.get("BENCH_DEBUG")
+      ? setInterval(() => {
+        console.error(
+          `gen: sent ${sentMessages} received ${received} in flight ${expected - received} ` +
+            `ready ${ready.length - readyHead} cpu ${selfCpuSeconds()}`,
+        );
+      }, 250)
+      : undefined;
+    await sleep(warmupMs);
+    const r0 = received;
+    const s0 = sentMessages;
+    const c0 = selfCpuSeconds();
+    const t0 = performance.now();
+    const u0 = nowUs();
+    await sleep(measureMs);
+    const t1 = performance.now();
+    const u1 = nowUs();
+    result.delivered = received - r0;
+    result.sent = sentMessages - s0;
+    result.seconds = (t1 - t0) / 1000;
+    result.genCpuSeconds = selfCpuSeconds() - c0;
+    sending = false;
+    clearInterval(timer);
+    clearInterval(debug);
+    const measured = latencyBetween(u0, u1);
+    result.samples = measured.length;
+    result.p50Us = percentile(measured, 0.5);
+    result.p99Us = percentile(measured, 0.99);
+  }
+  result.closed = closedConnections;
+  result.skipped = skipped;
+  say("DONE");
+
+  const windowLine = (await lines.next()).value ?? "WINDOW 0 0";
+  const [, fromText, toText] = windowLine.split(" ");
+  const from = Number(fromText);
+  const to = Number(toText);
+  if (to > from) {
+    const inWindow = latencyBetween(from, to);
+    result.windowSamples = inWindow.length;
+    result.windowP50Us = percentile(inWindow, 0.5);
+    result.windowP99Us = percentile(inWindow, 0.99);
+  }
+  say(`RESULT ${JSON.stringify(result)}`);
+  Deno.exit(0);
+}
+
+if (import.meta.main) {
+  await main();
+}

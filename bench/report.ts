@@ -1,0 +1,278 @@
+/**
+ * The benchmark's report: the Markdown table of medians, the ratios of Parley to each peer, the
+ * targets of issue 4, and an SVG chart of delivered messages a second (hand-written SVG).
+ *
+ * @module
+ */
+
+import type { GenScenario } from "./gen.ts";
+import type { ServerName } from "./servers.ts";
+
+/** One trial, or (in `medians`) the median of a scenario × server's trials. */
+export interface TrialRecord {
+  scenario: GenScenario;
+  server: ServerName;
+  /** The repetition; in medians, how many trials succeeded. */
+  rep: number;
+  deliveredPerSec: number | null;
+  /** Messages sent a second (a direct message to 5 users counts once). */
+  sentPerSec: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Server CPU seconds during the measurement window. */
+  serverCpuSec: number | null;
+  serverCpuPct: number | null;
+  peakRssKiB: number | null;
+  rssPerConnKiB: number | null;
+  stormMs: number | null;
+  /** The busiest generator process's CPU use during the window. */
+  genCpuPct: number | null;
+  /** CPU the rest of the machine used during the window (other people's work), 100 % = a core. */
+  otherCpuPct: number | null;
+  failed: number;
+  closed: number;
+  error: string | null;
+}
+
+/** Everything a run wrote. */
+export interface Report {
+  date: string;
+  host: string;
+  cpu: string;
+  cores: number;
+  kernel: string;
+  versions: Record<string, string>;
+  options: Record<string, unknown>;
+  scenarios: { name: GenScenario; title: string }[];
+  servers: ServerName[];
+  medians: TrialRecord[];
+  trials: TrialRecord[];
+  totalSeconds: number;
+}
+
+const LABEL: Record<ServerName, string> = {
+  parley: "Parley",
+  inspircd: "InspIRCd",
+  ngircd: "ngircd",
+  nats: "nats-server",
+  redis: "Redis",
+};
+
+const COLOR: Record<ServerName, string> = {
+  parley: "#d9480f",
+  inspircd: "#1971c2",
+  ngircd: "#74c0fc",
+  nats: "#2f9e44",
+  redis: "#7048e8",
+};
+
+function num(x: number | null, digits = 2): string {
+  if (x === null || !Number.isFinite(x)) return "–";
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString("en");
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  return x.toFixed(digits);
+}
+
+function rate(x: number | null): string {
+  if (x === null || !Number.isFinite(x)) return "–";
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(1)}k`;
+  return x.toFixed(0);
+}
+
+function ratio(a: number | null, b: number | null): string {
+  if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return "–";
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/** The metric each scenario is judged by, and whether more is better. */
+function headline(
+  s: GenScenario,
+): { label: string; get: (t: TrialRecord) => number | null; more: boolean } {
+  switch (s) {
+    case "paced":
+      return { label: "p99 latency", get: (t) => t.p99Ms, more: false };
+    case "storm":
+      return { label: "p99 during storm", get: (t) => t.p99Ms, more: false };
+    case "idle":
+      return { label: "RSS per connection", get: (t) => t.rssPerConnKiB, more: false };
+    default:
+      return { label: "delivered msgs/s", get: (t) => t.deliveredPerSec, more: true };
+  }
+}
+
+function find(report: Report, s: GenScenario, server: ServerName): TrialRecord | undefined {
+  return report.medians.find((t) => t.scenario === s && t.server === server);
+}
+
+/** The targets of issue 4, each met or not. */
+function targets(report: Report): string[] {
+  const lines: string[] = [];
+  const get = (s: GenScenario, v: ServerName) => find(report, s, v);
+  for (const s of ["fanout", "rooms", "direct"] as GenScenario[]) {
+    const p = get(s, "parley")?.deliveredPerSec ?? null;
+    if (p === null) continue;
+    const peers = report.servers.filter((v) => v !== "parley");
+    const best = Math.max(...peers.map((v) => get(s, v)?.deliveredPerSec ?? 0));
+    const irc = Math.max(
+      ...["inspircd", "ngircd"].map((v) => get(s, v as ServerName)?.deliveredPerSec ?? 0),
+    );
+    if (best > 0) {
+      lines.push(
+        `- ${s}: Parley ${rate(p)}/s is ${
+          (p / best).toFixed(2)
+        }× the fastest peer (target ≥ 1×): ` +
+          (p >= best ? "**met**" : "**not met**"),
+      );
+    }
+    if (irc > 0) {
+      lines.push(
+        `- ${s}: Parley is ${(p / irc).toFixed(2)}× the faster IRC server (target ≥ 1.5×): ` +
+          (p >= 1.5 * irc ? "**met**" : "**not met**"),
+      );
+    }
+  }
+  const paced = get("paced", "parley")?.p99Ms ?? null;
+  const natsPaced = get("paced", "nats")?.p99Ms ?? null;
+  if (paced !== null && natsPaced !== null) {
+    lines.push(
+      `- paced: Parley p99 ${num(paced)} ms vs nats-server ${num(natsPaced)} ms (target ≤): ` +
+        (paced <= natsPaced ? "**met**" : "**not met**"),
+    );
+  }
+  const storm = get("storm", "parley");
+  if (storm?.p99Ms !== null && storm?.p99Ms !== undefined) {
+    lines.push(
+      `- storm: Parley p99 during the storm ${num(storm.p99Ms)} ms (target ≤ 20 ms): ` +
+        (storm.p99Ms <= 20 ? "**met**" : "**not met**") +
+        `; the storm took ${num(storm.stormMs, 0)} ms`,
+    );
+  }
+  const idle = get("idle", "parley")?.rssPerConnKiB ?? null;
+  if (idle !== null) {
+    lines.push(
+      `- idle: Parley ${num(idle)} KiB per connection (target ≤ 8 KiB): ` +
+        (idle <= 8 ? "**met**" : "**not met**"),
+    );
+  }
+  return lines;
+}
+
+/** The SVG chart: one panel per throughput scenario, a bar per server, each panel its own scale. */
+export function renderSvg(report: Report): string {
+  const panels = report.scenarios.filter((s) => !["idle", "storm"].includes(s.name));
+  const servers = report.servers;
+  const width = 760;
+  const barH = 18;
+  const gap = 4;
+  const left = 110;
+  const right = 90;
+  const panelH = 28 + servers.length * (barH + gap) + 14;
+  const height = 40 + panels.length * panelH;
+  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+      `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">` +
+      `Delivered messages per second (median of ${esc(String(report.options.reps))}, ` +
+      `${esc(report.host)}, ${report.cores} cores)</text>`,
+  );
+  let y = 40;
+  for (const panel of panels) {
+    const values = servers.map((v) => find(report, panel.name, v)?.deliveredPerSec ?? 0);
+    const max = Math.max(1, ...values);
+    out.push(`<text x="10" y="${y + 16}" font-weight="bold">${esc(panel.title)}</text>`);
+    let by = y + 26;
+    servers.forEach((v, k) => {
+      const w = Math.round(((width - left - right) * values[k]) / max);
+      out.push(
+        `<text x="${left - 8}" y="${by + barH - 5}" text-anchor="end">${LABEL[v]}</text>`,
+        `<rect x="${left}" y="${by}" width="${w}" height="${barH}" fill="${COLOR[v]}"/>`,
+        `<text x="${left + w + 6}" y="${by + barH - 5}">${rate(values[k])}</text>`,
+      );
+      by += barH + gap;
+    });
+    y += panelH;
+  }
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+/** The Markdown report, and the SVG it links to as `svgName`. */
+export function renderMarkdown(report: Report, svgName: string): { markdown: string; svg: string } {
+  const md: string[] = [];
+  md.push(`# Parley benchmark, ${report.date.slice(0, 10)} on ${report.host}`, "");
+  md.push(
+    `${report.cores} cores (${report.cpu}), Linux ${report.kernel}. Servers: ` +
+      Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join("; ") + ".",
+    "",
+    `Medians of ${report.options.reps} interleaved repetitions; ${report.options.measureMs} ms ` +
+      `measured after ${report.options.warmupMs} ms of warm-up; generator processes: ` +
+      `${report.options.procs}; in-flight window ${report.options.window} deliveries; ` +
+      `${report.options.batch} messages per write. The whole run took ` +
+      `${Math.round(report.totalSeconds)} s.`,
+    "",
+    `![delivered msgs/s](${svgName})`,
+    "",
+    "## Table",
+    "",
+    "| scenario | server | delivered msgs/s | p50 ms | p99 ms | server CPU s | server CPU % | " +
+      "peak RSS MiB | RSS/conn KiB | storm ms | gen CPU % | other CPU % | ok runs |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  );
+  for (const s of report.scenarios) {
+    for (const v of report.servers) {
+      const t = find(report, s.name, v);
+      if (!t) continue;
+      md.push(
+        `| ${s.name} | ${LABEL[v]} | ${rate(t.deliveredPerSec)} | ${num(t.p50Ms)} | ${
+          num(t.p99Ms)
+        } | ` +
+          `${num(t.serverCpuSec)} | ${num(t.serverCpuPct, 0)} | ` +
+          `${num(t.peakRssKiB === null ? null : t.peakRssKiB / 1024, 1)} | ${
+            num(t.rssPerConnKiB)
+          } | ` +
+          `${num(t.stormMs, 0)} | ${num(t.genCpuPct, 0)} | ${
+            num(t.otherCpuPct, 0)
+          } | ${t.rep}/${report.options.reps}` +
+          `${t.error ? ` (${t.error.slice(0, 80)})` : ""} |`,
+      );
+    }
+  }
+  md.push(
+    "",
+    "p50/p99: send-to-receive latency of the timestamped messages (1 in 64; every message in the " +
+      "paced runs); for storm, of the paced clients' messages received while the 1,000 logins ran. " +
+      "Server CPU: user + system seconds over the measured window (all threads). Peak RSS: VmHWM. " +
+      "RSS/conn: (RSS with all idle clients held − RSS before) ÷ connections. Gen CPU: the busiest " +
+      "generator process's CPU over the window (100 % = one core). Other CPU: what the rest of " +
+      "the machine used meanwhile (other jobs on a shared machine; high values mean a noisy run).",
+    "",
+    "## Ratios: Parley ÷ peer",
+    "",
+    `| scenario | metric | ${
+      report.servers.filter((v) => v !== "parley").map((v) => LABEL[v]).join(" | ")
+    } |`,
+    `| --- | --- | ${report.servers.filter((v) => v !== "parley").map(() => "---:").join(" | ")} |`,
+  );
+  for (const s of report.scenarios) {
+    const h = headline(s.name);
+    const p = find(report, s.name, "parley");
+    if (!p) continue;
+    const cells = report.servers.filter((v) => v !== "parley").map((v) => {
+      const t = find(report, s.name, v);
+      return t ? ratio(h.get(p), h.get(t)) : "–";
+    });
+    md.push(
+      `| ${s.name} | ${h.label} (${h.more ? "higher" : "lower"} is better) | ${
+        cells.join(" | ")
+      } |`,
+    );
+  }
+  const t = targets(report);
+  if (t.length > 0) md.push("", "## Targets (issue 4)", "", ...t);
+  md.push("");
+  return { markdown: md.join("\n"), svg: renderSvg(report) };
+}

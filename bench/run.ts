@@ -1,0 +1,539 @@
+/**
+ * `deno task bench`: runs the scenarios of issue 4 against Parley and the peers, repetitions
+ * interleaved (A B C A B C), and writes bench/results/<date>-<host>.md and .json with the table of
+ * medians, the ratios of Parley to each peer, and an SVG chart.
+ *
+ * ```sh
+ * deno task bench                          # everything (about 12 minutes on 2 cores)
+ * deno task bench --quick                  # one repetition, short windows, 2,000 idle connections
+ * deno task bench --only fanout,rooms --servers parley,nats --reps 5
+ * deno task bench --only fanout --procs 2  # the generator split over two processes
+ * deno task bench --only fanout --servers parley --cpu-prof /tmp/prof   # Parley's CPU profile
+ * deno task bench --only fanout --servers parley --strace /tmp/strace   # strace -c of Parley
+ * ```
+ *
+ * @module
+ */
+
+import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
+import { renderMarkdown, type Report, type TrialRecord } from "./report.ts";
+import {
+  ALL_SERVERS,
+  cpuSeconds,
+  installedPeers,
+  machineBusySeconds,
+  memoryKiB,
+  PROTOCOL_OF,
+  type RunningServer,
+  seededDatabase,
+  type ServerName,
+  startServer,
+} from "./servers.ts";
+
+/** A scenario of issue 4. */
+export interface Scenario {
+  name: GenScenario;
+  title: string;
+  clients: number;
+  rooms: number;
+}
+
+/** The benchmark's options. */
+export interface Options {
+  quick: boolean;
+  only: GenScenario[];
+  servers: ServerName[];
+  reps: number;
+  procs: number;
+  warmupMs: number;
+  measureMs: number;
+  idleConnections: number;
+  window: number;
+  batch: number;
+  out: string;
+  cpuProf: string;
+  strace: string;
+}
+
+const SCENARIO_ORDER: GenScenario[] = ["fanout", "rooms", "direct", "paced", "idle", "storm"];
+
+function scenarios(options: Options): Scenario[] {
+  const all: Scenario[] = [
+    { name: "fanout", title: "fan-out: 1 room × 100 clients", clients: 100, rooms: 1 },
+    { name: "rooms", title: "many rooms: 1,000 clients in 100 rooms", clients: 1000, rooms: 100 },
+    { name: "direct", title: "direct: 1,000 clients, 5 targets each", clients: 1000, rooms: 0 },
+    { name: "paced", title: "paced: 100 clients × 20 msg/s, 1 room", clients: 100, rooms: 1 },
+    {
+      name: "idle",
+      title: `idle: ${options.idleConnections.toLocaleString("en")} logged-in connections`,
+      clients: options.idleConnections,
+      rooms: 0,
+    },
+    { name: "storm", title: "login storm: 1,000 logins during paced", clients: 1000, rooms: 0 },
+  ];
+  return all.filter((s) => options.only.includes(s.name));
+}
+
+function parseOptions(args: string[]): Options {
+  const value = (flag: string): string | undefined => {
+    const at = args.indexOf(flag);
+    if (at === -1) return undefined;
+    const v = args[at + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value`);
+    return v;
+  };
+  const quick = args.includes("--quick");
+  const only = (value("--only")?.split(",") ?? SCENARIO_ORDER) as GenScenario[];
+  for (const s of only) {
+    if (!SCENARIO_ORDER.includes(s)) throw new Error(`unknown scenario ${s} (${SCENARIO_ORDER})`);
+  }
+  const servers = (value("--servers")?.split(",") ?? ALL_SERVERS) as ServerName[];
+  for (const s of servers) {
+    if (!ALL_SERVERS.includes(s)) throw new Error(`unknown server ${s} (${ALL_SERVERS})`);
+  }
+  const host = Deno.hostname();
+  const date = new Date().toISOString().slice(0, 10);
+  return {
+    quick,
+    only,
+    servers,
+    reps: Number(value("--reps") ?? (quick ? 1 : 3)),
+    procs: Number(value("--procs") ?? 1),
+    warmupMs: Number(value("--warmup-ms") ?? (quick ? 500 : 1000)),
+    measureMs: Number(value("--measure-ms") ?? (quick ? 1500 : 3000)),
+    idleConnections: Number(value("--idle") ?? (quick ? 2000 : 10_000)),
+    window: Number(value("--window") ?? 524_288),
+    batch: Number(value("--batch") ?? 16),
+    out: value("--out") ??
+      new URL(`./results/${date}-${host}${quick ? "-quick" : ""}`, import.meta.url).pathname,
+    cpuProf: value("--cpu-prof") ?? "",
+    strace: value("--strace") ?? "",
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator processes.
+
+const GEN = new URL("./gen.ts", import.meta.url).pathname;
+
+class GenProcess {
+  readonly child: Deno.ChildProcess;
+  #lines: string[] = [];
+  #waiters: (() => void)[] = [];
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #ended = false;
+  stderr = "";
+
+  constructor(config: GenConfig) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", GEN, JSON.stringify(config)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    void this.#read();
+    const child = this.child;
+    void (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        this.stderr = (this.stderr + chunk).slice(-4000);
+        if (Deno.env.get("BENCH_DEBUG")) Deno.stderr.writeSync(new TextEncoder().encode(chunk));
+      }
+    })();
+  }
+
+  async #read(): Promise<void> {
+    let pending = "";
+    for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) !== -1) {
+        this.#lines.push(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+      this.#wake();
+    }
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  /** The next line starting with `word`, or an error after `timeoutMs`. */
+  async expect(word: string, timeoutMs: number): Promise<string> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const at = this.#lines.findIndex((l) => l.startsWith(word));
+      if (at !== -1) return this.#lines.splice(0, at + 1)[at].slice(word.length).trim();
+      if (this.#ended) throw new Error(`generator ended before ${word}: ${this.stderr}`);
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(`generator: no ${word} within ${timeoutMs} ms: ${this.stderr}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async send(line: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  async stop(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    const late = setTimeout(() => {
+      try {
+        Deno.kill(this.child.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await this.child.status;
+    clearTimeout(late);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function median(values: number[]): number | null {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function genConfig(
+  options: Options,
+  scenario: Scenario,
+  server: RunningServer,
+  part: number,
+  parts: number,
+): GenConfig {
+  const per = Math.ceil(scenario.clients / parts);
+  const first = part * per;
+  const count = Math.max(0, Math.min(per, scenario.clients - first));
+  const paced = scenario.name === "paced";
+  return {
+    protocol: PROTOCOL_OF[server.name],
+    port: server.port,
+    scenario: scenario.name,
+    first,
+    count,
+    rooms: scenario.rooms,
+    roomSize: scenario.rooms > 0 ? scenario.clients / scenario.rooms : 0,
+    first0: 0,
+    population: scenario.clients,
+    targets: 5,
+    batch: options.batch,
+    window: Math.ceil(options.window / parts),
+    rate: 20,
+    stampEvery: paced ? 1 : 64,
+    connectConcurrency: 64,
+    readBufferBytes: scenario.name === "idle" ? 1024 : 64 * 1024,
+    seed: 4,
+  };
+}
+
+/** One scenario against one server: start it, drive it, measure, stop it. */
+async function runTrial(
+  options: Options,
+  scenario: Scenario,
+  name: ServerName,
+  rep: number,
+  seededDb: string,
+): Promise<TrialRecord> {
+  const dir = await Deno.makeTempDir({ prefix: `parley-bench-${name}-` });
+  const denoFlags = options.cpuProf
+    ? [
+      "--cpu-prof",
+      `--cpu-prof-dir=${options.cpuProf}`,
+      `--cpu-prof-name=${scenario.name}-${rep}.cpuprofile`,
+    ]
+    : [];
+  const server = await startServer(name, { dir, seededDb, denoFlags });
+  const gens: GenProcess[] = [];
+  const record: TrialRecord = {
+    scenario: scenario.name,
+    server: name,
+    rep,
+    deliveredPerSec: null,
+    sentPerSec: null,
+    p50Ms: null,
+    p99Ms: null,
+    serverCpuSec: null,
+    serverCpuPct: null,
+    peakRssKiB: null,
+    rssPerConnKiB: null,
+    stormMs: null,
+    genCpuPct: null,
+    otherCpuPct: null,
+    failed: 0,
+    closed: 0,
+    error: null,
+  };
+  let tracer: Deno.ChildProcess | null = null;
+  try {
+    await sleep(200);
+    const baseRss = memoryKiB(server.pid, "VmRSS");
+    const storm = scenario.name === "storm";
+    const procs = scenario.name === "idle" || storm || scenario.name === "paced"
+      ? 1
+      : options.procs;
+    if (storm) {
+      const paced: Scenario = { name: "paced", title: "", clients: 100, rooms: 1 };
+      gens.push(new GenProcess(genConfig(options, paced, server, 0, 1)));
+    } else {
+      for (let p = 0; p < procs; p++) {
+        gens.push(new GenProcess(genConfig(options, scenario, server, p, procs)));
+      }
+    }
+    const setupTimeout = 180_000;
+    for (const g of gens) {
+      const ready = JSON.parse(await g.expect("READY", setupTimeout));
+      record.failed += ready.failed;
+    }
+    let stormGen: GenProcess | null = null;
+    if (storm) {
+      stormGen = new GenProcess({
+        ...genConfig(options, scenario, server, 0, 1),
+        scenario: "storm",
+        first: 1000,
+        count: scenario.clients,
+      });
+      await stormGen.expect("READY", setupTimeout);
+    }
+    const measureMs = storm ? Math.max(options.measureMs, 4000) : options.measureMs;
+    for (const g of gens) await g.send(`GO ${options.warmupMs} ${measureMs}`);
+    await sleep(options.warmupMs);
+    const cpu0 = cpuSeconds(server.pid);
+    const busy0 = machineBusySeconds();
+    const t0 = performance.now();
+    if (options.strace) {
+      await Deno.mkdir(options.strace, { recursive: true });
+      tracer = new Deno.Command("strace", {
+        args: [
+          "-c",
+          "-f",
+          "-p",
+          String(server.pid),
+          "-o",
+          `${options.strace}/${scenario.name}-${name}-${rep}.txt`,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+    }
+    let stormWindow = "WINDOW 0 0";
+    if (stormGen) {
+      await sleep(500);
+      await stormGen.send(`GO 0 0`);
+      await stormGen.expect("DONE", 120_000);
+      await stormGen.send("WINDOW 0 0");
+      const s = JSON.parse(await stormGen.expect("RESULT", 30_000)) as GenResult;
+      record.stormMs = s.stormMs ?? null;
+      record.failed += s.failed;
+      stormWindow = `WINDOW ${s.stormStartUs} ${s.stormEndUs}`;
+    }
+    const left = measureMs - (performance.now() - t0);
+    if (left > 0) await sleep(left);
+    const cpu1 = cpuSeconds(server.pid);
+    const busy1 = machineBusySeconds();
+    const t1 = performance.now();
+    if (tracer) {
+      try {
+        Deno.kill(tracer.pid, "SIGINT");
+      } catch { /* gone */ }
+      await tracer.status;
+    }
+    const results: GenResult[] = [];
+    for (const g of gens) await g.expect("DONE", 60_000);
+    for (const g of gens) {
+      await g.send(stormWindow);
+      results.push(JSON.parse(await g.expect("RESULT", 60_000)));
+    }
+    const seconds = results[0].seconds;
+    record.deliveredPerSec = results.reduce((a, r) => a + r.delivered, 0) / seconds;
+    record.sentPerSec = results.reduce((a, r) => a + r.sent, 0) / seconds;
+    const pick = (r: GenResult) => storm ? [r.windowP50Us, r.windowP99Us] : [r.p50Us, r.p99Us];
+    // With several generators, report the worst of their percentiles.
+    const p50s = results.map((r) => pick(r)[0]).filter((x): x is number => x !== null);
+    const p99s = results.map((r) => pick(r)[1]).filter((x): x is number => x !== null);
+    record.p50Ms = p50s.length ? Math.max(...p50s) / 1000 : null;
+    record.p99Ms = p99s.length ? Math.max(...p99s) / 1000 : null;
+    record.serverCpuSec = cpu1 - cpu0;
+    record.serverCpuPct = (100 * (cpu1 - cpu0)) / ((t1 - t0) / 1000);
+    record.genCpuPct = Math.max(...results.map((r) => (100 * r.genCpuSeconds) / r.seconds));
+    const genCpu = results.reduce((a, r) => a + r.genCpuSeconds, 0);
+    record.otherCpuPct = (100 * (busy1 - busy0 - (cpu1 - cpu0) - genCpu)) / ((t1 - t0) / 1000);
+    record.closed = results.reduce((a, r) => a + r.closed, 0);
+    record.peakRssKiB = memoryKiB(server.pid, "VmHWM");
+    if (scenario.name === "idle") {
+      const rss = memoryKiB(server.pid, "VmRSS");
+      const held = scenario.clients - record.failed - record.closed;
+      record.rssPerConnKiB = held > 0 ? (rss - baseRss) / held : null;
+    }
+  } catch (error) {
+    record.error = error instanceof Error ? error.message.slice(0, 500) : String(error);
+  } finally {
+    if (tracer) {
+      try {
+        Deno.kill(tracer.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await Promise.all(gens.map((g) => g.stop()));
+    await server.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return record;
+}
+
+function summarize(trials: TrialRecord[]): TrialRecord[] {
+  const out: TrialRecord[] = [];
+  const keys = new Set(trials.map((t) => `${t.scenario}/${t.server}`));
+  for (const key of keys) {
+    const group = trials.filter((t) => `${t.scenario}/${t.server}` === key && t.error === null);
+    const all = trials.filter((t) => `${t.scenario}/${t.server}` === key);
+    const m = (f: (t: TrialRecord) => number | null) => median(group.map((t) => f(t) ?? NaN));
+    out.push({
+      scenario: all[0].scenario,
+      server: all[0].server,
+      rep: group.length,
+      deliveredPerSec: m((t) => t.deliveredPerSec),
+      sentPerSec: m((t) => t.sentPerSec),
+      p50Ms: m((t) => t.p50Ms),
+      p99Ms: m((t) => t.p99Ms),
+      serverCpuSec: m((t) => t.serverCpuSec),
+      serverCpuPct: m((t) => t.serverCpuPct),
+      peakRssKiB: m((t) => t.peakRssKiB),
+      rssPerConnKiB: m((t) => t.rssPerConnKiB),
+      stormMs: m((t) => t.stormMs),
+      genCpuPct: m((t) => t.genCpuPct),
+      otherCpuPct: m((t) => t.otherCpuPct),
+      failed: Math.max(0, ...all.map((t) => t.failed)),
+      closed: Math.max(0, ...all.map((t) => t.closed)),
+      error: group.length === 0 ? all.map((t) => t.error).join("; ") : null,
+    });
+  }
+  return out;
+}
+
+function versions(servers: ServerName[]): Record<string, string> {
+  const run = (cmd: string, args: string[]) => {
+    try {
+      const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
+      return (new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr))
+        .split("\n").find((l) => l.trim() !== "")?.trim() ?? "?";
+    } catch {
+      return "not installed";
+    }
+  };
+  const v: Record<string, string> = { parley: `deno ${Deno.version.deno}` };
+  for (const s of servers) {
+    if (s === "inspircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "inspircd"]);
+    if (s === "ngircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "ngircd"]);
+    if (s === "nats") v[s] = run("/usr/sbin/nats-server", ["--version"]);
+    if (s === "redis") v[s] = run("/usr/bin/redis-server", ["--version"]);
+  }
+  return v;
+}
+
+function cpuModel(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(Deno.args);
+  const installed = installedPeers();
+  const missing = options.servers.filter((s) => s !== "parley" && !installed.includes(s));
+  if (missing.length > 0) {
+    console.error(
+      `bench: not installed: ${missing.join(", ")} (apt-get install nats-server redis-server ` +
+        `ngircd inspircd); running without them`,
+    );
+    options.servers = options.servers.filter((s) => !missing.includes(s));
+  }
+  const list = scenarios(options);
+  const started = performance.now();
+  const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/parley-bench-cache`;
+  await Deno.mkdir(cache, { recursive: true });
+  let seededDb = "";
+  if (options.servers.includes("parley")) {
+    const users = Math.max(2000, list.some((s) => s.name === "idle") ? options.idleConnections : 0);
+    console.error(`bench: seeding ${users} users (cached in ${cache}) …`);
+    seededDb = await seededDatabase(cache, users);
+  }
+  const trials: TrialRecord[] = [];
+  for (const scenario of list) {
+    for (let rep = 1; rep <= options.reps; rep++) {
+      for (const name of options.servers) {
+        const t = performance.now();
+        const record = await runTrial(options, scenario, name, rep, seededDb);
+        trials.push(record);
+        const secs = ((performance.now() - t) / 1000).toFixed(1);
+        console.error(
+          `bench: ${scenario.name} rep ${rep} ${name.padEnd(8)} ` +
+            (record.error
+              ? `ERROR ${record.error}`
+              : `${fmt(record.deliveredPerSec)} msg/s (sent ${fmt(record.sentPerSec)}) p50 ${
+                fmt(record.p50Ms)
+              } ms p99 ` +
+                `${fmt(record.p99Ms)} ms cpu ${fmt(record.serverCpuPct)}% gen ${
+                  fmt(record.genCpuPct)
+                }% ` +
+                `rss ${fmt(record.peakRssKiB)} KiB` +
+                (record.rssPerConnKiB !== null ? ` ${fmt(record.rssPerConnKiB)} KiB/conn` : "") +
+                (record.stormMs !== null ? ` storm ${fmt(record.stormMs)} ms` : "") +
+                (record.failed || record.closed
+                  ? ` failed ${record.failed} closed ${record.closed}`
+                  : "")) +
+            ` (${secs} s)`,
+        );
+      }
+    }
+  }
+  const report: Report = {
+    date: new Date().toISOString(),
+    host: Deno.hostname(),
+    cpu: cpuModel(),
+    cores: navigator.hardwareConcurrency,
+    kernel: Deno.osRelease(),
+    versions: versions(options.servers),
+    options: { ...options },
+    scenarios: list.map((s) => ({ name: s.name, title: s.title })),
+    servers: options.servers,
+    medians: summarize(trials),
+    trials,
+    totalSeconds: (performance.now() - started) / 1000,
+  };
+  await Deno.mkdir(new URL("./results/", import.meta.url).pathname, { recursive: true });
+  const base = options.out;
+  Deno.writeTextFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
+  const svgName = base.slice(base.lastIndexOf("/") + 1) + ".svg";
+  const { markdown, svg } = renderMarkdown(report, svgName);
+  Deno.writeTextFileSync(`${base}.md`, markdown);
+  Deno.writeTextFileSync(`${base}.svg`, svg);
+  console.error(`bench: wrote ${base}.md, .json and .svg in ${report.totalSeconds.toFixed(0)} s`);
+  console.log(markdown);
+}
+
+function fmt(x: number | null): string {
+  if (x === null || !Number.isFinite(x)) return "–";
+  if (Math.abs(x) >= 100) return Math.round(x).toLocaleString("en");
+  return x.toFixed(2);
+}
+
+if (import.meta.main) {
+  await main();
+}
