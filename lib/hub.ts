@@ -102,6 +102,11 @@ class Room {
     this.#sorted = null;
   }
 
+  clear(): void {
+    this.members.clear();
+    this.#sorted = null;
+  }
+
   /** Sends `line` to every member but `except`. */
   broadcast(line: Uint8Array, except: Session | null): void {
     for (const member of this.members.values()) {
@@ -255,14 +260,19 @@ export class Hub {
 
   /** Ends every session with `0:-1` (the server is stopping). */
   logoutAll(): void {
-    for (const session of [...this.#sessionsByUser.values()]) {
-      this.#endSession(session.peer);
+    // Everyone goes at once: no one is told of others leaving before its own 0:-1.
+    for (const room of this.#rooms.values()) room.clear();
+    for (const session of this.#sessionsByUser.values()) {
+      session.room = null;
       session.peer.send(LOGGED_OUT);
     }
+    this.#sessionsByUser.clear();
+    this.#sessionsByPeer.clear();
   }
 
   async #login(peer: Peer, username: string, password: Uint8Array): Promise<void> {
     this.#endSession(peer);
+    password = password.slice(); // our own copy: the caller's view points into a read buffer
     let ok = false;
     try {
       const user = await this.#store.findUser(username);
@@ -337,6 +347,9 @@ export class Hub {
     password: Uint8Array,
   ): Promise<void> {
     const peer = session.peer;
+    // Our own copies: the caller's views point into a read buffer, and we may wait below.
+    nameBytes = nameBytes.slice();
+    password = password.slice();
     // Await only a creation that is really pending: an `await undefined` here would yield, and a
     // second joiner of the same new room would slip past this check and create it twice.
     const pending = this.#rooms.has(name) ? undefined : this.#roomsPending.get(name);
@@ -386,12 +399,11 @@ export class Hub {
     password: Uint8Array,
   ): Promise<Room | null> | "room-limit" {
     if (this.#rooms.size + this.#roomsPending.size >= this.maxRooms) return "room-limit";
-    const ownBytes = nameBytes.slice(); // the caller's view points into a reused read buffer
     const creating = (async () => {
       try {
         const hash = password.length === 0 ? null : await this.#passwords.hash(password);
         await this.#store.addRoom(name, hash);
-        const room = new Room(name, ownBytes, hash);
+        const room = new Room(name, nameBytes, hash);
         this.#addRoom(room);
         return room;
       } catch (error) {
