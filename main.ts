@@ -57,25 +57,26 @@ export async function main(args: string[]): Promise<number> {
 async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<number> {
   const log = new Logger(config.logLevel as LogLevel, undefined, config.logFormat as LogFormat);
   log.info("starting", { version: VERSION, deno: Deno.version.deno, db: config.db });
-  let server: ParleyServer;
-  try {
-    server = await ParleyServer.start(config, log);
-  } catch (error) {
-    console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const stopped = Promise.withResolvers<void>();
-  const stop = (signal: string) => {
-    log.info("stopping", { signal });
-    server.shutdown().then(stopped.resolve, stopped.reject);
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
+  // Listen for signals before starting, so a SIGTERM during start-up still stops cleanly.
+  const signalled = Promise.withResolvers<string>();
+  const onInt = () => signalled.resolve("SIGINT");
+  const onTerm = () => signalled.resolve("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  await stopped.promise;
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
+  try {
+    let server: ParleyServer;
+    try {
+      server = await ParleyServer.start(config, log);
+    } catch (error) {
+      console.error(`parley: ${error instanceof Error ? error.message : String(error)}`);
+      return 1;
+    }
+    log.info("stopping", { signal: await signalled.promise });
+    await server.shutdown();
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
   return 0;
 }
 
