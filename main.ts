@@ -11,10 +11,11 @@
  */
 
 import { runAdmin } from "./lib/admin.ts";
-import { promptHidden, runChat } from "./lib/chat.ts";
+import { runChat } from "./lib/chat.ts";
 import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
 import { type LogFormat, Logger, type LogLevel } from "./lib/log.ts";
 import { ParleyServer } from "./lib/server.ts";
+import { promptHidden } from "./lib/terminal.ts";
 
 /** Runs Parley with `args` and returns the exit code (the server returns once it has stopped). */
 export async function main(args: string[]): Promise<number> {
@@ -24,7 +25,7 @@ export async function main(args: string[]): Promise<number> {
       isTerminal: Deno.stdin.isTerminal(),
       out: (line) => console.log(line),
       err: (line) => console.error(line),
-      promptHidden,
+      promptHidden: async (prompt) => new TextDecoder().decode(await promptHidden(prompt)),
     });
   }
   let invocation;

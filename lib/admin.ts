@@ -10,6 +10,7 @@ import type { AdminCommand, Config } from "./config.ts";
 import { PasswordHasher } from "./password.ts";
 import { openSqliteStore, type SqliteStore } from "./sqlite_store.ts";
 import { StoreError } from "./store.ts";
+import { PromptCancelled, promptHidden } from "./terminal.ts";
 
 /** Where an admin command reads its password and writes its output. */
 export interface AdminIO {
@@ -154,8 +155,8 @@ export function checkNewPassword(password: Uint8Array): void {
 async function readPassword(io: AdminIO): Promise<Uint8Array> {
   let password: Uint8Array;
   if (io.isTerminal) {
-    password = await promptHidden("Password: ");
-    const again = await promptHidden("Password (again): ");
+    password = await askHidden("Password: ");
+    const again = await askHidden("Password (again): ");
     if (password.length !== again.length || !password.every((b, i) => b === again[i])) {
       throw new AdminError("the passwords do not match");
     }
@@ -171,26 +172,11 @@ async function readPassword(io: AdminIO): Promise<Uint8Array> {
   return password;
 }
 
-/** Asks for a line on the terminal without echoing it. */
-async function promptHidden(prompt: string): Promise<Uint8Array> {
-  const encoder = new TextEncoder();
-  Deno.stderr.writeSync(encoder.encode(prompt));
-  Deno.stdin.setRaw(true);
-  const typed: number[] = [];
+async function askHidden(prompt: string): Promise<Uint8Array> {
   try {
-    const byte = new Uint8Array(1);
-    for (;;) {
-      const n = await Deno.stdin.read(byte);
-      if (n === null) break;
-      const b = byte[0];
-      if (b === 0x0d || b === 0x0a) break;
-      if (b === 0x03 || b === 0x04) throw new AdminError("cancelled");
-      if (b === 0x7f || b === 0x08) typed.pop();
-      else typed.push(b);
-    }
-  } finally {
-    Deno.stdin.setRaw(false);
-    Deno.stderr.writeSync(encoder.encode("\n"));
+    return await promptHidden(prompt);
+  } catch (error) {
+    if (error instanceof PromptCancelled) throw new AdminError("cancelled");
+    throw error;
   }
-  return new Uint8Array(typed);
 }

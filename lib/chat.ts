@@ -11,8 +11,6 @@
 import { parseArgs } from "node:util";
 import { ParleyClient, ParleyError, type ParleyEvent } from "./client.ts";
 
-const encoder = new TextEncoder();
-
 /** Where the chat reads and writes. */
 export interface ChatIO {
   /** Typed input (and, when not a terminal, the password as its first line). */
@@ -261,34 +259,4 @@ async function command(
     }
     return true;
   }
-}
-
-/**
- * Reads a line from the terminal without echoing it.
- *
- * @example Usage
- * ```ts ignore
- * const password = await promptHidden("Password: ");
- * ```
- */
-export async function promptHidden(prompt: string): Promise<string> {
-  Deno.stderr.writeSync(encoder.encode(prompt));
-  Deno.stdin.setRaw(true);
-  const typed: number[] = [];
-  try {
-    const byte = new Uint8Array(1);
-    for (;;) {
-      const n = await Deno.stdin.read(byte);
-      if (n === null) break;
-      const b = byte[0];
-      if (b === 0x0d || b === 0x0a) break;
-      if (b === 0x03 || b === 0x04) throw new Error("cancelled");
-      if (b === 0x7f || b === 0x08) typed.pop();
-      else typed.push(b);
-    }
-  } finally {
-    Deno.stdin.setRaw(false);
-    Deno.stderr.writeSync(encoder.encode("\n"));
-  }
-  return new TextDecoder().decode(new Uint8Array(typed));
 }
