@@ -93,6 +93,7 @@ export class Connection implements Peer {
   #transport: Transport;
   #context: ConnectionContext;
   #closed = false;
+  #closing = false;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
   #loginFailures = 0;
   #tokens: number;
@@ -131,7 +132,9 @@ export class Connection implements Peer {
    * keeps each client's commands in order.
    */
   handleLine(line: Uint8Array): void | Promise<void> {
-    if (this.#closed || line.length === 0) return; // blank lines are ignored
+    // Blank lines are ignored; so is everything after the connection was told to close (a
+    // shutdown, a too-long line, flooding): nothing may start a session while it flushes.
+    if (this.#closed || this.#closing || line.length === 0) return;
     this.metrics.linesIn++;
     if (!this.#takeToken()) {
       this.metrics.rateLimited++;
@@ -225,6 +228,7 @@ export class Connection implements Peer {
 
   /** Writes what is queued (waiting at most a couple of seconds), then closes. */
   async closeAfterFlush(why?: string): Promise<void> {
+    this.#closing = true;
     if (why) this.#context.log.info("closing", { address: this.remoteAddress, why });
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

@@ -26,6 +26,21 @@ const READ_BUFFER_BYTES = 16 * 1024;
 
 const SERVER_FULL = encodeError("?", "server-full");
 
+function describe(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** A TLS file that cannot be read: its message names the file. */
+class TlsSetupError extends Error {}
+
+function readPem(path: string, what: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describe(error)}`);
+  }
+}
+
 /** A listening address, as logged and as tests read it. */
 export interface ListenAddress {
   transport: "tcp" | "tls" | "ws" | "wss";
@@ -77,7 +92,7 @@ export class ParleyServer {
     this.#context = {
       hub: this.hub,
       limits: { ...config, readBufferBytes: READ_BUFFER_BYTES },
-      throttle: new LoginThrottle(),
+      throttle: new LoginThrottle({ maxFailuresPerConnection: config.maxLoginFailures }),
       log,
       closed: (connection) => this.#connections.delete(connection),
       metrics: this.metrics,
@@ -87,17 +102,25 @@ export class ParleyServer {
   /** Opens the database and starts listening. Throws (naming the file) if the store cannot open. */
   static async start(config: Config, log: Logger): Promise<ParleyServer> {
     const store = openSqliteStore(config.db);
+    let server: ParleyServer | undefined;
     try {
       const hasher = new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
       await hasher.prepare();
-      const server = new ParleyServer(config, store, hasher, log);
+      server = new ParleyServer(config, store, hasher, log);
       server.hub.loadRooms(await store.listRooms());
       server.#changeSeq = await store.lastChange();
       server.#listen();
-      server.#pollTimer = setInterval(() => server.#pollChanges(), CHANGE_POLL_MS);
+      const started = server;
+      server.#pollTimer = setInterval(() => started.#pollChanges(), CHANGE_POLL_MS);
       if (config.metricsPort >= 0) server.#serveMetrics();
       return server;
     } catch (error) {
+      // Nothing may stay open (a TCP listener when the TLS one failed, say): the caller exits.
+      for (const listener of server === undefined ? [] : server.#listeners) {
+        try {
+          listener.close();
+        } catch { /* already closed */ }
+      }
       await store.close();
       throw error;
     }
@@ -110,15 +133,20 @@ export class ParleyServer {
 
   #listen(): void {
     const { host, port, tlsCert, tlsKey, tlsPort } = this.#config;
-    const plain = Deno.listen({ hostname: host, port });
-    this.#serveListener(plain, "tcp");
+    if (port >= 0) this.#serveListener(Deno.listen({ hostname: host, port }), "tcp");
     if (tlsCert && tlsKey) {
-      const tls = Deno.listenTls({
-        hostname: host,
-        port: tlsPort,
-        cert: Deno.readTextFileSync(tlsCert),
-        key: Deno.readTextFileSync(tlsKey),
-      });
+      let tls: Deno.TlsListener;
+      try {
+        tls = Deno.listenTls({
+          hostname: host,
+          port: tlsPort,
+          cert: readPem(tlsCert, "certificate"),
+          key: readPem(tlsKey, "key"),
+        });
+      } catch (error) {
+        if (error instanceof TlsSetupError) throw error;
+        throw new Error(`cannot serve TLS with ${tlsCert} and ${tlsKey}: ${describe(error)}`);
+      }
       this.#serveListener(tls, "tls");
     }
     if (this.#config.wsPort >= 0) this.#serveWebSocket();

@@ -48,6 +48,16 @@ function createPrivately(path: string): void {
     Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
   } catch (error) {
     if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    // SQLite would quietly open a write-protected file read-only, and the server would only find
+    // out at its first write: check up front that the file can be written.
+    try {
+      Deno.openSync(path, { read: true, write: true }).close();
+    } catch (cause) {
+      if (cause instanceof Deno.errors.PermissionDenied) {
+        throw new Error("the file is read-only (permission denied)", { cause });
+      }
+      throw cause;
+    }
   }
 }
 
@@ -88,6 +98,13 @@ function migrate(db: DatabaseSync): void {
   // BEGIN IMMEDIATE takes the write lock up front: a read-only or locked file fails here, clearly.
   db.exec("BEGIN IMMEDIATE");
   try {
+    const tables = (db.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    ).all() as { name: string }[]).map((t) => t.name);
+    if (tables.length > 0 && !tables.includes("schema_migrations")) {
+      // Another program's SQLite file: adding Parley's tables to it would be writing over it.
+      throw new Error("it is an SQLite file but not a Parley database (no schema_migrations)");
+    }
     db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
                version INTEGER PRIMARY KEY NOT NULL,
                applied_at INTEGER NOT NULL)`);
