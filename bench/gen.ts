@@ -490,7 +490,18 @@ async function main(): Promise<void> {
   if (config.scenario === "storm") {
     const start = nowUs();
     const stormStarted = performance.now();
-    const outcome = await bounded(clients, clients.length, (c) => setUp(config, c, false));
+    // A server with a short listen backlog (ngircd's is 10) drops SYNs and leaves connects to
+    // retry for minutes: a login that takes longer than this counts as failed.
+    const limitMs = 15_000;
+    const outcome = await bounded(clients, clients.length, (c) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        setUp(config, c, false),
+        new Promise<void>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no login within ${limitMs} ms`)), limitMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    });
     result.stormStartUs = start;
     result.stormEndUs = nowUs();
     result.stormMs = performance.now() - stormStarted;

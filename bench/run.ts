@@ -235,7 +235,8 @@ function genConfig(
     window: Math.ceil(options.window / parts),
     rate: 20,
     stampEvery: paced ? 1 : 64,
-    connectConcurrency: 64,
+    // InspIRCd 3 completes a registration on its once-a-second timer: set many up at once.
+    connectConcurrency: server.name === "inspircd" ? 1000 : 64,
     readBufferBytes: scenario.name === "idle" ? 1024 : 64 * 1024,
     seed: 4,
   };
@@ -483,22 +484,7 @@ async function main(): Promise<void> {
         trials.push(record);
         const secs = ((performance.now() - t) / 1000).toFixed(1);
         console.error(
-          `bench: ${scenario.name} rep ${rep} ${name.padEnd(8)} ` +
-            (record.error
-              ? `ERROR ${record.error}`
-              : `${fmt(record.deliveredPerSec)} msg/s (sent ${fmt(record.sentPerSec)}) p50 ${
-                fmt(record.p50Ms)
-              } ms p99 ` +
-                `${fmt(record.p99Ms)} ms cpu ${fmt(record.serverCpuPct)}% gen ${
-                  fmt(record.genCpuPct)
-                }% ` +
-                `rss ${fmt(record.peakRssKiB)} KiB` +
-                (record.rssPerConnKiB !== null ? ` ${fmt(record.rssPerConnKiB)} KiB/conn` : "") +
-                (record.stormMs !== null ? ` storm ${fmt(record.stormMs)} ms` : "") +
-                (record.failed || record.closed
-                  ? ` failed ${record.failed} closed ${record.closed}`
-                  : "")) +
-            ` (${secs} s)`,
+          `bench: ${scenario.name} rep ${rep} ${name.padEnd(8)} ${describe(record)} (${secs} s)`,
         );
       }
     }
@@ -526,6 +512,20 @@ async function main(): Promise<void> {
   Deno.writeTextFileSync(`${base}.svg`, svg);
   console.error(`bench: wrote ${base}.md, .json and .svg in ${report.totalSeconds.toFixed(0)} s`);
   console.log(markdown);
+}
+
+function describe(r: TrialRecord): string {
+  if (r.error) return `ERROR ${r.error}`;
+  const parts = [
+    `${fmt(r.deliveredPerSec)} msg/s (sent ${fmt(r.sentPerSec)})`,
+    `p50 ${fmt(r.p50Ms)} ms p99 ${fmt(r.p99Ms)} ms`,
+    `cpu ${fmt(r.serverCpuPct)}% gen ${fmt(r.genCpuPct)}% other ${fmt(r.otherCpuPct)}%`,
+    `rss ${fmt(r.peakRssKiB)} KiB`,
+  ];
+  if (r.rssPerConnKiB !== null) parts.push(`${fmt(r.rssPerConnKiB)} KiB/conn`);
+  if (r.stormMs !== null) parts.push(`storm ${fmt(r.stormMs)} ms`);
+  if (r.failed || r.closed) parts.push(`failed ${r.failed} closed ${r.closed}`);
+  return parts.join(" ");
 }
 
 function fmt(x: number | null): string {
