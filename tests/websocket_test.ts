@@ -458,7 +458,10 @@ Deno.test("ws: flags — port, repeatable origins, the variable as a list, --web
   assert.throws(() => parseInvocation(["--ws-port", "65536"], {}), UsageError);
   const help = helpText();
   assert.match(help, /--ws-port/);
-  assert.match(help, /--ws-origin.*repeatable; none given: any origin is allowed/);
+  assert.match(
+    help,
+    /--ws-origin.*repeatable; env: comma-separated\); none given: any origin is allowed/,
+  );
   assert.match(help, /--web /);
 });
 
