@@ -30,6 +30,7 @@ export interface Config {
   tlsKey: string;
   tlsPort: number;
   logLevel: string;
+  maxLoginFailures: number;
   wsPort: number;
   wsOrigins: string[];
   web: boolean;
@@ -60,9 +61,9 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     key: "port",
     kind: "integer",
     default: 7777,
-    min: 0,
+    min: -1,
     max: 65535,
-    help: "plain TCP port (0: any free port)",
+    help: "plain TCP port (0: any free port; --port=-1: no plain TCP, only TLS or WebSocket)",
   },
   { flag: "db", key: "db", kind: "string", default: "parley.db", help: "SQLite database file" },
   {
@@ -143,6 +144,15 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     min: 1,
     max: 100_000_000,
     help: "lines a second a client may send sustained",
+  },
+  {
+    flag: "max-login-failures",
+    key: "maxLoginFailures",
+    kind: "integer",
+    default: 10,
+    min: 1,
+    max: 1000,
+    help: "failed logins after which a connection is closed (replies slow down after 3)",
   },
   {
     flag: "hash-cost",
@@ -360,6 +370,11 @@ export function parseInvocation(
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     throw new UsageError("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (config.port === -1 && !config.tlsCert && (config.wsPort as number) < 0) {
+    throw new UsageError(
+      "--port=-1 turns plain TCP off: give --tls-cert and --tls-key (or --ws-port) to serve",
+    );
   }
   config.wsOrigins = (config.wsOrigins as string[]).map((origin) => {
     const normalized = normalizeOrigin(origin);
