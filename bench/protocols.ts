@@ -2,10 +2,12 @@
  * What the load generator says in each of the four protocols: the handshake that logs a client in
  * (and what ends it), joining a room, and the bytes of one room or direct message.
  *
- * Every message body is {@linkcode BODY_BYTES} bytes and its last byte is a marker (`~`, or `!`
- * when the 16 digits before it hold a send time in microseconds). Receivers count lines whose last
- * byte before the line end is a marker, whatever the protocol's framing around it; nothing else the
- * servers send ends in `~` or `!`.
+ * Every message body is {@linkcode BODY_BYTES} bytes and ends in the marker byte {@linkcode MARK}
+ * (a backquote), which nothing else any of the servers sends contains. Receivers count markers
+ * with `indexOf`, whatever the protocol's framing around the body (one line in Parley and IRC,
+ * two in NATS, six in Redis's RESP), so counting costs the same for every server. A stamped body
+ * has {@linkcode STAMP_FLAG} 17 bytes before its marker, followed by 16 digits: the send time in
+ * microseconds since the epoch.
  *
  * @module
  */
@@ -15,12 +17,12 @@ export type Protocol = "parley" | "irc" | "nats" | "redis";
 
 /** The size of every message body, marker included. */
 export const BODY_BYTES = 64;
-/** Where the 16 timestamp digits start inside a body. */
-export const STAMP_AT = BODY_BYTES - 17;
-/** The last byte of an unstamped body. */
-export const MARK_PLAIN = 0x7e; // ~
-/** The last byte of a stamped body. */
-export const MARK_STAMPED = 0x21; // !
+/** The last byte of every body. */
+export const MARK = 0x60; // `
+/** The byte 17 before the marker when the 16 bytes between hold a timestamp. */
+export const STAMP_FLAG = 0x5e; // ^
+/** The byte there otherwise. */
+export const NO_STAMP = 0x78; // x
 
 const encoder = new TextEncoder();
 
@@ -187,7 +189,7 @@ function directFrames(protocol: Protocol, targets: number[]): Frame[] {
 
 /**
  * A reusable write buffer holding `count` messages back to back. `ends` holds, for every body,
- * the offset of its marker byte; message m owns bodies `m * perMessage` up to the next message.
+ * the offset of its marker byte (its last); message m owns bodies `m * perMessage` up to the next message.
  */
 export interface Batch {
   bytes: Uint8Array;
@@ -201,7 +203,7 @@ function buildBatch(framesOf: (m: number) => Frame[], count: number): Batch {
   const endsText: number[] = [];
   let perMessage = 0;
   let at = 0;
-  const body = "x".repeat(BODY_BYTES - 1) + "~";
+  const body = "x".repeat(BODY_BYTES - 1) + "`";
   for (let m = 0; m < count; m++) {
     const frames = framesOf(m);
     perMessage = frames.length;
