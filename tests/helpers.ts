@@ -129,14 +129,21 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const listening = Promise.withResolvers<{ tcp: number; tls?: number }>();
   const ports: { tcp?: number; tls?: number } = {};
   const wantTls = (options.args ?? []).includes("--tls-cert");
+  // `--port=-1`: no plain TCP listener (TLS only); `port` is then -1.
+  const wantTcp = !(options.args ?? []).includes("--port=-1");
+  let started = false;
   const readAll = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       logText += chunk;
+      if (started) continue; // do not rescan a long log once the ports are known
       for (const match of logText.matchAll(/listening transport=(tcp|tls) address=\S+:(\d+)/g)) {
         ports[match[1] as "tcp" | "tls"] = Number(match[2]);
       }
-      if (ports.tcp !== undefined && (!wantTls || ports.tls !== undefined)) {
-        listening.resolve({ tcp: ports.tcp, tls: ports.tls });
+      if (
+        (!wantTcp || ports.tcp !== undefined) && (!wantTls || ports.tls !== undefined)
+      ) {
+        started = true;
+        listening.resolve({ tcp: ports.tcp ?? -1, tls: ports.tls });
       }
     }
   };
@@ -197,6 +204,11 @@ export class TestClient {
   private constructor(conn: Deno.Conn) {
     this.conn = conn;
     this.#reader = this.#read();
+  }
+
+  /** Wraps a connection made some other way (a socket bound to another source address, say). */
+  static fromConn(conn: Deno.Conn): TestClient {
+    return new TestClient(conn);
   }
 
   /** Connects to 127.0.0.1:`port`. */
