@@ -43,6 +43,8 @@ export async function makeCert(dir: string): Promise<TestCert> {
       "/CN=localhost",
       "-addext",
       "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE", // rustls refuses a CA certificate as the server's
     ],
     stdout: "null",
     stderr: "piped",
