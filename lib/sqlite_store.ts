@@ -80,6 +80,7 @@ export function openSqliteStore(path: string): SqliteStore {
     if (path !== ":memory:") createPrivately(path);
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    refuseForeign(db); // before WAL mode, which would rewrite the file's header
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     migrate(db);
@@ -94,17 +95,20 @@ export function openSqliteStore(path: string): SqliteStore {
   }
 }
 
+/** Another program's SQLite file: adding Parley's tables to it would be writing over it. */
+function refuseForeign(db: DatabaseSync): void {
+  const tables = (db.prepare(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+  ).all() as { name: string }[]).map((t) => t.name);
+  if (tables.length > 0 && !tables.includes("schema_migrations")) {
+    throw new Error("it is an SQLite file but not a Parley database (no schema_migrations)");
+  }
+}
+
 function migrate(db: DatabaseSync): void {
   // BEGIN IMMEDIATE takes the write lock up front: a read-only or locked file fails here, clearly.
   db.exec("BEGIN IMMEDIATE");
   try {
-    const tables = (db.prepare(
-      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-    ).all() as { name: string }[]).map((t) => t.name);
-    if (tables.length > 0 && !tables.includes("schema_migrations")) {
-      // Another program's SQLite file: adding Parley's tables to it would be writing over it.
-      throw new Error("it is an SQLite file but not a Parley database (no schema_migrations)");
-    }
     db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
                version INTEGER PRIMARY KEY NOT NULL,
                applied_at INTEGER NOT NULL)`);
