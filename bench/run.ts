@@ -236,7 +236,9 @@ function genConfig(
     rate: 20,
     stampEvery: paced ? 1 : 64,
     // InspIRCd 3 completes a registration on its once-a-second timer: set many up at once.
-    connectConcurrency: server.name === "inspircd" ? 1000 : 64,
+    // ngircd listens with a backlog of 10: more connects at once get their SYNs dropped and
+    // retried seconds later.
+    connectConcurrency: server.name === "inspircd" ? 1000 : server.name === "ngircd" ? 8 : 64,
     readBufferBytes: scenario.name === "idle" ? 1024 : 64 * 1024,
     seed: 4,
   };
