@@ -47,7 +47,7 @@ export interface Transport {
   readonly remoteAddress: string;
   /** Bytes queued and not yet taken by the peer. */
   readonly pendingBytes: number;
-  /** Queues one encoded line; false if it would pass the pending bound (or the transport closed). */
+  /** Queues output (one line or several, ending in LF); false if it would pass the pending bound. */
   send(line: Uint8Array): boolean;
   /** Resolves when what is queued has been written. */
   drained(): Promise<void>;

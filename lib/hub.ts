@@ -33,8 +33,11 @@ export type SessionEndReason =
 
 /** One connection as the hub sees it: somewhere to send lines, and two notices. */
 export interface Peer {
-  /** Queues one encoded line (ending in LF) for the client. The bytes may be shared: never modify. */
-  send(line: Uint8Array): void;
+  /**
+   * Queues encoded output for the client: one line, or several back to back (a run of room
+   * messages), always ending in LF. The bytes may be shared with other peers: never modify them.
+   */
+  send(lines: Uint8Array): void;
   /** A session started on this connection. */
   sessionStarted(username: string): void;
   /** This connection's session ended, or a login failed; the connection stays open. */
@@ -147,6 +150,14 @@ export class Hub {
   #roomsSorted: Room[] | null = null;
   /** Rooms being created (hashing their password, writing them): later joiners wait for them. */
   #roomsPending = new Map<string, Promise<Room | null>>();
+  /**
+   * Room messages not yet sent: a run of `3:` lines to one room (with one sender left out, or
+   * none), sent as one chunk to each recipient when the current turn of the event loop ends. A
+   * client that writes many messages at once then costs one send per recipient, not one per
+   * message. Anything else the hub sends goes out after the run, which keeps every recipient's
+   * lines in the order they were made.
+   */
+  #run: { room: Room; except: Session | null; lines: Uint8Array[]; bytes: number } | null = null;
 
   constructor(options: HubOptions) {
     this.#store = options.store;
@@ -192,6 +203,7 @@ export class Hub {
 
   /** A connection closed: its session ends and its room is told. */
   disconnect(peer: Peer): void {
+    this.flush();
     this.#endSession(peer);
     this.#peers.delete(peer);
   }
@@ -202,6 +214,7 @@ export class Hub {
    * keeps each connection's commands in order.
    */
   handle(peer: Peer, command: Command): void | Promise<void> {
+    if (command.kind !== "say") this.flush();
     switch (command.kind) {
       case "login":
         return this.#login(peer, command.username, command.password);
@@ -234,6 +247,7 @@ export class Hub {
 
   /** The operator removed `user`: its session (if any) ends with `0:-1`. */
   removeUser(user: string): void {
+    this.flush();
     const session = this.#sessionsByUser.get(user);
     if (session === undefined) return;
     this.#endSession(session.peer);
@@ -246,6 +260,7 @@ export class Hub {
    * every member, itself included), and it no longer appears in the room list.
    */
   removeRoom(name: string): void {
+    this.flush();
     const room = this.#rooms.get(name);
     if (room === undefined) return;
     const members = [...room.members.values()];
@@ -260,6 +275,7 @@ export class Hub {
 
   /** Ends every session with `0:-1` (the server is stopping). */
   logoutAll(): void {
+    this.flush();
     // Everyone goes at once: no one is told of others leaving before its own 0:-1.
     for (const room of this.#rooms.values()) room.clear();
     for (const session of this.#sessionsByUser.values()) {
@@ -281,6 +297,7 @@ export class Hub {
       // A busy hasher or a failing store: the login fails, the server carries on.
       this.#onError(error);
     }
+    this.flush(); // others may have queued room messages while we waited
     if (!this.#peers.has(peer)) return; // the connection closed while we checked
     if (!ok) {
       this.#loginFailed(peer);
@@ -367,13 +384,16 @@ export class Hub {
       }
       room = await created;
       if (room === null) {
+        this.flush();
         peer.send(encodeError("2", "server-error"));
         return;
       }
     } else if (!await this.#roomPasswordMatches(room, password)) {
+      this.flush();
       if (this.#sessionsByPeer.get(peer) === session) peer.send(encodeError("2", "room-password"));
       return;
     }
+    this.flush(); // others may have queued room messages while we waited
     // While we waited the session may have ended, or the room been removed.
     if (this.#sessionsByPeer.get(peer) !== session) return;
     if (this.#rooms.get(name) !== room) {
@@ -434,8 +454,37 @@ export class Hub {
       return;
     }
     const line = encodeMessage(body, this.stampSender ? session.user : undefined);
-    room.broadcast(line, echo ? null : session);
+    const except = echo ? null : session;
+    const run = this.#run;
+    if (run !== null && run.room === room && run.except === except) {
+      run.lines.push(line);
+      run.bytes += line.length;
+      return;
+    }
+    this.flush();
+    this.#run = { room, except, lines: [line], bytes: line.length };
+    queueMicrotask(this.flush);
   }
+
+  /**
+   * Sends the pending run of room messages now. It also goes by itself when the current turn of
+   * the event loop ends; call this to see its effect synchronously (tests do).
+   */
+  flush = (): void => {
+    const run = this.#run;
+    if (run === null) return;
+    this.#run = null;
+    let chunk = run.lines[0];
+    if (run.lines.length > 1) {
+      chunk = new Uint8Array(run.bytes);
+      let at = 0;
+      for (const line of run.lines) {
+        chunk.set(line, at);
+        at += line.length;
+      }
+    }
+    run.room.broadcast(chunk, run.except);
+  };
 
   #tell(session: Session, targets: string[], body: Uint8Array): void {
     const distinct = new Set(targets);

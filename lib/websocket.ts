@@ -123,23 +123,35 @@ export function originAllowed(
 /** One entry of the inbound queue: a frame's bytes, or a frame that was too long. */
 type Inbound = Uint8Array | "too-long";
 
-/** The last line decoded for sending: a broadcast shares one buffer among all its recipients. */
-let lastLine: Uint8Array | null = null;
-let lastFrame: string | Uint8Array = "";
+/** The last output decoded for sending: a broadcast shares one buffer among all its recipients. */
+let lastOutput: Uint8Array | null = null;
+let lastFrames: (string | Uint8Array)[] = [];
 
-/** A server line (ending in LF) as a frame: text when it is UTF-8, else the exact bytes. */
-function frameOf(line: Uint8Array): string | Uint8Array {
-  if (line === lastLine) return lastFrame;
-  const body = line.subarray(0, line[line.length - 1] === LF ? line.length - 1 : line.length);
-  let frame: string | Uint8Array;
+/** One server line's bytes (without its LF) as a frame: text when UTF-8, else the exact bytes. */
+function frameOf(body: Uint8Array): string | Uint8Array {
   try {
-    frame = utf8.decode(body);
+    return utf8.decode(body);
   } catch {
-    frame = body;
+    return body;
   }
-  lastLine = line;
-  lastFrame = frame;
-  return frame;
+}
+
+/**
+ * Server output (one line, or a run of lines, each ending in LF) as frames, one per line.
+ */
+function framesOf(output: Uint8Array): (string | Uint8Array)[] {
+  if (output === lastOutput) return lastFrames;
+  const frames: (string | Uint8Array)[] = [];
+  let start = 0;
+  while (start < output.length) {
+    let end = output.indexOf(LF, start);
+    if (end === -1) end = output.length;
+    frames.push(frameOf(output.subarray(start, end)));
+    start = end + 1;
+  }
+  lastOutput = output;
+  lastFrames = frames;
+  return frames;
 }
 
 /** A frame's size as the line limit counts it: its bytes, one trailing LF not counted. */
@@ -188,10 +200,10 @@ function serveSocket(
     get pendingBytes() {
       return socket.bufferedAmount;
     },
-    send(line) {
+    send(output) {
       if (hungUp || socket.readyState !== WebSocket.OPEN) return false;
-      if (socket.bufferedAmount + line.length > maxPendingBytes) return false;
-      socket.send(frameOf(line));
+      if (socket.bufferedAmount + output.length > maxPendingBytes) return false;
+      for (const frame of framesOf(output)) socket.send(frame);
       return true;
     },
     async drained() {

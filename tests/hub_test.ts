@@ -16,11 +16,19 @@ class RecordingPeer implements Peer {
   log: string[] = [];
   /** The raw lines, LF included. */
   raw: Uint8Array[] = [];
+  /** How many times send() was called (a run of room messages is one call). */
+  sends = 0;
   constructor(readonly label: string) {}
-  send(line: Uint8Array): void {
-    assert.equal(line[line.length - 1], 0x0a, `${this.label}: every line ends in LF`);
-    this.raw.push(line.slice());
-    this.log.push(decoder.decode(line.subarray(0, line.length - 1)));
+  send(lines: Uint8Array): void {
+    this.sends++;
+    assert.equal(lines[lines.length - 1], 0x0a, `${this.label}: output ends in LF`);
+    // A run of room messages arrives as one chunk: record it line by line.
+    let start = 0;
+    for (let lf = lines.indexOf(0x0a); lf !== -1; lf = lines.indexOf(0x0a, start)) {
+      this.raw.push(lines.slice(start, lf + 1));
+      this.log.push(decoder.decode(lines.subarray(start, lf)));
+      start = lf + 1;
+    }
   }
   sessionStarted(username: string): void {
     this.log.push(`@started:${username}`);
@@ -956,6 +964,52 @@ Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and r
     await failing.handle(a, parseCommand(encoder.encode("0:alice:pw"))!);
     assert.deepEqual(a.take(), ["0:-1", "@ended:login-failed"]);
     assert.equal(errors.length, 1);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("hub: room messages made in one turn reach each recipient as one chunk, after the turn", async () => {
+  const { hub, store } = await makeHub();
+  try {
+    const a = await loggedIn(hub, "alice");
+    const b = await loggedIn(hub, "bob");
+    await send(hub, a, "2:lobby");
+    await send(hub, b, "2:lobby");
+    a.take();
+    b.take();
+    const sendsBefore = b.sends;
+    for (const text of ["one", "two", "three"]) {
+      hub.handle(a, parseCommand(encoder.encode(`3:1:${text}`))!);
+    }
+    assert.deepEqual(b.raw.length, 0, "nothing is sent before the turn ends");
+    await Promise.resolve(); // the turn ends
+    assert.equal(b.sends - sendsBefore, 1, "one chunk");
+    assert.deepEqual(b.take(), ["3:one", "3:two", "3:three"]);
+    assert.deepEqual(a.take(), [], "3:1 leaves the sender out");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("hub: anything sent after queued room messages arrives after them (per-sender order)", async () => {
+  const { hub, store } = await makeHub();
+  try {
+    const a = await loggedIn(hub, "alice");
+    const b = await loggedIn(hub, "bob");
+    const c = await loggedIn(hub, "carol");
+    for (const p of [a, b, c]) await send(hub, p, "2:lobby");
+    for (const p of [a, b, c]) p.take();
+    // In one turn: a room message, a direct message, another room message, then alice leaves.
+    hub.handle(a, parseCommand(encoder.encode("3:0:r1"))!);
+    hub.handle(a, parseCommand(encoder.encode("3:2:bob:d1"))!);
+    hub.handle(c, parseCommand(encoder.encode("3:1:r2"))!);
+    hub.handle(a, parseCommand(encoder.encode("3:0:r3"))!);
+    hub.disconnect(a);
+    await Promise.resolve();
+    assert.deepEqual(b.take(), ["3:r1", "3:d1", "3:r2", "3:r3", "5:lobby:alice"]);
+    assert.deepEqual(c.take(), ["3:r1", "3:r3", "5:lobby:alice"]);
+    assert.deepEqual(a.take(), ["3:r1", "3:r2", "3:r3"]);
   } finally {
     await store.close();
   }

@@ -480,3 +480,25 @@ Deno.test("ws: origin rules", () => {
   assert.equal(originAllowed("http://chat.example:81", list, "CHAT.example:81", true), true);
   assert.equal(originAllowed("null", list, "h", true), false);
 });
+
+Deno.test("ws: room messages a TCP client writes at once reach a WebSocket user one frame each", async () => {
+  const server = await startWsServer({ users: USERS });
+  let alice: WsClient | undefined;
+  let bob: TestClient | undefined;
+  try {
+    alice = await WsClient.login(server.wsPort, "alice", "wonderland");
+    alice.send("2:lobby");
+    await alice.expect("2:lobby:alice");
+    bob = await TestClient.login(server.port, "bob", "builder");
+    await bob.send("2:lobby");
+    await bob.expect("2:lobby:alice,bob");
+    await alice.expect("4:lobby:bob");
+    await bob.write("3:1:one\n3:1:two\n3:0:three\n"); // one write: the hub sends runs
+    for (const line of ["3:one", "3:two", "3:three"]) await alice.expect(line);
+    await bob.expect("3:three");
+  } finally {
+    await alice?.close();
+    await bob?.close();
+    await server.stop();
+  }
+});
