@@ -189,9 +189,7 @@ export class Connection implements Peer {
   send(line: Uint8Array): void {
     if (this.#closed) return;
     const metrics = this.metrics;
-    metrics.linesOut++;
     metrics.bytesOut += line.length;
-    if (line[0] === 0x33) metrics.deliveries++; // a "3:" line is a message for this client
     if (!this.#transport.send(line)) {
       metrics.slowConsumerDisconnects++;
       this.#context.log.warn("slow-consumer", {

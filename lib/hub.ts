@@ -110,11 +110,16 @@ class Room {
     this.#sorted = null;
   }
 
-  /** Sends `line` to every member but `except`. */
-  broadcast(line: Uint8Array, except: Session | null): void {
+  /** Sends `line` to every member but `except`; returns how many it went to. */
+  broadcast(line: Uint8Array, except: Session | null): number {
+    let sent = 0;
     for (const member of this.members.values()) {
-      if (member !== except) member.peer.send(line);
+      if (member !== except) {
+        member.peer.send(line);
+        sent++;
+      }
     }
+    return sent;
   }
 }
 
@@ -158,6 +163,7 @@ export class Hub {
    * lines in the order they were made.
    */
   #run: { room: Room; except: Session | null; lines: Uint8Array[]; bytes: number } | null = null;
+  #deliveries = 0;
 
   constructor(options: HubOptions) {
     this.#store = options.store;
@@ -176,6 +182,11 @@ export class Hub {
   /** How many sessions are logged in. */
   get sessionCount(): number {
     return this.#sessionsByUser.size;
+  }
+
+  /** How many `3:` messages have been handed to recipients (one per recipient). */
+  get deliveries(): number {
+    return this.#deliveries;
   }
 
   /** How many rooms exist. */
@@ -483,7 +494,7 @@ export class Hub {
         at += line.length;
       }
     }
-    run.room.broadcast(chunk, run.except);
+    this.#deliveries += run.room.broadcast(chunk, run.except) * run.lines.length;
   };
 
   #tell(session: Session, targets: string[], body: Uint8Array): void {
@@ -496,8 +507,10 @@ export class Hub {
     let notOnline: string[] | null = null;
     for (const target of distinct) {
       const recipient = this.#sessionsByUser.get(target);
-      if (recipient !== undefined) recipient.peer.send(line);
-      else (notOnline ??= []).push(target);
+      if (recipient !== undefined) {
+        recipient.peer.send(line);
+        this.#deliveries++;
+      } else (notOnline ??= []).push(target);
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
   }

@@ -27,14 +27,10 @@ export class Metrics {
   connectionsAccepted = 0;
   /** Protocol lines received (blank lines not counted). */
   linesIn = 0;
-  /** Protocol lines queued for clients. */
-  linesOut = 0;
   /** Bytes read from clients. */
   bytesIn = 0;
   /** Bytes queued for clients. */
   bytesOut = 0;
-  /** `3:` message lines queued for a recipient (one per recipient). */
-  deliveries = 0;
   /** Clients dropped because their unread output passed --max-pending-bytes. */
   slowConsumerDisconnects = 0;
   /** Failed `0:` lines (unknown user, wrong password, malformed). */
@@ -52,15 +48,15 @@ export interface MetricsGauges {
   connections: number;
   sessions: number;
   rooms: number;
+  /** Messages (`3:` lines) handed to recipients, one per recipient: a counter the hub keeps. */
+  deliveries: number;
 }
 
 const HELP: [keyof Metrics, string, string][] = [
   ["connectionsAccepted", "parley_connections_accepted_total", "Connections accepted."],
   ["linesIn", "parley_lines_in_total", "Protocol lines received from clients."],
-  ["linesOut", "parley_lines_out_total", "Protocol lines queued for clients."],
   ["bytesIn", "parley_bytes_in_total", "Bytes read from clients."],
   ["bytesOut", "parley_bytes_out_total", "Bytes queued for clients."],
-  ["deliveries", "parley_deliveries_total", "Message lines (3:) queued for a recipient."],
   [
     "slowConsumerDisconnects",
     "parley_slow_consumer_disconnects_total",
@@ -77,7 +73,12 @@ const HELP: [keyof Metrics, string, string][] = [
  * @example Usage
  * ```ts
  * import { Metrics, renderMetrics } from "./metrics.ts";
- * const text = renderMetrics(new Metrics(), { connections: 0, sessions: 0, rooms: 0 });
+ * const text = renderMetrics(new Metrics(), {
+ *   connections: 0,
+ *   sessions: 0,
+ *   rooms: 0,
+ *   deliveries: 0,
+ * });
  * text.includes("parley_sessions 0"); // true
  * ```
  */
@@ -89,9 +90,11 @@ export function renderMetrics(metrics: Metrics, gauges: MetricsGauges): string {
   gauge("parley_connections", "Open connections.", gauges.connections);
   gauge("parley_sessions", "Logged-in sessions.", gauges.sessions);
   gauge("parley_rooms", "Rooms.", gauges.rooms);
-  for (const [key, name, help] of HELP) {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${metrics[key]}`);
-  }
+  const counter = (name: string, help: string, value: number) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+  };
+  for (const [key, name, help] of HELP) counter(name, help, metrics[key]);
+  counter("parley_deliveries_total", "Messages (3:) handed to recipients.", gauges.deliveries);
   gauge("parley_event_loop_lag_seconds", "Last measured event loop lag.", metrics.lagMs / 1000);
   gauge(
     "parley_event_loop_lag_max_seconds",

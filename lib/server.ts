@@ -223,6 +223,7 @@ export class ParleyServer {
         connections: this.#connections.size,
         sessions: this.hub.sessionCount,
         rooms: this.hub.roomCount,
+        deliveries: this.hub.deliveries,
       }),
       this.#log,
     );

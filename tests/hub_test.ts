@@ -985,6 +985,7 @@ Deno.test("hub: room messages made in one turn reach each recipient as one chunk
     assert.deepEqual(b.raw.length, 0, "nothing is sent before the turn ends");
     await Promise.resolve(); // the turn ends
     assert.equal(b.sends - sendsBefore, 1, "one chunk");
+    assert.equal(hub.deliveries, 3, "three messages delivered to one recipient");
     assert.deepEqual(b.take(), ["3:one", "3:two", "3:three"]);
     assert.deepEqual(a.take(), [], "3:1 leaves the sender out");
   } finally {
