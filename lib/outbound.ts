@@ -40,7 +40,10 @@ export class OutboundQueue {
   #pendingBytes = 0;
   #writing = false;
   #closed = false;
-  #idle: (() => void)[] = [];
+  /** Who waits in {@linkcode drained} (made only when someone does: most queues never need it). */
+  #idle: (() => void)[] | null = null;
+  /** Where several small chunks are gathered into one write; kept while busy, dropped when idle. */
+  #gather: Uint8Array | null = null;
 
   /**
    * @param writer the socket
@@ -78,7 +81,7 @@ export class OutboundQueue {
   /** Resolves when everything queued so far is written (or the queue closed). */
   drained(): Promise<void> {
     if (!this.#writing || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return new Promise((resolve) => (this.#idle ??= []).push(resolve));
   }
 
   /** Drops what is queued and refuses further lines. */
@@ -92,7 +95,8 @@ export class OutboundQueue {
 
   #settle(): void {
     const idle = this.#idle;
-    this.#idle = [];
+    if (idle === null) return;
+    this.#idle = null;
     for (const resolve of idle) resolve();
   }
 
@@ -109,7 +113,11 @@ export class OutboundQueue {
       size += chunks[end].length;
       end++;
     }
-    const batch = new Uint8Array(size);
+    // The previous batch's write has finished, so its buffer can be filled again.
+    if (this.#gather === null || this.#gather.length < size) {
+      this.#gather = new Uint8Array(Math.min(MAX_BATCH_BYTES, Math.max(4096, size * 2)));
+    }
+    const batch = this.#gather.subarray(0, size);
     let at = 0;
     for (let i = this.#head; i < end; i++) {
       batch.set(chunks[i], at);
@@ -124,7 +132,7 @@ export class OutboundQueue {
       while (!this.#closed && this.#head < this.#chunks.length) {
         const batch = this.#takeBatch();
         if (this.#head === this.#chunks.length) {
-          this.#chunks = [];
+          this.#chunks.length = 0;
           this.#head = 0;
         } else if (this.#head >= 1024) {
           // Under steady traffic the array may never empty: drop the written slots.
@@ -144,6 +152,7 @@ export class OutboundQueue {
       }
     } finally {
       this.#writing = false;
+      this.#gather = null; // an idle connection keeps no write buffer
       this.#settle();
     }
   }
