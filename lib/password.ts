@@ -38,7 +38,10 @@ export class HasherBusyError extends Error {
 export interface PasswordHasherOptions {
   /** Cost of new hashes (and of the stand-in hash an unknown user is checked against). */
   params?: ScryptParams;
-  /** How many hashes may run at once; the rest wait in line. Default 2. */
+  /**
+   * How many hashes may run at once; the rest wait in line. Default: one fewer than the machine's
+   * cores (at least 1), so a login storm always leaves a core to the event loop.
+   */
   concurrency?: number;
   /** How many may wait in line before new requests fail with {@linkcode HasherBusyError}. */
   maxWaiting?: number;
@@ -118,7 +121,7 @@ export class PasswordHasher {
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? DEFAULT_SCRYPT;
-    this.concurrency = options.concurrency ?? 2;
+    this.concurrency = options.concurrency ?? Math.max(1, navigator.hardwareConcurrency - 1);
     this.maxWaiting = options.maxWaiting ?? 1000;
   }
 
