@@ -25,7 +25,7 @@ export interface ConnectionLimits {
   rateBurst: number;
   /** Lines a second that may be sent sustained. */
   ratePerSecond: number;
-  /** Bytes read from the socket at a time. */
+  /** The largest read buffer: a busy connection's (reads start small and grow: see tcp.ts). */
   readBufferBytes: number;
 }
 

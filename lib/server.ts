@@ -21,7 +21,7 @@ import { serveWebSocket, type WebSocketServer } from "./websocket.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;
-/** Bytes read from a socket at a time. */
+/** The largest read buffer, a busy connection's (an idle one reads into 512 bytes: see tcp.ts). */
 const READ_BUFFER_BYTES = 16 * 1024;
 
 const SERVER_FULL = encodeError("?", "server-full");
