@@ -8,7 +8,7 @@
  * @module
  */
 
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 
 /** The scrypt cost parameters. */
 export interface ScryptParams {
@@ -45,6 +45,11 @@ export interface PasswordHasherOptions {
   concurrency?: number;
   /** How many may wait in line before new requests fail with {@linkcode HasherBusyError}. */
   maxWaiting?: number;
+  /**
+   * How many recently proven passwords to remember, so a returning user costs an HMAC instead
+   * of a full scrypt (see {@linkcode PasswordHasher.verify}). Default 50,000; 0 turns it off.
+   */
+  rememberVerified?: number;
 }
 
 function derive(password: Uint8Array, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
@@ -118,11 +123,17 @@ export class PasswordHasher {
   #running = 0;
   #waiting: (() => void)[] = [];
   #standIn: Promise<string> | null = null;
+  readonly rememberVerified: number;
+  /** Stored hash → HMAC of the password proven against it; oldest first (a Map keeps order). */
+  #verified = new Map<string, Uint8Array>();
+  /** The HMAC key: random per process, never written anywhere. */
+  #secret = new Uint8Array(randomBytes(32));
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? DEFAULT_SCRYPT;
     this.concurrency = options.concurrency ?? Math.max(1, navigator.hardwareConcurrency - 1);
     this.maxWaiting = options.maxWaiting ?? 1000;
+    this.rememberVerified = options.rememberVerified ?? 50_000;
   }
 
   /** Hashes `password` with a fresh 16-byte salt at this hasher's cost. */
@@ -136,13 +147,42 @@ export class PasswordHasher {
   /**
    * Whether `password` matches `stored`. With no stored hash (an unknown user) it checks against
    * a stand-in hash of the same cost and returns false, so the answer takes the same time.
+   *
+   * A password proven right against a stored hash is remembered, in memory only, as an HMAC
+   * under a per-process random key; the same password against the same stored hash is then
+   * accepted after one HMAC, not a full scrypt. Only a right password takes that shortcut: a
+   * wrong one, or an unknown user, always costs a full scrypt. A changed password is a new stored
+   * hash, so what was remembered for the old one is never used again.
    */
   async verify(password: Uint8Array, stored: string | undefined): Promise<boolean> {
+    if (stored !== undefined && this.#remembered(password, stored)) return true;
     const known = stored !== undefined;
     const parsed = parseHash(stored ?? await this.#standInHash());
     if (parsed === null) return false;
     const key = await this.#run(() => derive(password, parsed.salt, parsed.params));
-    return known && key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+    const ok = known && key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+    if (ok) this.#remember(password, stored!);
+    return ok;
+  }
+
+  #tag(password: Uint8Array, stored: string): Uint8Array {
+    return new Uint8Array(
+      createHmac("sha256", this.#secret).update(stored).update(password).digest(),
+    );
+  }
+
+  #remembered(password: Uint8Array, stored: string): boolean {
+    const tag = this.#verified.get(stored);
+    return tag !== undefined && timingSafeEqual(tag, this.#tag(password, stored));
+  }
+
+  #remember(password: Uint8Array, stored: string): void {
+    if (this.rememberVerified === 0) return;
+    this.#verified.delete(stored); // re-inserted as the newest
+    if (this.#verified.size >= this.rememberVerified) {
+      this.#verified.delete(this.#verified.keys().next().value!);
+    }
+    this.#verified.set(stored, this.#tag(password, stored));
   }
 
   /** Makes the stand-in hash ahead of time, so even the first unknown user costs one check. */

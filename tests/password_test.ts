@@ -151,3 +151,47 @@ Deno.test("password: no more than `concurrency` hashes run at once; the rest wai
     assert.equal(await hasher.verify(pw(String(i + 1)), h), true);
   }
 });
+
+// The remembered-password shortcut. A hasher with one slot and no queue refuses (HasherBusyError)
+// any check that needs scrypt while a hash runs, so what still answers took the shortcut.
+function busyHasher(rememberVerified?: number) {
+  return new PasswordHasher({ params: LOW, concurrency: 1, maxWaiting: 0, rememberVerified });
+}
+
+Deno.test("password: a proven password is remembered: a returning user costs no scrypt", async () => {
+  const hasher = busyHasher();
+  const alice = await hasher.hash(pw("wonderland"));
+  const bob = await hasher.hash(pw("wonderland")); // same password, another salt
+  assert.equal(await hasher.verify(pw("wonderland"), alice), true); // full check, remembered
+  const blocker = hasher.hash(pw("x")); // takes the only slot
+  try {
+    assert.equal(await hasher.verify(pw("wonderland"), alice), true, "remembered: no slot needed");
+    await assert.rejects(hasher.verify(pw("wonderlan"), alice), HasherBusyError, "wrong: scrypt");
+    await assert.rejects(hasher.verify(pw("wonderland"), bob), HasherBusyError, "other hash");
+    await assert.rejects(hasher.verify(pw("wonderland"), undefined), HasherBusyError, "unknown");
+  } finally {
+    await blocker;
+  }
+});
+
+Deno.test("password: remembering can be turned off, and the oldest is forgotten first", async () => {
+  const off = busyHasher(0);
+  const stored = await off.hash(pw("secret"));
+  assert.equal(await off.verify(pw("secret"), stored), true);
+  let blocker = off.hash(pw("x"));
+  await assert.rejects(off.verify(pw("secret"), stored), HasherBusyError);
+  await blocker;
+
+  const one = busyHasher(1);
+  const first = await one.hash(pw("one"));
+  const second = await one.hash(pw("two"));
+  assert.equal(await one.verify(pw("one"), first), true);
+  assert.equal(await one.verify(pw("two"), second), true); // pushes "one" out
+  blocker = one.hash(pw("x"));
+  try {
+    assert.equal(await one.verify(pw("two"), second), true);
+    await assert.rejects(one.verify(pw("one"), first), HasherBusyError);
+  } finally {
+    await blocker;
+  }
+});
