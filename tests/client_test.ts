@@ -1,7 +1,7 @@
 // lib/client.ts against the real server (a subprocess on loopback).
 import assert from "node:assert/strict";
 import { ParleyClient, ParleyError, type ParleyEvent } from "../lib/client.ts";
-import { startServer, tempDir } from "./helpers.ts";
+import { makeCert, startServer, tempDir } from "./helpers.ts";
 
 const USERS = { alice: "wonderland", bob: "builder", carol: "c4rol" };
 
@@ -134,34 +134,7 @@ Deno.test("client: TLS", async () => {
   let server;
   const clients: ParleyClient[] = [];
   try {
-    const cert = `${temp.dir}/cert.pem`;
-    const key = `${temp.dir}/key.pem`;
-    const openssl = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(openssl.code, 0, new TextDecoder().decode(openssl.stderr));
+    const { certPath: cert, keyPath: key, pem } = await makeCert(temp.dir);
     server = await startServer({
       users: USERS,
       args: ["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"],
@@ -169,7 +142,7 @@ Deno.test("client: TLS", async () => {
     const alice = await ParleyClient.connect({
       hostname: "localhost",
       port: server.tlsPort!,
-      tls: { caCerts: [await Deno.readTextFile(cert)] },
+      tls: { caCerts: [pem] },
     });
     clients.push(alice);
     assert.ok(await alice.login("alice", "wonderland") > 0);

@@ -12,46 +12,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A self-signed certificate for `localhost` and 127.0.0.1, made by openssl in `dir`. */
-export interface TestCert {
-  certPath: string;
-  keyPath: string;
-  /** The certificate's PEM, for a client's `caCerts`. */
-  pem: string;
-}
-
-/** Makes a throwaway self-signed P-256 certificate with openssl (valid one day). */
-export async function makeCert(dir: string): Promise<TestCert> {
-  const certPath = `${dir}/cert.pem`;
-  const keyPath = `${dir}/key.pem`;
-  const { code, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      keyPath,
-      "-out",
-      certPath,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE", // rustls refuses a CA certificate as the server's
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
-  return { certPath, keyPath, pem: await Deno.readTextFile(certPath) };
-}
+export { makeCert, type TestCert } from "./helpers.ts";
 
 /**
  * Connects to 127.0.0.1:`port` from the source address `localAddress` (another loopback address

@@ -63,6 +63,47 @@ export async function runCli(
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
+/** A self-signed certificate for `localhost` and 127.0.0.1, made by openssl in `dir`. */
+export interface TestCert {
+  certPath: string;
+  keyPath: string;
+  /** The certificate's PEM, for a client's `caCerts`. */
+  pem: string;
+}
+
+/** Makes a throwaway self-signed P-256 certificate with openssl (valid one day). */
+export async function makeCert(dir: string): Promise<TestCert> {
+  const certPath = `${dir}/cert.pem`;
+  const keyPath = `${dir}/key.pem`;
+  const { code, stderr } = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyPath,
+      "-out",
+      certPath,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE", // rustls refuses a CA certificate as the server's
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
+  return { certPath, keyPath, pem: await Deno.readTextFile(certPath) };
+}
+
 /** A server subprocess. */
 export interface TestServer {
   /** The plain TCP port it listens on. */

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type Config, helpText, parseInvocation, UsageError } from "../lib/config.ts";
 import { normalizeOrigin, originAllowed } from "../lib/websocket.ts";
-import { tempDir, TestClient } from "./helpers.ts";
+import { makeCert, tempDir, TestClient } from "./helpers.ts";
 import { RawWsClient, startWsServer, WsClient } from "./ws_support.ts";
 
 const USERS = { alice: "wonderland", bob: "builder", carol: "singer" };
@@ -323,19 +323,7 @@ Deno.test("ws: wss on the WebSocket port when the TLS flags are given", async ()
   const temp = await tempDir();
   let server;
   try {
-    const cert = `${temp.dir}/cert.pem`;
-    const key = `${temp.dir}/key.pem`;
-    const openssl = await new Deno.Command("openssl", {
-      args: [
-        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
-        ...["-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
-        ...["-addext", "subjectAltName=DNS:localhost"],
-        ...["-addext", "basicConstraints=critical,CA:FALSE"],
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(openssl.code, 0, new TextDecoder().decode(openssl.stderr));
+    const { certPath: cert, keyPath: key, pem } = await makeCert(temp.dir);
     server = await startWsServer({
       users: USERS,
       args: ["--tls-cert", cert, "--tls-key", key, "--tls-port", "0"],
@@ -344,7 +332,7 @@ Deno.test("ws: wss on the WebSocket port when the TLS flags are given", async ()
     const conn = await Deno.connectTls({
       hostname: "localhost",
       port: server.wsPort,
-      caCerts: [await Deno.readTextFile(cert)],
+      caCerts: [pem],
     });
     let alice: RawWsClient;
     try {
