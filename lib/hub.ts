@@ -78,6 +78,8 @@ export interface HubOptions {
 
 class Session {
   room: Room | null = null;
+  /** The username as UTF-8, made the first time a message is stamped with it. */
+  userBytes: Uint8Array | null = null;
   constructor(readonly id: number, readonly user: string, readonly peer: Peer) {}
 }
 
@@ -157,12 +159,18 @@ export class Hub {
   #roomsPending = new Map<string, Promise<Room | null>>();
   /**
    * Room messages not yet sent: a run of `3:` lines to one room (with one sender left out, or
-   * none), sent as one chunk to each recipient when the current turn of the event loop ends. A
-   * client that writes many messages at once then costs one send per recipient, not one per
-   * message. Anything else the hub sends goes out after the run, which keeps every recipient's
-   * lines in the order they were made.
+   * none), encoded back to back into {@linkcode Hub.#runBuffer} and sent as one chunk to each
+   * recipient when the current turn of the event loop ends. A client that writes many messages
+   * at once then costs one send per recipient, not one per message, and one allocation per run,
+   * not one per message. Anything else the hub sends goes out after the run, which keeps every
+   * recipient's lines in the order they were made. `#runRoom` is null when no run is pending.
    */
-  #run: { room: Room; except: Session | null; lines: Uint8Array[]; bytes: number } | null = null;
+  #runRoom: Room | null = null;
+  #runExcept: Session | null = null;
+  #runLines = 0;
+  #runBytes = 0;
+  /** Scratch space of the pending run; copied out (exactly sized) when the run is sent. */
+  #runBuffer = new Uint8Array(4096);
   #deliveries = 0;
 
   constructor(options: HubOptions) {
@@ -464,17 +472,38 @@ export class Hub {
       session.peer.send(NOT_IN_ROOM);
       return;
     }
-    const line = encodeMessage(body, this.stampSender ? session.user : undefined);
     const except = echo ? null : session;
-    const run = this.#run;
-    if (run !== null && run.room === room && run.except === except) {
-      run.lines.push(line);
-      run.bytes += line.length;
-      return;
+    const sender = this.stampSender ? (session.userBytes ??= encoder.encode(session.user)) : null;
+    const size = body.length + 3 + (sender === null ? 0 : sender.length + 1);
+    if (
+      this.#runRoom !== room || this.#runExcept !== except || this.#runBytes + size > MAX_RUN_BYTES
+    ) {
+      this.flush();
+      this.#runRoom = room;
+      this.#runExcept = except;
+      queueMicrotask(this.flush);
     }
-    this.flush();
-    this.#run = { room, except, lines: [line], bytes: line.length };
-    queueMicrotask(this.flush);
+    let buffer = this.#runBuffer;
+    let at = this.#runBytes;
+    if (at + size > buffer.length) {
+      const grown = new Uint8Array(Math.max(at + size, buffer.length * 2));
+      grown.set(buffer.subarray(0, at));
+      this.#runBuffer = buffer = grown;
+    }
+    // `3:<body>\n`, or `3:<sender>:<body>\n` (what encodeMessage makes).
+    buffer[at] = 0x33;
+    buffer[at + 1] = 0x3a;
+    at += 2;
+    if (sender !== null) {
+      buffer.set(sender, at);
+      at += sender.length;
+      buffer[at++] = 0x3a;
+    }
+    buffer.set(body, at);
+    at += body.length;
+    buffer[at++] = 0x0a;
+    this.#runBytes = at;
+    this.#runLines++;
   }
 
   /**
@@ -482,30 +511,30 @@ export class Hub {
    * the event loop ends; call this to see its effect synchronously (tests do).
    */
   flush = (): void => {
-    const run = this.#run;
-    if (run === null) return;
-    this.#run = null;
-    let chunk = run.lines[0];
-    if (run.lines.length > 1) {
-      chunk = new Uint8Array(run.bytes);
-      let at = 0;
-      for (const line of run.lines) {
-        chunk.set(line, at);
-        at += line.length;
-      }
-    }
-    this.#deliveries += run.room.broadcast(chunk, run.except) * run.lines.length;
+    const room = this.#runRoom;
+    if (room === null) return;
+    const chunk = this.#runBuffer.slice(0, this.#runBytes);
+    const lines = this.#runLines;
+    const except = this.#runExcept;
+    this.#runRoom = null;
+    this.#runExcept = null;
+    this.#runLines = 0;
+    this.#runBytes = 0;
+    if (this.#runBuffer.length > MAX_RUN_BYTES) this.#runBuffer = new Uint8Array(4096);
+    this.#deliveries += room.broadcast(chunk, except) * lines;
   };
 
   #tell(session: Session, targets: string[], body: Uint8Array): void {
-    const distinct = new Set(targets);
-    if (distinct.size > this.maxTargets) {
+    // Short lists (the usual case) are deduplicated in place: no Set per message.
+    const distinct = targets.length <= SMALL_TARGET_LIST ? dedupe(targets) : [...new Set(targets)];
+    if (distinct.length > this.maxTargets) {
       session.peer.send(TOO_MANY_TARGETS);
       return;
     }
     const line = encodeMessage(body, this.stampSender ? session.user : undefined);
     let notOnline: string[] | null = null;
-    for (const target of distinct) {
+    for (let i = 0; i < distinct.length; i++) {
+      const target = distinct[i];
       const recipient = this.#sessionsByUser.get(target);
       if (recipient !== undefined) {
         recipient.peer.send(line);
@@ -514,6 +543,21 @@ export class Hub {
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
   }
+}
+
+/** A run of room messages is sent once it holds this many bytes (and a new one starts). */
+const MAX_RUN_BYTES = 64 * 1024;
+/** Target lists up to this long are deduplicated by comparing names pairwise. */
+const SMALL_TARGET_LIST = 16;
+
+/** `names` without repeats, first occurrences kept in order (the array itself when it has none). */
+function dedupe(names: string[]): string[] {
+  for (let i = 1; i < names.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (names[i] === names[j]) return [...new Set(names)];
+    }
+  }
+  return names;
 }
 
 const MALFORMED = encodeError("?", "malformed");
