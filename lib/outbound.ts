@@ -12,6 +12,26 @@
 /** The most bytes gathered into one write. */
 const MAX_BATCH_BYTES = 256 * 1024;
 
+/**
+ * Where batches of several chunks are gathered, shared by every queue: each batch takes the next
+ * `size` bytes, and a slab that is full is left to the garbage collector (the writes still
+ * reading it keep it alive) for a new one. Nothing is ever written twice into the same bytes, so
+ * no write in flight can see its batch change, and no queue holds a buffer while it is idle.
+ */
+const GATHER_SLAB_BYTES = MAX_BATCH_BYTES;
+let gatherSlab: Uint8Array | null = null;
+let gatherUsed = 0;
+
+function gatherSpace(size: number): Uint8Array {
+  if (gatherSlab === null || gatherUsed + size > gatherSlab.length) {
+    gatherSlab = new Uint8Array(GATHER_SLAB_BYTES);
+    gatherUsed = 0;
+  }
+  const space = gatherSlab.subarray(gatherUsed, gatherUsed + size);
+  gatherUsed += size;
+  return space;
+}
+
 /** Where the queue writes: a `Deno.Conn` fits. */
 export interface Writer {
   /** Writes some or all of `bytes`, resolving to how many were written. */
@@ -42,8 +62,6 @@ export class OutboundQueue {
   #closed = false;
   /** Who waits in {@linkcode drained} (made only when someone does: most queues never need it). */
   #idle: (() => void)[] | null = null;
-  /** Where several small chunks are gathered into one write; kept while busy, dropped when idle. */
-  #gather: Uint8Array | null = null;
 
   /**
    * @param writer the socket
@@ -113,11 +131,7 @@ export class OutboundQueue {
       size += chunks[end].length;
       end++;
     }
-    // The previous batch's write has finished, so its buffer can be filled again.
-    if (this.#gather === null || this.#gather.length < size) {
-      this.#gather = new Uint8Array(Math.min(MAX_BATCH_BYTES, Math.max(4096, size * 2)));
-    }
-    const batch = this.#gather.subarray(0, size);
+    const batch = gatherSpace(size);
     let at = 0;
     for (let i = this.#head; i < end; i++) {
       batch.set(chunks[i], at);
@@ -152,7 +166,6 @@ export class OutboundQueue {
       }
     } finally {
       this.#writing = false;
-      this.#gather = null; // an idle connection keeps no write buffer
       this.#settle();
     }
   }
