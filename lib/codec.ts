@@ -197,9 +197,17 @@ function parseSend(line: Uint8Array): Command {
   const targets: string[] = [];
   let start = 4;
   while (start < bodyStart) {
-    const end = line.indexOf(COLON, start);
+    // Read the name in place (no view per target); line[bodyStart - 1] is a colon, so this ends.
+    let name = "";
+    let ascii = true;
+    let end = start;
+    for (let b = line[end]; b !== COLON; b = line[++end]) {
+      if (b < 0x80) name += String.fromCharCode(b);
+      else ascii = false;
+    }
     if (end === start) return invalid("3", "malformed");
-    targets.push(decodeName(line.subarray(start, end)));
+    if (!ascii) name = lenient.decode(line.subarray(start, end));
+    targets.push(name);
     start = end + 1;
   }
   return { kind: "tell", targets, body: line.subarray(bodyStart) };
