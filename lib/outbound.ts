@@ -91,10 +91,21 @@ export class OutboundQueue {
     if (!this.#writing) {
       this.#writing = true;
       // Start on the next microtask, so every line queued in this turn shares the first write.
-      queueMicrotask(() => this.#writeLoop());
+      // One microtask serves every queue that became busy meanwhile.
+      OutboundQueue.#due.push(this);
+      if (OutboundQueue.#due.length === 1) queueMicrotask(OutboundQueue.#startDue);
     }
     return true;
   }
+
+  /** Queues that were pushed to while idle, waiting for the microtask that starts their writes. */
+  static #due: OutboundQueue[] = [];
+
+  static #startDue = (): void => {
+    const due = OutboundQueue.#due;
+    OutboundQueue.#due = [];
+    for (let i = 0; i < due.length; i++) due[i].#writeNext();
+  };
 
   /** Resolves when everything queued so far is written (or the queue closed). */
   drained(): Promise<void> {
@@ -141,32 +152,51 @@ export class OutboundQueue {
     return batch;
   }
 
-  async #writeLoop(): Promise<void> {
-    try {
-      while (!this.#closed && this.#head < this.#chunks.length) {
-        const batch = this.#takeBatch();
-        if (this.#head === this.#chunks.length) {
-          this.#chunks.length = 0;
-          this.#head = 0;
-        } else if (this.#head >= 1024) {
-          // Under steady traffic the array may never empty: drop the written slots.
-          this.#chunks = this.#chunks.slice(this.#head);
-          this.#head = 0;
-        }
-        let written = 0;
-        while (written < batch.length) {
-          written += await this.#writer.write(batch.subarray(written));
-        }
-        if (!this.#closed) this.#pendingBytes -= batch.length;
-      }
-    } catch (error) {
-      if (!this.#closed) {
-        this.close();
-        this.#onError(error);
-      }
-    } finally {
+  /**
+   * The write loop, without an async function: takes the next batch and writes it; each write's
+   * settlement continues the loop, until the queue is empty or closed.
+   */
+  #writeNext(): void {
+    if (this.#closed || this.#head >= this.#chunks.length) {
       this.#writing = false;
       this.#settle();
+      return;
     }
+    const batch = this.#takeBatch();
+    if (this.#head === this.#chunks.length) {
+      this.#chunks.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 1024) {
+      // Under steady traffic the array may never empty: drop the written slots.
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#write(batch, 0);
+  }
+
+  /** Writes `batch` from `offset` on, then goes on with the next batch. */
+  #write(batch: Uint8Array, offset: number): void {
+    let writing: Promise<number>;
+    try {
+      writing = this.#writer.write(offset === 0 ? batch : batch.subarray(offset));
+    } catch (error) {
+      this.#failed(error);
+      return;
+    }
+    writing.then((n) => {
+      offset += n;
+      if (offset < batch.length) return this.#write(batch, offset);
+      if (!this.#closed) this.#pendingBytes -= batch.length;
+      this.#writeNext();
+    }, (error) => this.#failed(error));
+  }
+
+  #failed(error: unknown): void {
+    if (!this.#closed) {
+      this.close();
+      this.#onError(error);
+    }
+    this.#writing = false;
+    this.#settle();
   }
 }
