@@ -245,6 +245,50 @@ export function encodeLine(...fields: (string | Uint8Array)[]): Uint8Array {
 }
 
 /**
+ * The size of `3:<body>\n`, or of `3:<sender>:<body>\n` with a sender (as UTF-8 bytes).
+ *
+ * @example Usage
+ * ```ts
+ * import { messageSize } from "./codec.ts";
+ * messageSize(new TextEncoder().encode("hi"), null); // 5
+ * ```
+ */
+export function messageSize(body: Uint8Array, sender: Uint8Array | null): number {
+  return body.length + 3 + (sender === null ? 0 : sender.length + 1);
+}
+
+/**
+ * Writes `3:<body>\n` (or `3:<sender>:<body>\n`) into `out` at `at`, which must have
+ * {@linkcode messageSize} bytes free, and returns the offset after it. The body's bytes are
+ * copied unchanged.
+ *
+ * @example Usage
+ * ```ts
+ * import { writeMessage } from "./codec.ts";
+ * const out = new Uint8Array(16);
+ * writeMessage(out, 0, new TextEncoder().encode("hi"), null); // 5: out begins "3:hi\n"
+ * ```
+ */
+export function writeMessage(
+  out: Uint8Array,
+  at: number,
+  body: Uint8Array,
+  sender: Uint8Array | null,
+): number {
+  out[at++] = 0x33;
+  out[at++] = COLON;
+  if (sender !== null) {
+    out.set(sender, at);
+    at += sender.length;
+    out[at++] = COLON;
+  }
+  out.set(body, at);
+  at += body.length;
+  out[at++] = 0x0a;
+  return at;
+}
+
+/**
  * Encodes `3:<body>` or, with a sender, `3:<sender>:<body>`; the body's bytes are copied unchanged.
  *
  * @example Usage
@@ -255,15 +299,10 @@ export function encodeLine(...fields: (string | Uint8Array)[]): Uint8Array {
  * ```
  */
 export function encodeMessage(body: Uint8Array, sender?: string): Uint8Array {
-  if (sender === undefined) {
-    const out = new Uint8Array(body.length + 3);
-    out[0] = 0x33;
-    out[1] = COLON;
-    out.set(body, 2);
-    out[out.length - 1] = 0x0a;
-    return out;
-  }
-  return encodeLine("3", sender, body);
+  const senderBytes = sender === undefined ? null : encoder.encode(sender);
+  const out = new Uint8Array(messageSize(body, senderBytes));
+  writeMessage(out, 0, body, senderBytes);
+  return out;
 }
 
 /**

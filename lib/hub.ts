@@ -17,6 +17,8 @@ import {
   encodeMessage,
   encodeRoomList,
   LOGGED_OUT,
+  messageSize,
+  writeMessage,
 } from "./codec.ts";
 import type { RoomRecord } from "./store.ts";
 
@@ -474,7 +476,7 @@ export class Hub {
     }
     const except = echo ? null : session;
     const sender = this.stampSender ? (session.userBytes ??= encoder.encode(session.user)) : null;
-    const size = body.length + 3 + (sender === null ? 0 : sender.length + 1);
+    const size = messageSize(body, sender);
     if (
       this.#runRoom !== room || this.#runExcept !== except || this.#runBytes + size > MAX_RUN_BYTES
     ) {
@@ -484,25 +486,13 @@ export class Hub {
       queueMicrotask(this.flush);
     }
     let buffer = this.#runBuffer;
-    let at = this.#runBytes;
+    const at = this.#runBytes;
     if (at + size > buffer.length) {
       const grown = new Uint8Array(Math.max(at + size, buffer.length * 2));
       grown.set(buffer.subarray(0, at));
       this.#runBuffer = buffer = grown;
     }
-    // `3:<body>\n`, or `3:<sender>:<body>\n` (what encodeMessage makes).
-    buffer[at] = 0x33;
-    buffer[at + 1] = 0x3a;
-    at += 2;
-    if (sender !== null) {
-      buffer.set(sender, at);
-      at += sender.length;
-      buffer[at++] = 0x3a;
-    }
-    buffer.set(body, at);
-    at += body.length;
-    buffer[at++] = 0x0a;
-    this.#runBytes = at;
+    this.#runBytes = writeMessage(buffer, at, body, sender);
     this.#runLines++;
   }
 
