@@ -244,6 +244,17 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map((r) => ({ name: r.name, passwordHash: r.password_hash })));
   }
 
+  findRoom(name: string): Promise<RoomRecord | undefined> {
+    const row = this.#read(
+      `cannot read room ${name}`,
+      () =>
+        this.#sql("SELECT name, password_hash FROM rooms WHERE name = ?").get(name) as
+          | { name: string; password_hash: string | null }
+          | undefined,
+    );
+    return Promise.resolve(row && { name: row.name, passwordHash: row.password_hash });
+  }
+
   addRoom(name: string, passwordHash: string | null): Promise<void> {
     this.#write(`cannot add room ${name}`, () => {
       this.#sql("INSERT INTO rooms (name, password_hash, created_at) VALUES (?, ?, ?)")

@@ -70,6 +70,8 @@ export interface Store {
   listUsers(): Promise<string[]>;
   /** Every room, sorted by name. */
   listRooms(): Promise<RoomRecord[]>;
+  /** The room named `name`, or `undefined`. */
+  findRoom(name: string): Promise<RoomRecord | undefined>;
   /** Adds a room; a taken name fails with {@linkcode StoreError} code `duplicate`. */
   addRoom(name: string, passwordHash: string | null): Promise<void>;
   /** Removes a room; false if there was none. */
