@@ -14,7 +14,7 @@ import type { Logger } from "./log.ts";
 import { LoginThrottle } from "./login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "./metrics.ts";
 import { PasswordHasher } from "./password.ts";
-import { openSqliteStore } from "./sqlite_store.ts";
+import { openStore } from "./open_store.ts";
 import type { Store } from "./store.ts";
 import { serveTcp } from "./tcp.ts";
 import { serveWebSocket, type WebSocketServer } from "./websocket.ts";
@@ -101,7 +101,7 @@ export class ParleyServer {
 
   /** Opens the database and starts listening. Throws (naming the file) if the store cannot open. */
   static async start(config: Config, log: Logger): Promise<ParleyServer> {
-    const store = openSqliteStore(config.db);
+    const store = await openStore(config.db);
     let server: ParleyServer | undefined;
     try {
       const hasher = new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
