@@ -37,6 +37,9 @@ export interface Config {
   logFormat: string;
   metricsPort: number;
   metricsHost: string;
+  cluster: string;
+  nodeId: string;
+  nodeTtlMs: number;
 }
 
 /** `list`: a repeatable flag (`--ws-origin A --ws-origin B`), or a comma-separated variable. */
@@ -65,7 +68,13 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     max: 65535,
     help: "plain TCP port (0: any free port; --port=-1: no plain TCP, only TLS or WebSocket)",
   },
-  { flag: "db", key: "db", kind: "string", default: "parley.db", help: "SQLite database file" },
+  {
+    flag: "db",
+    key: "db",
+    kind: "string",
+    default: "parley.db",
+    help: "SQLite database file, or a postgres://user:pass@host:port/dbname URL",
+  },
   {
     flag: "stamp-sender",
     key: "stampSender",
@@ -230,6 +239,30 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
     default: "127.0.0.1",
     help: "address the metrics endpoint listens on",
   },
+  {
+    flag: "cluster",
+    key: "cluster",
+    kind: "string",
+    default: "",
+    help:
+      "join the cluster whose bus is this Redis (redis://host:port[/db]); needs a postgres --db",
+  },
+  {
+    flag: "node-id",
+    key: "nodeId",
+    kind: "string",
+    default: "",
+    help: "this node's name in the cluster, logs and metrics (default: host name and pid)",
+  },
+  {
+    flag: "node-ttl-ms",
+    key: "nodeTtlMs",
+    kind: "integer",
+    default: 10000,
+    min: 500,
+    max: 3_600_000,
+    help: "how long a silent cluster node keeps its users before the others drop them",
+  },
 ];
 
 /** The admin commands: each runs against the database and exits. */
@@ -389,6 +422,17 @@ export function parseInvocation(
     throw new UsageError("--web serves the page on the WebSocket port: give --ws-port too");
   }
 
+  if (
+    config.cluster !== "" && !/^rediss?:\/\/[^/\s]+(\/\d+)?\/?$/i.test(config.cluster as string)
+  ) {
+    throw new UsageError(
+      `--cluster must be a Redis URL such as redis://127.0.0.1:6379 (got "${config.cluster}")`,
+    );
+  }
+  if ((config.nodeId as string).length > 64 || /[\s\p{Cc}]/u.test(config.nodeId as string)) {
+    throw new UsageError("--node-id must be at most 64 characters with no spaces or controls");
+  }
+
   const commands = (Object.keys(ADMIN_FLAGS) as AdminCommand[]).filter((c) =>
     values[c] !== undefined && values[c] !== false
   );
@@ -403,6 +447,11 @@ export function parseInvocation(
       throw new UsageError(`--${command} needs a ${what}`);
     }
     return { kind: "admin", command, name, config: config as unknown as Config };
+  }
+  if (config.cluster !== "" && !/^postgres(ql)?:\/\//i.test(config.db as string)) {
+    throw new UsageError(
+      `--cluster needs --db postgres://…: the nodes must share one store, and ${config.db} is a SQLite file`,
+    );
   }
   return { kind: "serve", config: config as unknown as Config };
 }
