@@ -14,6 +14,7 @@ import { runAdmin } from "./lib/admin.ts";
 import { runChat } from "./lib/chat.ts";
 import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
 import { type LogFormat, Logger, type LogLevel } from "./lib/log.ts";
+import { describeDatabase } from "./lib/open_store.ts";
 import { ParleyServer } from "./lib/server.ts";
 import { promptHidden } from "./lib/terminal.ts";
 
@@ -57,7 +58,8 @@ export async function main(args: string[]): Promise<number> {
 
 async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<number> {
   const log = new Logger(config.logLevel as LogLevel, undefined, config.logFormat as LogFormat);
-  log.info("starting", { version: VERSION, deno: Deno.version.deno, db: config.db });
+  const db = describeDatabase(config.db); // a PostgreSQL URL's password must not reach the log
+  log.info("starting", { version: VERSION, deno: Deno.version.deno, db });
   // Listen for signals before starting, so a SIGTERM during start-up still stops cleanly.
   const signalled = Promise.withResolvers<string>();
   const onInt = () => signalled.resolve("SIGINT");

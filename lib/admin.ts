@@ -1,6 +1,7 @@
 /**
- * The operator's commands: add, remove and list users and rooms in the database, safely while
- * the server runs (the store's WAL and busy timeout; the server follows the change log).
+ * The operator's commands: add, remove and list users and rooms in the database (a SQLite file or
+ * PostgreSQL), safely while the server runs (SQLite's WAL and busy timeout, PostgreSQL's
+ * transactions; the server follows the change log).
  *
  * @module
  */
@@ -8,8 +9,9 @@
 import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "./codec.ts";
 import type { AdminCommand, Config } from "./config.ts";
 import { PasswordHasher } from "./password.ts";
-import { openSqliteStore, type SqliteStore } from "./sqlite_store.ts";
-import { StoreError } from "./store.ts";
+import { isPostgresUrl, openStore } from "./open_store.ts";
+import { SqliteStore } from "./sqlite_store.ts";
+import { type Store, StoreError } from "./store.ts";
 import { PromptCancelled, promptHidden } from "./terminal.ts";
 
 /** Where an admin command reads its password and writes its output. */
@@ -47,13 +49,17 @@ export async function runAdmin(
   config: Config,
   io: AdminIO,
 ): Promise<number> {
-  let store: SqliteStore | undefined;
+  let store: Store | undefined;
   try {
     if (command === "add-user" || command === "set-password") checkUsername(name);
+    if (command === "backup" && isPostgresUrl(config.db)) {
+      // A consistent copy of a PostgreSQL database is its own tools' job (and its server's files).
+      throw new AdminError("--backup copies a SQLite file; back up PostgreSQL with pg_dump");
+    }
     if (command === "backup" && !await exists(config.db)) {
       throw new AdminError(`no database at ${config.db} to back up`);
     }
-    store = openSqliteStore(config.db);
+    store = await openStore(config.db);
     await execute(store, command, name, config, io);
     return 0;
   } catch (error) {
@@ -86,7 +92,7 @@ function checkUsername(name: string): void {
 }
 
 async function execute(
-  store: SqliteStore,
+  store: Store,
   command: AdminCommand,
   name: string,
   config: Config,
@@ -132,6 +138,7 @@ async function execute(
       io.out(`removed room ${name}`);
       return;
     case "backup": {
+      if (!(store instanceof SqliteStore)) throw new AdminError("--backup copies a SQLite file");
       const { users, rooms } = await store.backup(name);
       io.out(`backed up ${config.db} to ${name} (${users} users, ${rooms} rooms)`);
       return;

@@ -5,12 +5,37 @@
  * @module
  */
 
+import { describePostgresUrl, openPostgresStore } from "./postgres_store.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 
-/** Whether `db` names a PostgreSQL database rather than a SQLite file. */
+/**
+ * Whether `db` names a PostgreSQL database rather than a SQLite file.
+ *
+ * @example Usage
+ * ```ts
+ * import { isPostgresUrl } from "./open_store.ts";
+ * isPostgresUrl("postgresql://parley@db/parley"); // true
+ * isPostgresUrl("parley.db"); // false
+ * ```
+ */
 export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);
+}
+
+/**
+ * How logs name the store `db` names: a file as it is, a PostgreSQL URL without its user and
+ * password (which must not reach a log).
+ *
+ * @example Usage
+ * ```ts
+ * import { describeDatabase } from "./open_store.ts";
+ * describeDatabase("postgres://parley:secret@10.0.0.5:5432/parley"); // "postgres://10.0.0.5:5432/parley"
+ * describeDatabase("parley.db"); // "parley.db"
+ * ```
+ */
+export function describeDatabase(db: string): string {
+  return isPostgresUrl(db) ? describePostgresUrl(db) : db;
 }
 
 /**
@@ -25,6 +50,10 @@ export function isPostgresUrl(db: string): boolean {
  * ```
  */
 export function openStore(db: string): Promise<Store> {
-  if (isPostgresUrl(db)) throw new Error("PostgreSQL store: not built yet");
-  return Promise.resolve(openSqliteStore(db));
+  if (isPostgresUrl(db)) return openPostgresStore(db);
+  try {
+    return Promise.resolve(openSqliteStore(db));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

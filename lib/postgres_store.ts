@@ -1,0 +1,367 @@
+/**
+ * The {@linkcode Store} on a PostgreSQL database, shared by every node of a cluster (or used by a
+ * single node), through the `postgres` npm client and a small connection pool.
+ *
+ * The schema is versioned like the SQLite file's: on open, every migration this build knows and
+ * the database lacks runs in one transaction under an advisory lock, so nodes starting together
+ * do not race, and a database newer than this build is refused. Names sort in byte order (the
+ * `C` collation), as in SQLite. Each write that logs a change locks the change log first, so
+ * change numbers become visible in increasing order and a reader never skips one that commits
+ * late. Every failure is a {@linkcode StoreError} whose message names the database as
+ * `postgres://host:port/dbname`, never with the password.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import postgres from "postgres";
+import { type Change, type RoomRecord, type Store, StoreError, type UserRecord } from "./store.ts";
+
+/** Connections per process: the hub's queries are short, and many nodes share one server. */
+const POOL_MAX = 4;
+/** How long a new connection may take (seconds): a dead server fails a login this fast. */
+const CONNECT_TIMEOUT_S = 3;
+/** Idle connections close after this long (seconds), so an idle node holds none open. */
+const IDLE_TIMEOUT_S = 60;
+/** How long a call may wait for an answer on an open connection (a frozen server or network). */
+const CALL_TIMEOUT_MS = 5000;
+/** How long close() lets running queries finish before it cuts the connections (seconds). */
+const CLOSE_TIMEOUT_S = 2;
+/** The advisory lock that serializes migrations across nodes ("parley" in ASCII). */
+const MIGRATION_LOCK = 0x7061726c6579;
+/** PostgreSQL's SQLSTATE for a unique violation. */
+const UNIQUE_VIOLATION = "23505";
+
+/** Schema changes, in order. A database at version N gets every one after N, in one transaction. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     password_hash TEXT NOT NULL,
+     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+   );
+   CREATE TABLE rooms (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     password_hash TEXT,
+     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+   );
+   CREATE TABLE changes (
+     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     at TIMESTAMPTZ NOT NULL DEFAULT now()
+   );`,
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION: number = MIGRATIONS.length;
+
+type Sql = postgres.Sql;
+type Transaction = postgres.TransactionSql;
+
+/** Why a call failed, in words: the server's own message, or what happened to the connection. */
+function describe(error: unknown): string {
+  if (error instanceof postgres.PostgresError) return error.message;
+  const code = (error as { code?: unknown } | null)?.code;
+  switch (code) {
+    case "ECONNREFUSED":
+      return "connection refused";
+    case "ECONNRESET":
+    case "EPIPE":
+      return "the connection was reset";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "unknown host";
+    case "ETIMEDOUT":
+    case "CONNECT_TIMEOUT":
+      return `no connection within ${CONNECT_TIMEOUT_S} s`;
+    case "CONNECTION_CLOSED":
+    case "CONNECTION_DESTROYED":
+      return "the connection was closed";
+    case "CONNECTION_ENDED":
+      return "the store is closed";
+  }
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** `postgres://host:port/dbname`: where the database is, with no user or password. */
+function labelOf(url: URL): string {
+  const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username);
+  return `postgres://${url.host || "?"}${url.port === "" ? ":5432" : ""}/${database}`;
+}
+
+/**
+ * How messages and logs name the database `url` names: `postgres://host:port/dbname`, without
+ * the user and password.
+ *
+ * @example Usage
+ * ```ts
+ * import { describePostgresUrl } from "./postgres_store.ts";
+ * describePostgresUrl("postgres://parley:secret@db.internal/parley"); // "postgres://db.internal:5432/parley"
+ * ```
+ */
+export function describePostgresUrl(url: string): string {
+  try {
+    return labelOf(new URL(url));
+  } catch {
+    return "postgres://(not a valid URL)";
+  }
+}
+
+/**
+ * The connection details `url` gives, and how to name the database in messages: the URL without
+ * its user and password, `postgres://host:port/dbname`.
+ */
+function parseUrl(url: string): { label: string; options: postgres.Options<never> } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // The text itself may hold a password: do not repeat it.
+    throw new StoreError("io", "cannot open database: not a valid postgres:// URL");
+  }
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = parsed.port === "" ? 5432 : Number(parsed.port);
+  const user = decodeURIComponent(parsed.username);
+  const database = decodeURIComponent(parsed.pathname.slice(1)) || user;
+  const label = labelOf(parsed);
+  if (host === "") {
+    throw new StoreError("io", `cannot open database ${label}: the URL names no host`);
+  }
+  if (user === "") {
+    // The client would ask the OS for the current user, which Parley's permissions do not allow.
+    throw new StoreError(
+      "io",
+      `cannot open database ${label}: the URL names no user (postgres://USER:PASSWORD@HOST/DB)`,
+    );
+  }
+  const options: postgres.Options<never> = {
+    host,
+    port,
+    user,
+    pass: decodeURIComponent(parsed.password),
+    database,
+    max: POOL_MAX,
+    connect_timeout: CONNECT_TIMEOUT_S,
+    idle_timeout: IDLE_TIMEOUT_S,
+    fetch_types: false, // only text and numbers cross the wire: skip the type round trip
+    onnotice: () => {}, // "relation already exists, skipping" and the like are not news
+    connection: { application_name: "parley" },
+  };
+  // As with libpq: sslmode=disable|prefer|require|verify-full chooses TLS; any other parameter
+  // is a server setting for each connection (application_name, search_path, ...).
+  for (const [key, value] of parsed.searchParams) {
+    if (key === "sslmode") options.ssl = value === "disable" ? false : value as "require";
+    else options.connection = { ...options.connection, [key]: value };
+  }
+  return { label, options };
+}
+
+/**
+ * Runs `make` while `process.env` is empty. The client falls back on PG* variables and the OS
+ * user for what its options leave out, and reads PGAPPNAME always; Parley runs with access to
+ * its own PARLEY_* variables only (and is configured by the URL alone), so the client must not
+ * look. The client reads the environment only while it is being made, synchronously.
+ */
+function withoutEnvironment<T>(make: () => T): T {
+  const env = Object.getOwnPropertyDescriptor(process, "env");
+  Object.defineProperty(process, "env", { value: {}, configurable: true, writable: true });
+  try {
+    return make();
+  } finally {
+    if (env) Object.defineProperty(process, "env", env);
+  }
+}
+
+/**
+ * Connects to the database `url` names (`postgres://USER:PASSWORD@HOST:PORT/DBNAME`, with
+ * optional `?sslmode=require`) and brings its schema up to date. Throws a
+ * {@linkcode StoreError} naming the database (without the password) when it cannot: a server
+ * that does not answer, a refused login, a newer schema.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { openPostgresStore } from "./postgres_store.ts";
+ * const store = await openPostgresStore("postgres://parley:secret@127.0.0.1:5432/parley");
+ * await store.addUser("alice", "scrypt$...");
+ * await store.close();
+ * ```
+ */
+export async function openPostgresStore(url: string): Promise<PostgresStore> {
+  const { label, options } = parseUrl(url);
+  const sql = withoutEnvironment(() => postgres(options));
+  try {
+    await migrate(sql);
+  } catch (error) {
+    await sql.end({ timeout: 0 }).catch(() => {});
+    throw new StoreError("io", `cannot open database ${label}: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+  return new PostgresStore(sql, label);
+}
+
+async function migrate(sql: Sql): Promise<void> {
+  await sql.begin(async (tx) => {
+    // Held until commit: a second node starting now waits, then finds the schema up to date.
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    const [{ server_encoding: encoding }] = await tx`SHOW server_encoding`;
+    if (encoding !== "UTF8") {
+      // Room names are any UTF-8: another encoding would refuse some, or mangle them.
+      throw new Error(
+        `the database's encoding is ${encoding}, not UTF8 (CREATE DATABASE ... ENCODING 'UTF8')`,
+      );
+    }
+    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INTEGER PRIMARY KEY,
+               applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`;
+    const [{ v }] = await tx`SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations`;
+    const current = Number(v);
+    if (current > SCHEMA_VERSION) {
+      throw new Error(
+        `schema version ${current} is newer than this Parley understands (${SCHEMA_VERSION})`,
+      );
+    }
+    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
+      await tx.unsafe(MIGRATIONS[version - 1]);
+      await tx`INSERT INTO schema_migrations (version) VALUES (${version})`;
+    }
+  });
+}
+
+/** A {@linkcode Store} on PostgreSQL; make one with {@linkcode openPostgresStore}. */
+export class PostgresStore implements Store {
+  /** The database, as messages name it: `postgres://host:port/dbname` (no user or password). */
+  readonly label: string;
+  #sql: Sql;
+  #closing: Promise<void> | null = null;
+
+  constructor(sql: Sql, label: string) {
+    this.#sql = sql;
+    this.label = label;
+  }
+
+  /**
+   * Runs `work`, answering within {@linkcode CALL_TIMEOUT_MS} whatever the server does; failures
+   * become a {@linkcode StoreError} naming the database, a taken name code `duplicate`.
+   */
+  async #call<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      if (this.#closing !== null) {
+        throw Object.assign(new Error("closed"), { code: "CONNECTION_ENDED" });
+      }
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${CALL_TIMEOUT_MS / 1000} s`)),
+          CALL_TIMEOUT_MS,
+        );
+      });
+      return await Promise.race([work(this.#sql), deadline]);
+    } catch (error) {
+      if (error instanceof postgres.PostgresError && error.code === UNIQUE_VIOLATION) {
+        throw new StoreError("duplicate", `${what}: the name is taken`, { cause: error });
+      }
+      throw new StoreError("io", `${what} in ${this.label}: ${describe(error)}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Appends to the change log inside `tx`. The table lock (which plain reads do not wait for)
+   * makes writers of changes take turns from drawing a seq to committing, so seqs become
+   * visible in order: a reader that has seen seq N will never later find a smaller one.
+   */
+  async #logChange(tx: Transaction, kind: Change["kind"], name: string): Promise<void> {
+    await tx`LOCK TABLE changes IN EXCLUSIVE MODE`;
+    await tx`INSERT INTO changes (kind, name) VALUES (${kind}, ${name})`;
+  }
+
+  findUser(name: string): Promise<UserRecord | undefined> {
+    return this.#call(`cannot read user ${name}`, async (sql) => {
+      const [row] = await sql`SELECT name, password_hash FROM users WHERE name = ${name}`;
+      return row && { name: row.name, passwordHash: row.password_hash };
+    });
+  }
+
+  addUser(name: string, passwordHash: string): Promise<void> {
+    return this.#call(`cannot add user ${name}`, async (sql) => {
+      await sql`INSERT INTO users (name, password_hash) VALUES (${name}, ${passwordHash})`;
+    });
+  }
+
+  removeUser(name: string): Promise<boolean> {
+    return this.#call(`cannot remove user ${name}`, (sql) =>
+      sql.begin(async (tx) => {
+        const removed = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
+        if (removed.length > 0) await this.#logChange(tx, "user-removed", name);
+        return removed.length > 0;
+      }));
+  }
+
+  setPassword(name: string, passwordHash: string): Promise<boolean> {
+    return this.#call(`cannot set the password of ${name}`, async (sql) => {
+      const result = await sql`UPDATE users SET password_hash = ${passwordHash}
+                               WHERE name = ${name}`;
+      return result.count > 0;
+    });
+  }
+
+  listUsers(): Promise<string[]> {
+    return this.#call("cannot list users", async (sql) => {
+      const rows = await sql`SELECT name FROM users ORDER BY name`;
+      return rows.map((r) => r.name as string);
+    });
+  }
+
+  listRooms(): Promise<RoomRecord[]> {
+    return this.#call("cannot list rooms", async (sql) => {
+      const rows = await sql`SELECT name, password_hash FROM rooms ORDER BY name`;
+      return rows.map((r) => ({ name: r.name as string, passwordHash: r.password_hash }));
+    });
+  }
+
+  findRoom(name: string): Promise<RoomRecord | undefined> {
+    return this.#call(`cannot read room ${name}`, async (sql) => {
+      const [row] = await sql`SELECT name, password_hash FROM rooms WHERE name = ${name}`;
+      return row && { name: row.name, passwordHash: row.password_hash };
+    });
+  }
+
+  addRoom(name: string, passwordHash: string | null): Promise<void> {
+    return this.#call(`cannot add room ${name}`, (sql) =>
+      sql.begin(async (tx) => {
+        await tx`INSERT INTO rooms (name, password_hash) VALUES (${name}, ${passwordHash})`;
+        await this.#logChange(tx, "room-added", name);
+      }));
+  }
+
+  removeRoom(name: string): Promise<boolean> {
+    return this.#call(`cannot remove room ${name}`, (sql) =>
+      sql.begin(async (tx) => {
+        const removed = await tx`DELETE FROM rooms WHERE name = ${name} RETURNING name`;
+        if (removed.length > 0) await this.#logChange(tx, "room-removed", name);
+        return removed.length > 0;
+      }));
+  }
+
+  lastChange(): Promise<number> {
+    return this.#call("cannot read the change log", async (sql) => {
+      const [{ seq }] = await sql`SELECT COALESCE(MAX(seq), 0) AS seq FROM changes`;
+      return Number(seq);
+    });
+  }
+
+  changesSince(seq: number): Promise<Change[]> {
+    return this.#call("cannot read the change log", async (sql) => {
+      const rows = await sql`SELECT seq, kind, name FROM changes WHERE seq > ${seq} ORDER BY seq`;
+      return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, name: r.name }));
+    });
+  }
+
+  /** Ends the pool: running queries get a moment to finish, then the connections are cut. */
+  close(): Promise<void> {
+    this.#closing ??= this.#sql.end({ timeout: CLOSE_TIMEOUT_S }).catch(() => {});
+    return this.#closing;
+  }
+}
