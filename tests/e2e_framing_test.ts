@@ -1,9 +1,9 @@
 // End to end over TCP: lines, CRLF, blank lines, the line limit, bytes left at close, unreadable
 // and malformed lines, flood control and the connection cap (shared/protocol.md, "Framing").
 import assert from "node:assert/strict";
-import { sessionId, USERS, withServer } from "./e2e_support.ts";
+import { e2eTest, sessionId, USERS, withServer } from "./e2e_support.ts";
 
-Deno.test("unknown codes get 9:?:malformed, before and after a login", async () => {
+e2eTest("unknown codes get 9:?:malformed, before and after a login", async () => {
   await withServer({}, async (s) => {
     const anon = await s.connect();
     const alice = await s.login("alice");
@@ -23,7 +23,7 @@ Deno.test("unknown codes get 9:?:malformed, before and after a login", async () 
   });
 });
 
-Deno.test("a known code with wrong fields gets 9:<code>:malformed", async () => {
+e2eTest("a known code with wrong fields gets 9:<code>:malformed", async () => {
   await withServer({}, async (s) => {
     const alice = await s.inRoom("alice", "lobby", "alice");
     const cases: [string, string][] = [
@@ -46,7 +46,7 @@ Deno.test("a known code with wrong fields gets 9:<code>:malformed", async () => 
   });
 });
 
-Deno.test("blank lines are ignored (LF and CRLF alike), before and after a login", async () => {
+e2eTest("blank lines are ignored (LF and CRLF alike), before and after a login", async () => {
   await withServer({}, async (s) => {
     const client = await s.connect();
     await client.write("\n\r\n\n");
@@ -58,7 +58,7 @@ Deno.test("blank lines are ignored (LF and CRLF alike), before and after a login
   });
 });
 
-Deno.test("CRLF lines work (nc -C) and the CR is not part of a field or a body", async () => {
+e2eTest("CRLF lines work (nc -C) and the CR is not part of a field or a body", async () => {
   await withServer({}, async (s) => {
     const alice = await s.connect();
     const bob = await s.login("bob");
@@ -81,7 +81,7 @@ Deno.test("CRLF lines work (nc -C) and the CR is not part of a field or a body",
   });
 });
 
-Deno.test("bytes after the last LF when the peer closes are ignored", async () => {
+e2eTest("bytes after the last LF when the peer closes are ignored", async () => {
   await withServer({}, async (s) => {
     const alice = await s.inRoom("alice", "lobby", "alice");
     const bob = await s.inRoom("bob", "lobby", "alice,bob");
@@ -96,51 +96,57 @@ Deno.test("bytes after the last LF when the peer closes are ignored", async () =
 
 const LIMIT = ["--max-line-bytes", "1024"];
 
-Deno.test("line limit: a line of exactly the limit is fine, CR counted; one byte more gets 9:?:too-long and a close", async () => {
-  await withServer({ args: LIMIT }, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
-    const fill = (n: number) => "x".repeat(n);
-    // 1,024 bytes before the LF: "3:1:" and 1,020 bytes of body.
-    await alice.send(`3:1:${fill(1020)}`);
-    await bob.expect(`3:${fill(1020)}`);
-    // 1,024 bytes before the LF, a CR included.
-    await alice.send(`3:1:${fill(1019)}\r`);
-    await bob.expect(`3:${fill(1019)}`);
-    // 1,025 bytes before the LF because of the CR: too long.
-    await alice.send(`3:1:${fill(1020)}\r`);
-    await alice.expect("9:?:too-long");
-    await alice.expectClosed();
-    await bob.expect("5:lobby:alice");
-    await bob.expectNothing(50);
-  });
-});
+e2eTest(
+  "line limit: a line of exactly the limit is fine, CR counted; one byte more gets 9:?:too-long and a close",
+  async () => {
+    await withServer({ args: LIMIT }, async (s) => {
+      const alice = await s.inRoom("alice", "lobby", "alice");
+      const bob = await s.inRoom("bob", "lobby", "alice,bob");
+      await alice.expect("4:lobby:bob");
+      const fill = (n: number) => "x".repeat(n);
+      // 1,024 bytes before the LF: "3:1:" and 1,020 bytes of body.
+      await alice.send(`3:1:${fill(1020)}`);
+      await bob.expect(`3:${fill(1020)}`);
+      // 1,024 bytes before the LF, a CR included.
+      await alice.send(`3:1:${fill(1019)}\r`);
+      await bob.expect(`3:${fill(1019)}`);
+      // 1,025 bytes before the LF because of the CR: too long.
+      await alice.send(`3:1:${fill(1020)}\r`);
+      await alice.expect("9:?:too-long");
+      await alice.expectClosed();
+      await bob.expect("5:lobby:alice");
+      await bob.expectNothing(50);
+    });
+  },
+);
 
-Deno.test("line limit: 1,025 bytes with no LF at all get 9:?:too-long and a close; 1,024 wait", async () => {
-  await withServer({ args: LIMIT }, async (s) => {
-    const waits = await s.login("alice");
-    await waits.write("3:2:alice:" + "y".repeat(1014)); // 1,024 bytes, no LF
-    await waits.expectNothing(200);
-    assert.equal(waits.closed, false);
-    await waits.write("\n"); // completes a line of exactly the limit
-    await waits.expect(`3:${"y".repeat(1014)}`);
+e2eTest(
+  "line limit: 1,025 bytes with no LF at all get 9:?:too-long and a close; 1,024 wait",
+  async () => {
+    await withServer({ args: LIMIT }, async (s) => {
+      const waits = await s.login("alice");
+      await waits.write("3:2:alice:" + "y".repeat(1014)); // 1,024 bytes, no LF
+      await waits.expectNothing(200);
+      assert.equal(waits.closed, false);
+      await waits.write("\n"); // completes a line of exactly the limit
+      await waits.expect(`3:${"y".repeat(1014)}`);
 
-    const anon = await s.connect(); // before a login too, in one write
-    await anon.write("z".repeat(1025));
-    await anon.expect("9:?:too-long");
-    await anon.expectClosed();
+      const anon = await s.connect(); // before a login too, in one write
+      await anon.write("z".repeat(1025));
+      await anon.expect("9:?:too-long");
+      await anon.expectClosed();
 
-    const pieces = await s.login("bob"); // across several writes
-    await pieces.write("3:0:" + "z".repeat(600));
-    await pieces.expectNothing(100);
-    await pieces.write("z".repeat(421));
-    await pieces.expect("9:?:too-long");
-    await pieces.expectClosed();
-  });
-});
+      const pieces = await s.login("bob"); // across several writes
+      await pieces.write("3:0:" + "z".repeat(600));
+      await pieces.expectNothing(100);
+      await pieces.write("z".repeat(421));
+      await pieces.expect("9:?:too-long");
+      await pieces.expectClosed();
+    });
+  },
+);
 
-Deno.test("line limit: the default is 65,536 bytes", async () => {
+e2eTest("line limit: the default is 65,536 bytes", async () => {
   await withServer({}, async (s) => {
     const alice = await s.login("alice");
     const body = "b".repeat(65536 - "3:2:alice:".length);
@@ -152,7 +158,7 @@ Deno.test("line limit: the default is 65,536 bytes", async () => {
   });
 });
 
-Deno.test("flood control: past the burst, lines get 9:<code>:rate-limited", async () => {
+e2eTest("flood control: past the burst, lines get 9:<code>:rate-limited", async () => {
   await withServer({ args: ["--rate-burst", "5", "--rate-per-second", "1"] }, async (s) => {
     const alice = await s.login("alice"); // one line
     await alice.write("1\n1\n1\n1\n1\n3:0:x\n7\n");
@@ -163,7 +169,7 @@ Deno.test("flood control: past the burst, lines get 9:<code>:rate-limited", asyn
   });
 });
 
-Deno.test("--max-connections: one more connection gets 9:?:server-full and is closed", async () => {
+e2eTest("--max-connections: one more connection gets 9:?:server-full and is closed", async () => {
   await withServer({ args: ["--max-connections", "1"] }, async (s) => {
     const alice = await s.login("alice");
     const extra = await s.connect();

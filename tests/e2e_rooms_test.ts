@@ -1,10 +1,10 @@
 // End to end over TCP: the room list, join-or-create, presence, room passwords, room names, the
 // room cap, rooms that outlive a restart, and an operator removing a room (protocol.md, "Rooms").
 import assert from "node:assert/strict";
-import { runCli, tempDir } from "./helpers.ts";
-import { bytes, USERS, withServer } from "./e2e_support.ts";
+import { runCli } from "./helpers.ts";
+import { bytes, e2eTest, freshDatabase, USERS, withServer } from "./e2e_support.ts";
 
-Deno.test("room list: 1: with no rooms, and 1:<anything> is accepted", async () => {
+e2eTest("room list: 1: with no rooms, and 1:<anything> is accepted", async () => {
   await withServer({}, async (s) => {
     const alice = await s.login("alice");
     for (const line of ["1", "1:", "1:password", "1:a:b:c"]) {
@@ -14,36 +14,39 @@ Deno.test("room list: 1: with no rooms, and 1:<anything> is accepted", async () 
   });
 });
 
-Deno.test("room list: rooms sorted by name in byte order, users sorted, empty rooms by name alone", async () => {
-  await withServer({}, async (s) => {
-    // U+FF61 sorts before U+1F600 in UTF-8 byte order, but after it in UTF-16 order.
-    const halfwidth = "\u{FF61}";
-    const emoji = "\u{1F600}";
-    const alice = await s.login("alice");
-    for (const room of [emoji, halfwidth, "b"]) {
-      await alice.send(`2:${room}`);
-      assert.match(await alice.next(), /^2:/);
-    }
-    const zed = await s.login("Zed");
-    await zed.send("2:b");
-    await zed.expect("2:b:Zed,alice");
-    const bob = await s.login("bob");
-    for (const room of ["B", "a", "a-"]) {
-      await bob.send(`2:${room}`);
-      assert.match(await bob.next(), /^2:/);
-    }
-    const carol = await s.inRoom("carol", "é", "carol");
-    const expected = `1:B:a:a-,bob:b,Zed,alice:é,carol:${halfwidth}:${emoji}`;
-    for (const client of [alice, bob, carol, zed]) {
-      await client.send("1:ignored");
-      let line = await client.next();
-      while (/^[45]:/.test(line)) line = await client.next(); // presence lines of earlier joins
-      assert.equal(line, expected);
-    }
-  });
-});
+e2eTest(
+  "room list: rooms sorted by name in byte order, users sorted, empty rooms by name alone",
+  async () => {
+    await withServer({}, async (s) => {
+      // U+FF61 sorts before U+1F600 in UTF-8 byte order, but after it in UTF-16 order.
+      const halfwidth = "\u{FF61}";
+      const emoji = "\u{1F600}";
+      const alice = await s.login("alice");
+      for (const room of [emoji, halfwidth, "b"]) {
+        await alice.send(`2:${room}`);
+        assert.match(await alice.next(), /^2:/);
+      }
+      const zed = await s.login("Zed");
+      await zed.send("2:b");
+      await zed.expect("2:b:Zed,alice");
+      const bob = await s.login("bob");
+      for (const room of ["B", "a", "a-"]) {
+        await bob.send(`2:${room}`);
+        assert.match(await bob.next(), /^2:/);
+      }
+      const carol = await s.inRoom("carol", "é", "carol");
+      const expected = `1:B:a:a-,bob:b,Zed,alice:é,carol:${halfwidth}:${emoji}`;
+      for (const client of [alice, bob, carol, zed]) {
+        await client.send("1:ignored");
+        let line = await client.next();
+        while (/^[45]:/.test(line)) line = await client.next(); // presence lines of earlier joins
+        assert.equal(line, expected);
+      }
+    });
+  },
+);
 
-Deno.test("room list: rooms with a password are not listed (1: lists public rooms)", async () => {
+e2eTest("room list: rooms with a password are not listed (1: lists public rooms)", async () => {
   await withServer({}, async (s) => {
     const alice = await s.login("alice");
     await alice.send("2:vault:pw");
@@ -60,36 +63,39 @@ Deno.test("room list: rooms with a password are not listed (1: lists public room
   });
 });
 
-Deno.test("join-or-create: 2: with the sorted members, 4: to the others, 5: to the room left", async () => {
-  await withServer({}, async (s) => {
-    const alice = await s.login("alice");
-    await alice.send("2:lobby");
-    await alice.expect("2:lobby:alice"); // created
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
-    const carol = await s.inRoom("carol", "lobby", "alice,bob,carol");
-    await alice.expect("4:lobby:carol");
-    await bob.expect("4:lobby:carol");
-    const zed = await s.inRoom("Zed", "lobby", "Zed,alice,bob,carol");
-    for (const c of [alice, bob, carol]) await c.expect("4:lobby:Zed");
+e2eTest(
+  "join-or-create: 2: with the sorted members, 4: to the others, 5: to the room left",
+  async () => {
+    await withServer({}, async (s) => {
+      const alice = await s.login("alice");
+      await alice.send("2:lobby");
+      await alice.expect("2:lobby:alice"); // created
+      const bob = await s.inRoom("bob", "lobby", "alice,bob");
+      await alice.expect("4:lobby:bob");
+      const carol = await s.inRoom("carol", "lobby", "alice,bob,carol");
+      await alice.expect("4:lobby:carol");
+      await bob.expect("4:lobby:carol");
+      const zed = await s.inRoom("Zed", "lobby", "Zed,alice,bob,carol");
+      for (const c of [alice, bob, carol]) await c.expect("4:lobby:Zed");
 
-    await alice.send("2:den");
-    await alice.expect("2:den:alice");
-    for (const c of [bob, carol, zed]) await c.expect("5:lobby:alice");
-    await bob.send("2:den");
-    await bob.expect("2:den:alice,bob");
-    await alice.expect("4:den:bob");
-    for (const c of [carol, zed]) await c.expect("5:lobby:bob");
-    // A user is in one room at a time: lobby no longer hears alice and bob.
-    await alice.send("3:0:in den");
-    await alice.expect("3:in den");
-    await bob.expect("3:in den");
-    // Nobody was told about their own joins, and nothing else arrived.
-    await Promise.all([alice, bob, carol, zed].map((c) => c.expectNothing(100)));
-  });
-});
+      await alice.send("2:den");
+      await alice.expect("2:den:alice");
+      for (const c of [bob, carol, zed]) await c.expect("5:lobby:alice");
+      await bob.send("2:den");
+      await bob.expect("2:den:alice,bob");
+      await alice.expect("4:den:bob");
+      for (const c of [carol, zed]) await c.expect("5:lobby:bob");
+      // A user is in one room at a time: lobby no longer hears alice and bob.
+      await alice.send("3:0:in den");
+      await alice.expect("3:in den");
+      await bob.expect("3:in den");
+      // Nobody was told about their own joins, and nothing else arrived.
+      await Promise.all([alice, bob, carol, zed].map((c) => c.expectNothing(100)));
+    });
+  },
+);
 
-Deno.test("re-joining the room you are in repeats 2: and tells no one", async () => {
+e2eTest("re-joining the room you are in repeats 2: and tells no one", async () => {
   await withServer({}, async (s) => {
     const alice = await s.inRoom("alice", "lobby", "alice");
     const bob = await s.inRoom("bob", "lobby", "alice,bob");
@@ -103,41 +109,44 @@ Deno.test("re-joining the room you are in repeats 2: and tells no one", async ()
   });
 });
 
-Deno.test("room passwords: set at creation, checked exactly on every join, the user stays where it was", async () => {
-  await withServer({}, async (s) => {
-    const alice = await s.login("alice");
-    await alice.send("2:vault:open sesame");
-    await alice.expect("2:vault:alice");
-    const bob = await s.inRoom("bob", "lobby", "bob");
-    const carol = await s.inRoom("carol", "lobby", "bob,carol");
-    await bob.expect("4:lobby:carol");
+e2eTest(
+  "room passwords: set at creation, checked exactly on every join, the user stays where it was",
+  async () => {
+    await withServer({}, async (s) => {
+      const alice = await s.login("alice");
+      await alice.send("2:vault:open sesame");
+      await alice.expect("2:vault:alice");
+      const bob = await s.inRoom("bob", "lobby", "bob");
+      const carol = await s.inRoom("carol", "lobby", "bob,carol");
+      await bob.expect("4:lobby:carol");
 
-    for (const attempt of ["2:vault", "2:vault:", "2:vault:open", "2:vault:open sesame "]) {
-      await bob.send(attempt);
-      await bob.expect("9:2:room-password");
-    }
-    // bob is still in lobby, and no one heard anything.
-    await bob.send("3:1:still here");
-    await carol.expect("3:still here");
-    await alice.expectNothing(50);
+      for (const attempt of ["2:vault", "2:vault:", "2:vault:open", "2:vault:open sesame "]) {
+        await bob.send(attempt);
+        await bob.expect("9:2:room-password");
+      }
+      // bob is still in lobby, and no one heard anything.
+      await bob.send("3:1:still here");
+      await carol.expect("3:still here");
+      await alice.expectNothing(50);
 
-    await bob.send("2:vault:open sesame");
-    await bob.expect("2:vault:alice,bob");
-    await alice.expect("4:vault:bob");
-    await carol.expect("5:lobby:bob");
+      await bob.send("2:vault:open sesame");
+      await bob.expect("2:vault:alice,bob");
+      await alice.expect("4:vault:bob");
+      await carol.expect("5:lobby:bob");
 
-    // The password is checked on a re-join of the room you are in, too.
-    await alice.send("2:vault");
-    await alice.expect("9:2:room-password");
-    await alice.send("3:1:still in vault");
-    await bob.expect("3:still in vault");
-    await alice.send("2:vault:open sesame");
-    await alice.expect("2:vault:alice,bob");
-    await bob.expectNothing(50);
-  });
-});
+      // The password is checked on a re-join of the room you are in, too.
+      await alice.send("2:vault");
+      await alice.expect("9:2:room-password");
+      await alice.send("3:1:still in vault");
+      await bob.expect("3:still in vault");
+      await alice.send("2:vault:open sesame");
+      await alice.expect("2:vault:alice,bob");
+      await bob.expectNothing(50);
+    });
+  },
+);
 
-Deno.test("room passwords: a public room given a password refuses the join", async () => {
+e2eTest("room passwords: a public room given a password refuses the join", async () => {
   await withServer({}, async (s) => {
     const alice = await s.inRoom("alice", "lobby", "alice");
     const bob = await s.inRoom("bob", "den", "bob");
@@ -151,7 +160,7 @@ Deno.test("room passwords: a public room given a password refuses the join", asy
   });
 });
 
-Deno.test("room passwords: up to 1,024 bytes; longer, or with ':', is malformed", async () => {
+e2eTest("room passwords: up to 1,024 bytes; longer, or with ':', is malformed", async () => {
   await withServer({}, async (s) => {
     const alice = await s.login("alice");
     const long = "p".repeat(1024);
@@ -188,7 +197,7 @@ const BAD_NAMES: readonly (string | Uint8Array)[] = [
   bytes([0xed, 0xa0, 0x80]), // a UTF-16 surrogate
 ];
 
-Deno.test("bad room names get 9:2:bad-name; the limits themselves are fine", async () => {
+e2eTest("bad room names get 9:2:bad-name; the limits themselves are fine", async () => {
   await withServer({}, async (s) => {
     const alice = await s.inRoom("alice", "lobby", "alice");
     for (const name of BAD_NAMES) {
@@ -214,80 +223,88 @@ Deno.test("bad room names get 9:2:bad-name; the limits themselves are fine", asy
   });
 });
 
-Deno.test("--max-rooms: creating one more room gets 9:2:room-limit; existing rooms still join", async () => {
-  await withServer({ args: ["--max-rooms", "2"] }, async (s) => {
-    const alice = await s.login("alice");
-    await alice.send("2:one");
-    await alice.expect("2:one:alice");
-    await alice.send("2:two");
-    await alice.expect("2:two:alice");
-    await alice.send("2:three");
-    await alice.expect("9:2:room-limit");
-    await alice.send("3:0:still in two");
-    await alice.expect("3:still in two");
-    await alice.send("2:one");
-    await alice.expect("2:one:alice");
-    await alice.send("1");
-    await alice.expect("1:one,alice:two");
-  });
-});
-
-Deno.test("rooms survive a restart: 1 still lists them, and a password room still demands its password", async () => {
-  const temp = await tempDir();
-  try {
-    const db = `${temp.dir}/parley.db`;
-    await withServer({ db, users: { ...USERS } }, async (s) => {
+e2eTest(
+  "--max-rooms: creating one more room gets 9:2:room-limit; existing rooms still join",
+  async () => {
+    await withServer({ args: ["--max-rooms", "2"] }, async (s) => {
       const alice = await s.login("alice");
-      await alice.send("2:lobby");
-      await alice.expect("2:lobby:alice");
-      await alice.send("2:vault:sesame");
-      await alice.expect("2:vault:alice");
-      await alice.send("2:zoo");
-      await alice.expect("2:zoo:alice");
+      await alice.send("2:one");
+      await alice.expect("2:one:alice");
+      await alice.send("2:two");
+      await alice.expect("2:two:alice");
+      await alice.send("2:three");
+      await alice.expect("9:2:room-limit");
+      await alice.send("3:0:still in two");
+      await alice.expect("3:still in two");
+      await alice.send("2:one");
+      await alice.expect("2:one:alice");
+      await alice.send("1");
+      await alice.expect("1:one,alice:two");
     });
-    await withServer({ db, users: {} }, async (s) => {
-      const bob = await s.login("bob");
-      await bob.send("1");
-      await bob.expect("1:lobby:zoo");
-      await bob.send("2:vault");
-      await bob.expect("9:2:room-password");
-      await bob.send("2:vault:wrong");
-      await bob.expect("9:2:room-password");
-      await bob.send("2:vault:sesame");
-      await bob.expect("2:vault:bob");
-      await bob.send("2:lobby:sesame");
-      await bob.expect("9:2:room-password");
-    });
-    // And the room cap counts rooms read back from the database.
-    await withServer({ db, users: {}, args: ["--max-rooms", "3"] }, async (s) => {
-      const carol = await s.login("carol");
-      await carol.send("2:new");
-      await carol.expect("9:2:room-limit");
-      await carol.send("2:zoo");
-      await carol.expect("2:zoo:carol");
-    });
-  } finally {
-    await temp.remove();
-  }
-});
+  },
+);
 
-Deno.test("--remove-room while the server runs: the room leaves the list and its members are told", async () => {
-  await withServer({}, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
-    const result = await runCli(["--db", s.server.db, "--remove-room", "lobby"]);
-    assert.equal(result.code, 0, result.stderr);
-    // Both members hear that they are out of it (each is told of both), within a second.
-    for (const member of [alice, bob]) {
-      const heard = [await member.next(1000), await member.next(1000)].sort();
-      assert.deepEqual(heard, ["5:lobby:alice", "5:lobby:bob"]);
+e2eTest(
+  "rooms survive a restart: 1 still lists them, and a password room still demands its password",
+  async () => {
+    const { db, remove } = await freshDatabase();
+    try {
+      await withServer({ db, users: { ...USERS } }, async (s) => {
+        const alice = await s.login("alice");
+        await alice.send("2:lobby");
+        await alice.expect("2:lobby:alice");
+        await alice.send("2:vault:sesame");
+        await alice.expect("2:vault:alice");
+        await alice.send("2:zoo");
+        await alice.expect("2:zoo:alice");
+      });
+      await withServer({ db, users: {} }, async (s) => {
+        const bob = await s.login("bob");
+        await bob.send("1");
+        await bob.expect("1:lobby:zoo");
+        await bob.send("2:vault");
+        await bob.expect("9:2:room-password");
+        await bob.send("2:vault:wrong");
+        await bob.expect("9:2:room-password");
+        await bob.send("2:vault:sesame");
+        await bob.expect("2:vault:bob");
+        await bob.send("2:lobby:sesame");
+        await bob.expect("9:2:room-password");
+      });
+      // And the room cap counts rooms read back from the database.
+      await withServer({ db, users: {}, args: ["--max-rooms", "3"] }, async (s) => {
+        const carol = await s.login("carol");
+        await carol.send("2:new");
+        await carol.expect("9:2:room-limit");
+        await carol.send("2:zoo");
+        await carol.expect("2:zoo:carol");
+      });
+    } finally {
+      await remove();
     }
-    await alice.send("1");
-    await alice.expect("1:");
-    await alice.send("3:0:x");
-    await alice.expect("9:3:not-in-room");
-    await bob.send("2:lobby");
-    await bob.expect("2:lobby:bob"); // a new, empty room of the same name
-  });
-});
+  },
+);
+
+e2eTest(
+  "--remove-room while the server runs: the room leaves the list and its members are told",
+  async () => {
+    await withServer({}, async (s) => {
+      const alice = await s.inRoom("alice", "lobby", "alice");
+      const bob = await s.inRoom("bob", "lobby", "alice,bob");
+      await alice.expect("4:lobby:bob");
+      const result = await runCli(["--db", s.server.db, "--remove-room", "lobby"]);
+      assert.equal(result.code, 0, result.stderr);
+      // Both members hear that they are out of it (each is told of both), within a second.
+      for (const member of [alice, bob]) {
+        const heard = [await member.next(1000), await member.next(1000)].sort();
+        assert.deepEqual(heard, ["5:lobby:alice", "5:lobby:bob"]);
+      }
+      await alice.send("1");
+      await alice.expect("1:");
+      await alice.send("3:0:x");
+      await alice.expect("9:3:not-in-room");
+      await bob.send("2:lobby");
+      await bob.expect("2:lobby:bob"); // a new, empty room of the same name
+    });
+  },
+);

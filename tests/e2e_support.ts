@@ -1,12 +1,14 @@
 /**
  * Shared pieces of the end-to-end tests (tests/e2e_*_test.ts): the seeded users, a scope that
- * starts a server and always stops it and closes every client, and a byte-level client for the
- * tests that must see exactly the bytes on the wire.
+ * starts a server and always stops it and closes every client, a byte-level client for the tests
+ * that must see exactly the bytes on the wire, and {@linkcode e2eTest}, which runs every case on a
+ * node backed by SQLite and again on one backed by PostgreSQL.
  *
  * @module
  */
 
-import { type StartOptions, startServer, TestClient, type TestServer } from "./helpers.ts";
+import { type StartOptions, startServer, tempDir, TestClient, type TestServer } from "./helpers.ts";
+import { startPostgres, type TestPostgres } from "./pg_support.ts";
 
 /** The users every end-to-end server starts with. `Zed` sorts before the others (byte order). */
 export const USERS: Readonly<Record<string, string>> = {
@@ -67,15 +69,93 @@ export class Scope {
   }
 }
 
+/** The PostgreSQL of the PostgreSQL pass that is running (see {@linkcode e2eTest}), if one is. */
+let postgres: TestPostgres | null = null;
+/** This file's cases, for its PostgreSQL pass (each test file is a module of its own). */
+const cases: { name: string; fn: () => Promise<void> }[] = [];
+
+/**
+ * Registers an end-to-end case twice: as a test of its own, where {@linkcode withServer} starts
+ * nodes on SQLite files, and as a step of the file's one PostgreSQL test, which starts a single
+ * throwaway PostgreSQL, runs every case of the file in turn with each node on a fresh database
+ * of it, and stops it at the end. A case stays written once, against {@linkcode withServer} and
+ * {@linkcode freshDatabase}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * e2eTest("1 lists no rooms on a new server", async () => {
+ *   await withServer({}, async (s) => {
+ *     const alice = await s.login("alice");
+ *     await alice.send("1");
+ *     await alice.expect("1:");
+ *   });
+ * });
+ * ```
+ */
+export function e2eTest(name: string, fn: () => Promise<void>): void {
+  if (cases.length === 0) {
+    Deno.test("PostgreSQL: every case of this file, on nodes backed by PostgreSQL", runOnPostgres);
+  }
+  cases.push({ name, fn });
+  Deno.test(name, fn);
+}
+
+async function runOnPostgres(t: Deno.TestContext): Promise<void> {
+  postgres = await startPostgres();
+  try {
+    for (const { name, fn } of cases) await t.step(name, fn);
+  } finally {
+    const stopping = postgres.stop();
+    postgres = null;
+    await stopping;
+  }
+}
+
+/**
+ * A new empty database for a node of the running pass: a file in a temporary directory, or a
+ * fresh database of the PostgreSQL pass's server. `remove` deletes it (a PostgreSQL one goes
+ * with its server).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const { db, remove } = await freshDatabase();
+ * try {
+ *   await withServer({ db }, async (s) => {});
+ * } finally {
+ *   await remove();
+ * }
+ * ```
+ */
+export async function freshDatabase(): Promise<{ db: string; remove: () => Promise<void> }> {
+  if (postgres !== null) {
+    return {
+      db: await postgres.createDatabase(),
+      remove: () => Promise.resolve(),
+    };
+  }
+  const temp = await tempDir();
+  return { db: `${temp.dir}/parley.db`, remove: temp.remove };
+}
+
 /**
  * Starts a server (seeded with {@linkcode USERS} unless `options.users` says otherwise), runs
- * `body`, then closes every client and stops the server, whether `body` passed or threw.
+ * `body`, then closes every client and stops the server, whether `body` passed or threw. Without
+ * `options.db`, the server gets a new database: a temporary SQLite file, or a fresh PostgreSQL
+ * database in the PostgreSQL pass.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await withServer({ args: ["--stamp-sender"] }, async (s) => {
+ *   const alice = await s.login("alice");
+ * });
+ * ```
  */
 export async function withServer(
   options: StartOptions,
   body: (scope: Scope) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer({ users: { ...USERS }, ...options });
+  const db = options.db ?? (postgres === null ? undefined : await postgres.createDatabase());
+  const server = await startServer({ users: { ...USERS }, ...options, db });
   const scope = new Scope(server);
   try {
     await body(scope);

@@ -1,12 +1,12 @@
 /**
  * Test helpers: start the real server as a subprocess on a free loopback port with a temporary
- * database, seed users, and talk to it over TCP with a small line client.
+ * database (or a given one), seed users, and talk to it over TCP with a small line client.
  *
  * @module
  */
 
 import { PasswordHasher } from "../lib/password.ts";
-import { openSqliteStore } from "../lib/sqlite_store.ts";
+import { openStore } from "../lib/open_store.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -21,9 +21,12 @@ export async function tempDir(): Promise<{ dir: string; remove: () => Promise<vo
   return { dir, remove: () => Deno.remove(dir, { recursive: true }).catch(() => {}) };
 }
 
-/** Adds users straight into a database file (fast; the CLI itself has its own tests). */
+/**
+ * Adds users straight into a database, a SQLite file or a postgres:// URL (fast; the CLI itself
+ * has its own tests).
+ */
 export async function seedUsers(db: string, users: Record<string, string>): Promise<void> {
-  const store = openSqliteStore(db);
+  const store = await openStore(db);
   const hasher = new PasswordHasher({ params: { logN: TEST_HASH_COST, r: 8, p: 1 } });
   try {
     for (const [name, password] of Object.entries(users)) {
@@ -110,7 +113,7 @@ export interface TestServer {
   port: number;
   /** The TLS port, when started with TLS flags. */
   tlsPort?: number;
-  /** Its database file. */
+  /** Its database: a SQLite file or a postgres:// URL. */
   db: string;
   /** The process. */
   process: Deno.ChildProcess;
@@ -122,7 +125,7 @@ export interface TestServer {
 
 /** Options of {@linkcode startServer}. */
 export interface StartOptions {
-  /** The database file (default: a new one in a temporary directory). */
+  /** The database, a file or a postgres:// URL (default: a new file in a temporary directory). */
   db?: string;
   /** More flags. */
   args?: string[];
