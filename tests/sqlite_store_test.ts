@@ -1,4 +1,6 @@
-// Unit tests of lib/sqlite_store.ts on real files in a temporary directory.
+// Unit tests of what is SQLite's own in lib/sqlite_store.ts (the file, its modes, migrations,
+// foreign and broken files), on real files in a temporary directory. The Store contract both
+// stores share is tested in store_test.ts.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore, SCHEMA_VERSION } from "../lib/sqlite_store.ts";
@@ -63,137 +65,6 @@ Deno.test("sqlite store: a newer schema than this build knows is refused, file u
     assert.equal(migrations(path).at(-1), SCHEMA_VERSION + 1);
   }));
 
-Deno.test("sqlite store: users and rooms survive closing and reopening", () =>
-  withDir(async (dir) => {
-    const path = `${dir}/p.db`;
-    const store = openSqliteStore(path);
-    await store.addUser("alice", "scrypt$hash-a");
-    await store.addUser("bob", "scrypt$hash-b");
-    await store.addRoom("lobby", null);
-    await store.addRoom("vault", "scrypt$hash-v");
-    await store.close();
-    const again = openSqliteStore(path);
-    try {
-      assert.deepEqual(await again.listUsers(), ["alice", "bob"]);
-      assert.deepEqual(await again.findUser("alice"), {
-        name: "alice",
-        passwordHash: "scrypt$hash-a",
-      });
-      assert.equal(await again.findUser("carol"), undefined);
-      assert.deepEqual(await again.listRooms(), [
-        { name: "lobby", passwordHash: null },
-        { name: "vault", passwordHash: "scrypt$hash-v" },
-      ]);
-    } finally {
-      await again.close();
-    }
-  }));
-
-Deno.test("sqlite store: a taken name is StoreError code duplicate, and nothing changes", async () => {
-  const store = openSqliteStore(":memory:");
-  try {
-    await store.addUser("alice", "h1");
-    await assert.rejects(
-      async () => await store.addUser("alice", "h2"),
-      (e: unknown) => e instanceof StoreError && e.code === "duplicate",
-    );
-    assert.equal((await store.findUser("alice"))?.passwordHash, "h1");
-    await store.addRoom("lobby", null);
-    const before = await store.lastChange();
-    await assert.rejects(
-      async () => await store.addRoom("lobby", "h"),
-      (e: unknown) => e instanceof StoreError && e.code === "duplicate",
-    );
-    assert.deepEqual(await store.listRooms(), [{ name: "lobby", passwordHash: null }]);
-    assert.equal(await store.lastChange(), before, "a failed write logs no change");
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("sqlite store: remove and set-password report whether there was such a name", async () => {
-  const store = openSqliteStore(":memory:");
-  try {
-    await store.addUser("alice", "h1");
-    assert.equal(await store.setPassword("alice", "h2"), true);
-    assert.equal((await store.findUser("alice"))?.passwordHash, "h2");
-    assert.equal(await store.setPassword("bob", "h"), false);
-    assert.equal(await store.removeUser("alice"), true);
-    assert.equal(await store.removeUser("alice"), false);
-    assert.equal(await store.findUser("alice"), undefined);
-    await store.addRoom("lobby", null);
-    assert.equal(await store.removeRoom("lobby"), true);
-    assert.equal(await store.removeRoom("lobby"), false);
-    assert.deepEqual(await store.listRooms(), []);
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("sqlite store: users sorted by name, rooms sorted by byte order", async () => {
-  const store = openSqliteStore(":memory:");
-  try {
-    for (const u of ["carol", "alice", "Zed", "bob"]) await store.addUser(u, "h");
-    assert.deepEqual(await store.listUsers(), ["Zed", "alice", "bob", "carol"]);
-    // U+1F600 sorts before U+FF61 in UTF-16 but after it in UTF-8 byte order.
-    for (const r of ["\u{1F600}", "b", "\uFF61", "B", "é", "a"]) await store.addRoom(r, null);
-    assert.deepEqual((await store.listRooms()).map((r) => r.name), [
-      "B",
-      "a",
-      "b",
-      "é",
-      "\uFF61",
-      "\u{1F600}",
-    ]);
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("sqlite store: the change log records removals and new rooms, in order", async () => {
-  const store = openSqliteStore(":memory:");
-  try {
-    assert.equal(await store.lastChange(), 0);
-    assert.deepEqual(await store.changesSince(0), []);
-    await store.addUser("alice", "h"); // adding a user is not a change others must react to
-    await store.setPassword("alice", "h2");
-    assert.equal(await store.lastChange(), 0);
-    await store.addRoom("lobby", null);
-    await store.removeUser("alice");
-    await store.removeUser("nobody"); // nothing removed, nothing logged
-    await store.removeRoom("lobby");
-    const changes = await store.changesSince(0);
-    assert.deepEqual(changes.map(({ kind, name }) => ({ kind, name })), [
-      { kind: "room-added", name: "lobby" },
-      { kind: "user-removed", name: "alice" },
-      { kind: "room-removed", name: "lobby" },
-    ]);
-    assert.ok(changes.every((c, i) => i === 0 || c.seq > changes[i - 1].seq));
-    assert.equal(await store.lastChange(), changes[2].seq);
-    assert.deepEqual(await store.changesSince(changes[0].seq), changes.slice(1));
-    assert.deepEqual(await store.changesSince(changes[2].seq), []);
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("sqlite store: another process's change is seen through the log", () =>
-  withDir(async (dir) => {
-    const path = `${dir}/p.db`;
-    const server = openSqliteStore(path);
-    const cli = openSqliteStore(path);
-    try {
-      await server.addUser("alice", "h");
-      const seen = await server.lastChange();
-      await cli.removeUser("alice");
-      assert.deepEqual((await server.changesSince(seen)).map((c) => c.name), ["alice"]);
-      assert.equal(await server.findUser("alice"), undefined);
-    } finally {
-      await cli.close();
-      await server.close();
-    }
-  }));
-
 Deno.test("sqlite store: the database file is created with mode 0600", () =>
   withDir(async (dir) => {
     const path = `${dir}/p.db`;
@@ -234,11 +105,3 @@ Deno.test("sqlite store: a missing directory is an error naming the file, creati
     });
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   }));
-
-Deno.test("sqlite store: calls after close fail with StoreError", async () => {
-  const store = openSqliteStore(":memory:");
-  await store.close();
-  await assert.rejects(async () => await store.listUsers(), StoreError);
-  await assert.rejects(async () => await store.addUser("a", "h"), StoreError);
-  await store.close(); // closing twice is harmless
-});
