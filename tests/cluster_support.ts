@@ -1,0 +1,342 @@
+/**
+ * A throwaway Parley cluster for tests: one Redis (the bus), one PostgreSQL (the shared store),
+ * and N nodes started as `main.ts --cluster … --node-id … --node-ttl-ms … --db postgres://…`.
+ * {@linkcode withCluster} runs a test body against it and always stops every client, node and
+ * server it started, whether the body passed or threw; in between a test can kill a node, start
+ * it again, and take Redis or PostgreSQL away and back.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { withCluster } from "./cluster_support.ts";
+ * await withCluster({ nodes: 2 }, async (c) => {
+ *   const alice = await c.login(0, "alice");
+ *   const bob = await c.login(1, "bob");
+ *   await alice.send("3:2:bob:hi");
+ *   await bob.expect("3:hi");
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import {
+  seedUsers,
+  type StartOptions,
+  startServer,
+  TestClient,
+  type TestServer,
+} from "./helpers.ts";
+import { USERS } from "./e2e_support.ts";
+import { startPostgres, type TestPostgres } from "./pg_support.ts";
+import { startRedis, type TestRedis } from "./redis_support.ts";
+
+/**
+ * The node TTL tests use unless they say otherwise: short, so a killed node's users are dropped
+ * within a test's patience, and still several heartbeats long.
+ */
+export const TEST_NODE_TTL_MS = 2000;
+
+/** Options of {@linkcode startNode}. */
+export interface NodeOptions {
+  /** The bus, `redis://127.0.0.1:PORT`. */
+  redis: string;
+  /** The shared store, `postgres://…`. */
+  db: string;
+  /** `--node-id`. */
+  nodeId: string;
+  /** `--node-ttl-ms` (default {@linkcode TEST_NODE_TTL_MS}). */
+  nodeTtlMs?: number;
+  /** The port to listen on (default: any free one). */
+  port?: number;
+  /** More flags. */
+  args?: string[];
+  /** Environment variables. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts one cluster node and waits until it listens: tests/helpers.ts's
+ * {@linkcode startServer} with the cluster flags. Stop it with `stop()` (`stop("SIGKILL")` for a
+ * crash).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const node = await startNode({ redis: redis.url, db: await pg.createDatabase(), nodeId: "a" });
+ * await node.stop();
+ * ```
+ */
+export function startNode(options: NodeOptions): Promise<TestServer> {
+  const start: StartOptions = {
+    db: options.db,
+    env: options.env,
+    args: [
+      "--cluster",
+      options.redis,
+      "--node-id",
+      options.nodeId,
+      "--node-ttl-ms",
+      String(options.nodeTtlMs ?? TEST_NODE_TTL_MS),
+      // helpers passes --port 0 first; a later --port wins.
+      ...(options.port === undefined ? [] : ["--port", String(options.port)]),
+      ...(options.args ?? []),
+    ],
+  };
+  return startServer(start);
+}
+
+/** Options of {@linkcode Cluster.start} and {@linkcode withCluster}. */
+export interface ClusterOptions {
+  /** How many nodes to start (default 2); they are `n1`, `n2`, … and indexed from 0. */
+  nodes?: number;
+  /** Users to add before the nodes start (default: tests/e2e_support.ts's `USERS`). */
+  users?: Record<string, string>;
+  /** `--node-ttl-ms` of every node (default {@linkcode TEST_NODE_TTL_MS}). */
+  nodeTtlMs?: number;
+  /** More flags for every node. */
+  args?: string[];
+  /** Environment variables of every node. */
+  env?: Record<string, string>;
+}
+
+/** A client a test opened, and the node it was opened on. */
+interface Opened {
+  node: number;
+  client: TestClient;
+}
+
+/**
+ * Redis, PostgreSQL and the nodes of one test, and the clients it opened. Every method that
+ * starts something records it, so {@linkcode Cluster.close} stops it all.
+ */
+export class Cluster {
+  /** The bus. */
+  readonly redis: TestRedis;
+  /** The PostgreSQL server. */
+  readonly postgres: TestPostgres;
+  /** The one database every node uses. */
+  readonly db: string;
+  readonly #options: ClusterOptions;
+  /** Node i, or null while it is down. */
+  readonly #nodes: (TestServer | null)[] = [];
+  /** The port node i listened on last, reused when it starts again. */
+  readonly #ports: number[] = [];
+  readonly #clients: Opened[] = [];
+
+  private constructor(
+    redis: TestRedis,
+    postgres: TestPostgres,
+    db: string,
+    options: ClusterOptions,
+  ) {
+    this.redis = redis;
+    this.postgres = postgres;
+    this.db = db;
+    this.#options = options;
+  }
+
+  /** Starts Redis, PostgreSQL (with one fresh database, seeded) and the nodes. */
+  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+    let cluster: Cluster | undefined;
+    try {
+      const db = await postgres.createDatabase();
+      await seedUsers(db, options.users ?? { ...USERS });
+      cluster = new Cluster(redis, postgres, db, options);
+      // One after another: each node's start-up (migrations are done once, by the first) is
+      // then the same every run, and a failure names the node that failed.
+      for (let i = 0; i < (options.nodes ?? 2); i++) await cluster.addNode();
+      return cluster;
+    } catch (error) {
+      if (cluster !== undefined) await cluster.close();
+      else await Promise.all([redis.stop(), postgres.stop()]);
+      throw error;
+    }
+  }
+
+  /** `--node-id` of node `i`. */
+  nodeId(i: number): string {
+    return `n${i + 1}`;
+  }
+
+  /** How many nodes the cluster has had (running or not). */
+  get size(): number {
+    return this.#nodes.length;
+  }
+
+  /** Node `i`; throws while it is down. */
+  node(i: number): TestServer {
+    const node = this.#nodes[i];
+    if (node === undefined) throw new Error(`no node ${i} (the cluster has ${this.size})`);
+    if (node === null) throw new Error(`node ${i} (${this.nodeId(i)}) is down`);
+    return node;
+  }
+
+  /** Node `i`'s TCP port (the same across its restarts). */
+  port(i: number): number {
+    return this.node(i).port;
+  }
+
+  /** Starts one more node (the next index) and returns its index. */
+  async addNode(): Promise<number> {
+    const i = this.#nodes.length;
+    this.#nodes.push(null);
+    await this.startNode(i);
+    return i;
+  }
+
+  /**
+   * Starts node `i` again, with its node id and on its port (a client reconnecting, or a load
+   * balancer, finds it where it was). Does nothing if it runs.
+   */
+  async startNode(i: number): Promise<TestServer> {
+    const running = this.#nodes[i];
+    if (running) return running;
+    const node = await startNode({
+      redis: this.redis.url,
+      db: this.db,
+      nodeId: this.nodeId(i),
+      nodeTtlMs: this.#options.nodeTtlMs,
+      port: this.#ports[i],
+      args: this.#options.args,
+      env: this.#options.env,
+    });
+    this.#nodes[i] = node;
+    this.#ports[i] = node.port;
+    return node;
+  }
+
+  /**
+   * Stops node `i` and waits for its exit: SIGTERM is a clean shutdown (it tells the others),
+   * SIGKILL a crash (the others notice after the TTL). Resolves to the exit status.
+   */
+  async stopNode(i: number, signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus | null> {
+    const node = this.#nodes[i];
+    if (!node) return null;
+    this.#nodes[i] = null;
+    return await node.stop(signal);
+  }
+
+  /** `kill -9` node `i` (a crash) and waits for it to be gone. */
+  kill(i: number): Promise<Deno.CommandStatus | null> {
+    return this.stopNode(i, "SIGKILL");
+  }
+
+  /** Stops node `i` (SIGTERM, or `signal`) and starts it again on the same port. */
+  async restartNode(i: number, signal: Deno.Signal = "SIGTERM"): Promise<TestServer> {
+    await this.stopNode(i, signal);
+    return await this.startNode(i);
+  }
+
+  /** Redis goes away (killed: nothing saved, as a crash) until {@linkcode Cluster.startRedis}. */
+  stopRedis(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    return this.redis.stop(signal);
+  }
+
+  /** Redis comes back on the same port, empty. */
+  startRedis(): Promise<void> {
+    return this.redis.restart();
+  }
+
+  /** Redis restarts at once on the same port and comes back empty. */
+  async restartRedis(): Promise<void> {
+    await this.redis.stop("SIGKILL");
+    await this.redis.restart();
+  }
+
+  /** PostgreSQL goes away (a fast shutdown; its data kept) until {@linkcode resumePostgres}. */
+  pausePostgres(): Promise<void> {
+    return this.postgres.pause();
+  }
+
+  /** PostgreSQL comes back on the same port with the same data. */
+  resumePostgres(): Promise<void> {
+    return this.postgres.resume();
+  }
+
+  /** Opens a connection to node `i` (not logged in); closed by the cluster. */
+  async connect(i: number): Promise<TestClient> {
+    const client = await TestClient.connect(this.port(i));
+    this.#clients.push({ node: i, client });
+    return client;
+  }
+
+  /**
+   * Connects to node `i` and logs in as `user` (a seeded user unless `password` is given),
+   * expecting `0:<id>`.
+   */
+  async login(i: number, user: string, password?: string): Promise<TestClient> {
+    const secret = password ?? this.#options.users?.[user] ?? USERS[user];
+    if (secret === undefined) throw new Error(`no password for ${user}: not a seeded user`);
+    const client = await TestClient.login(this.port(i), user, secret);
+    this.#clients.push({ node: i, client });
+    return client;
+  }
+
+  /** Logs `user` into node `i` and joins `room`, expecting `2:<room>:<members>`. */
+  async inRoom(i: number, user: string, room: string, members: string): Promise<TestClient> {
+    const client = await this.login(i, user);
+    await client.send(`2:${room}`);
+    await client.expect(`2:${room}:${members}`);
+    return client;
+  }
+
+  /** Closes the clients opened on node `i`, or every client without `i`. */
+  async closeClients(i?: number): Promise<void> {
+    const closing: TestClient[] = [];
+    for (let k = this.#clients.length - 1; k >= 0; k--) {
+      if (i === undefined || this.#clients[k].node === i) {
+        closing.push(this.#clients[k].client);
+        this.#clients.splice(k, 1);
+      }
+    }
+    await Promise.all(closing.map((c) => c.close()));
+  }
+
+  /** What node `i` has logged (the current process's log). */
+  log(i: number): string {
+    return this.node(i).log();
+  }
+
+  /**
+   * Closes every client, stops every node, then Redis and PostgreSQL; each by its PID, each
+   * awaited. Every step runs even when an earlier one fails; the first failure is rethrown.
+   */
+  async close(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (step: () => Promise<unknown>) => {
+      try {
+        await step();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    await attempt(() => this.closeClients());
+    await Promise.all(this.#nodes.map((_, i) => attempt(() => this.stopNode(i))));
+    await Promise.all([attempt(() => this.redis.stop()), attempt(() => this.postgres.stop())]);
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
+/**
+ * Starts a cluster, runs `body`, and always closes it (clients, nodes, Redis, PostgreSQL). A node
+ * that fails to start takes the rest down with it and fails the test with its log.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await withCluster({ nodes: 3, nodeTtlMs: 1000 }, async (c) => {
+ *   const alice = await c.inRoom(0, "alice", "lobby", "alice");
+ *   await c.kill(0);
+ * });
+ * ```
+ */
+export async function withCluster(
+  options: ClusterOptions,
+  body: (cluster: Cluster) => Promise<void>,
+): Promise<void> {
+  const cluster = await Cluster.start(options);
+  try {
+    await body(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
