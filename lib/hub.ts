@@ -52,6 +52,42 @@ export interface HubStore {
   findUser(name: string): Promise<{ passwordHash: string } | undefined>;
   /** Stores a new room durably (the join is answered only after this resolves). */
   addRoom(name: string, passwordHash: string | null): Promise<void>;
+  /** The stored room, or undefined: read when another process created the room first. */
+  findRoom(name: string): Promise<RoomRecord | undefined>;
+}
+
+/**
+ * What the hub tells the rest of a cluster (lib/cluster.ts carries it over Redis). Every method
+ * but {@linkcode HubCluster.claim} returns at once: the cluster queues, the hub never waits on I/O.
+ * Events from other nodes come back in through the hub's `cluster*` and `deliver*` methods.
+ */
+export interface HubCluster {
+  /** This node's id: events from the cluster name the node they concern. */
+  readonly nodeId: string;
+  /**
+   * Claims `user` cluster-wide for a new session. Resolves to the claim's fence (a number no
+   * earlier claim of any user had, which is also the session id) once no other node has a live
+   * session of the user, or to null when the claim was refused (a newer claim, the bus down).
+   */
+  claim(user: string): Promise<number | null>;
+  /** A session (or a granted claim this node gave up) ended: others drop it. */
+  ended(user: string, fence: number): void;
+  /** A local session joined `room` (leaving the room it was in, if any). */
+  joined(user: string, fence: number, room: string, roomPasswordHash: string | null): void;
+  /** A run of `3:` lines (`lines` of them) for the members of `room` on each of `nodes`. */
+  roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void;
+  /** One `3:` line for `users`, who are all on `node`. */
+  direct(node: string, users: string[], line: Uint8Array): void;
+}
+
+/** A session as a cluster snapshot lists it: what another node needs to route to it. */
+export interface ClusterSession {
+  user: string;
+  fence: number;
+  /** Its room, or null. */
+  room: string | null;
+  /** Its room's password hash (null for a public room, or no room). */
+  roomPasswordHash: string | null;
 }
 
 /** What the hub needs of the password hasher (see password.ts). */
@@ -76,17 +112,31 @@ export interface HubOptions {
   maxTargets?: number;
   /** Called with failures that are the server's, not the client's (a store write failing). */
   onError?: (error: unknown) => void;
+  /** The cluster this node belongs to; without it the hub is a whole server by itself. */
+  cluster?: HubCluster;
 }
 
 class Session {
   room: Room | null = null;
   /** The username as UTF-8, made the first time a message is stamped with it. */
   userBytes: Uint8Array | null = null;
+  /** `id` is also the session's fence in a cluster (see {@linkcode HubCluster.claim}). */
   constructor(readonly id: number, readonly user: string, readonly peer: Peer) {}
 }
 
+/** A session on another node, as this node's view of the cluster holds it. */
+class RemoteSession {
+  room: Room | null = null;
+  constructor(readonly user: string, readonly node: string, readonly fence: number) {}
+}
+
 class Room {
+  /** The members on this node. */
   readonly members = new Map<string, Session>();
+  /** The members on other nodes. */
+  readonly remote = new Map<string, RemoteSession>();
+  /** How many of the remote members each other node has: where a room message must go. */
+  readonly nodes = new Map<string, number>();
   #sorted: string[] | null = null;
   constructor(
     readonly name: string,
@@ -94,9 +144,23 @@ class Room {
     readonly passwordHash: string | null,
   ) {}
 
-  /** Member names, sorted; cached until the membership changes. */
+  /** Member names on every node, sorted; cached until the membership changes. */
   sortedMembers(): string[] {
-    return this.#sorted ??= [...this.members.keys()].sort();
+    return this.#sorted ??= [...this.members.keys(), ...this.remote.keys()].sort();
+  }
+
+  addRemote(member: RemoteSession): void {
+    this.remote.set(member.user, member);
+    this.nodes.set(member.node, (this.nodes.get(member.node) ?? 0) + 1);
+    this.#sorted = null;
+  }
+
+  deleteRemote(member: RemoteSession): void {
+    this.remote.delete(member.user);
+    const left = this.nodes.get(member.node)! - 1;
+    if (left === 0) this.nodes.delete(member.node);
+    else this.nodes.set(member.node, left);
+    this.#sorted = null;
   }
 
   add(session: Session): void {
@@ -111,6 +175,8 @@ class Room {
 
   clear(): void {
     this.members.clear();
+    this.remote.clear();
+    this.nodes.clear();
     this.#sorted = null;
   }
 
@@ -174,6 +240,15 @@ export class Hub {
   /** Scratch space of the pending run; copied out (exactly sized) when the run is sent. */
   #runBuffer = new Uint8Array(4096);
   #deliveries = 0;
+  #cluster: HubCluster | null;
+  /** Sessions on other nodes, by user: this node's view of the cluster, fed by its events. */
+  #remote = new Map<string, RemoteSession>();
+  /**
+   * The newest fence seen for each user, here or elsewhere. An event that carries an older one
+   * is stale (it was overtaken by a newer login) and changes nothing: this is what keeps a late
+   * or replayed event from reviving a session that lost.
+   */
+  #fences = new Map<string, number>();
 
   constructor(options: HubOptions) {
     this.#store = options.store;
@@ -182,6 +257,7 @@ export class Hub {
     this.maxRooms = options.maxRooms ?? 10_000;
     this.maxTargets = options.maxTargets ?? 100;
     this.#onError = options.onError ?? (() => {});
+    this.#cluster = options.cluster ?? null;
   }
 
   /** How many connections the hub knows. */
@@ -189,9 +265,14 @@ export class Hub {
     return this.#peers.size;
   }
 
-  /** How many sessions are logged in. */
+  /** How many sessions are logged in on this node. */
   get sessionCount(): number {
     return this.#sessionsByUser.size;
+  }
+
+  /** How many sessions this node knows of on other nodes. */
+  get remoteSessionCount(): number {
+    return this.#remote.size;
   }
 
   /** How many `3:` messages have been handed to recipients (one per recipient). */
@@ -284,12 +365,12 @@ export class Hub {
     this.flush();
     const room = this.#rooms.get(name);
     if (room === undefined) return;
-    const members = [...room.members.values()];
-    for (const member of members) {
-      const left = encodeLine("5", room.nameBytes, member.user);
-      room.broadcast(left, null);
+    // Every node removes the room from the same store change: each tells its own members.
+    for (const user of [...room.members.keys(), ...room.remote.keys()]) {
+      room.broadcast(encodeLine("5", room.nameBytes, user), null);
     }
-    for (const member of members) member.room = null;
+    for (const member of room.members.values()) member.room = null;
+    for (const member of room.remote.values()) member.room = null;
     this.#rooms.delete(name);
     this.#roomsSorted = null;
   }
@@ -305,6 +386,142 @@ export class Hub {
     }
     this.#sessionsByUser.clear();
     this.#sessionsByPeer.clear();
+  }
+
+  // The cluster's events, called by lib/cluster.ts in the order the bus delivered them. Each
+  // node tells its own clients about its view's changes (`4:`, `5:`, messages), so an event
+  // crosses the bus once per node, not once per recipient.
+
+  /**
+   * `user` was claimed on `node` with `fence`: any older session of the user ends, here (`0:-1`,
+   * as for a login on another connection) or in the view (its room is told `5:`), and a claim
+   * on another node enters the view. Returns the fence of the local session it ended, or 0.
+   */
+  clusterClaim(user: string, fence: number, node: string): number {
+    if ((this.#fences.get(user) ?? 0) >= fence) return 0; // overtaken already: stale
+    this.flush();
+    this.#fences.set(user, fence);
+    let ended = 0;
+    const local = this.#sessionsByUser.get(user);
+    if (local !== undefined && local.id < fence) {
+      ended = local.id;
+      this.#endSession(local.peer);
+      local.peer.send(LOGGED_OUT);
+      local.peer.sessionEnded("replaced");
+    }
+    this.#dropRemote(user);
+    if (node !== this.#cluster?.nodeId) {
+      this.#remote.set(user, new RemoteSession(user, node, fence));
+    }
+    return ended;
+  }
+
+  /** The session `fence` of `user` on `node` ended: it leaves the view (and its room, `5:`). */
+  clusterEnded(user: string, fence: number, node: string): void {
+    const remote = this.#remote.get(user);
+    if (remote === undefined || remote.fence !== fence || remote.node !== node) return;
+    this.flush();
+    this.#dropRemote(user);
+  }
+
+  /** The session `fence` of `user` on `node` is in `room` (null: in none) now. */
+  clusterJoined(
+    user: string,
+    fence: number,
+    node: string,
+    room: string | null,
+    roomPasswordHash: string | null,
+  ): void {
+    if (node === this.#cluster?.nodeId) return;
+    let remote = this.#remote.get(user);
+    if (remote === undefined || remote.fence !== fence) {
+      // A session whose claim this node did not see (it joined the cluster later): take it in,
+      // unless something newer is known.
+      this.clusterClaim(user, fence, node);
+      remote = this.#remote.get(user);
+      if (remote === undefined || remote.fence !== fence) return;
+    }
+    let target = room === null ? null : this.#rooms.get(room);
+    if (room !== null && target === undefined) {
+      // Created on another node a moment ago: the event carries what the store holds.
+      target = new Room(room, encoder.encode(room), roomPasswordHash);
+      this.#addRoom(target);
+    }
+    if (remote.room === (target ?? null)) return;
+    this.flush();
+    this.#leaveRemote(remote);
+    if (target) {
+      target.broadcast(encodeLine("4", target.nameBytes, user), null);
+      target.addRemote(remote);
+      remote.room = target;
+    }
+  }
+
+  /** `node` sent a snapshot of its sessions: its part of the view becomes exactly that. */
+  clusterNodeSessions(node: string, sessions: readonly ClusterSession[]): void {
+    const listed = new Map<string, number>();
+    for (const session of sessions) listed.set(session.user, session.fence);
+    for (const remote of [...this.#remote.values()]) {
+      if (remote.node === node && listed.get(remote.user) !== remote.fence) {
+        this.flush();
+        this.#dropRemote(remote.user);
+      }
+    }
+    for (const session of sessions) {
+      this.clusterJoined(session.user, session.fence, node, session.room, session.roomPasswordHash);
+    }
+  }
+
+  /** `node` is gone (dead, stopped or restarted): its sessions leave the view and their rooms. */
+  clusterNodeDown(node: string): void {
+    for (const remote of [...this.#remote.values()]) {
+      if (remote.node !== node) continue;
+      this.flush();
+      this.#dropRemote(remote.user);
+    }
+  }
+
+  /** This node's sessions, as a snapshot for the others. */
+  clusterSessions(): ClusterSession[] {
+    return [...this.#sessionsByUser.values()].map((session) => ({
+      user: session.user,
+      fence: session.id,
+      room: session.room?.name ?? null,
+      roomPasswordHash: session.room?.passwordHash ?? null,
+    }));
+  }
+
+  /** A run of `3:` lines (`lines` of them) from another node for this node's members of `room`. */
+  deliverRoom(room: string, chunk: Uint8Array, lines: number): void {
+    this.flush();
+    const target = this.#rooms.get(room);
+    if (target !== undefined) this.#deliveries += target.broadcast(chunk, null) * lines;
+  }
+
+  /** A `3:` line from another node for `users` on this node (those still here get it). */
+  deliverDirect(users: readonly string[], line: Uint8Array): void {
+    this.flush();
+    for (const user of users) {
+      const session = this.#sessionsByUser.get(user);
+      if (session === undefined) continue;
+      session.peer.send(line);
+      this.#deliveries++;
+    }
+  }
+
+  #dropRemote(user: string): void {
+    const remote = this.#remote.get(user);
+    if (remote === undefined) return;
+    this.#remote.delete(user);
+    this.#leaveRemote(remote);
+  }
+
+  #leaveRemote(remote: RemoteSession): void {
+    const room = remote.room;
+    if (room === null) return;
+    room.deleteRemote(remote);
+    remote.room = null;
+    if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, remote.user), null);
   }
 
   async #login(peer: Peer, username: string, password: Uint8Array): Promise<void> {
@@ -324,13 +541,32 @@ export class Hub {
       this.#loginFailed(peer);
       return;
     }
+    let id = this.#nextSessionId++;
+    if (this.#cluster !== null) {
+      // The cluster answers once no other node has a live session of the user; only then does
+      // this one start, so two sessions of a user never receive messages at the same time.
+      const fence = await this.#cluster.claim(username);
+      this.flush();
+      if (fence === null) {
+        if (this.#peers.has(peer)) this.#loginFailed(peer);
+        return;
+      }
+      // Overtaken while the grant was on its way (a newer claim), or the connection went.
+      if ((this.#fences.get(username) ?? 0) > fence || !this.#peers.has(peer)) {
+        this.#cluster.ended(username, fence);
+        if (this.#peers.has(peer)) this.#loginFailed(peer);
+        return;
+      }
+      this.#fences.set(username, fence);
+      id = fence;
+    }
     const previous = this.#sessionsByUser.get(username);
     if (previous !== undefined) {
       this.#endSession(previous.peer);
       previous.peer.send(LOGGED_OUT);
       previous.peer.sessionEnded("replaced");
     }
-    const session = new Session(this.#nextSessionId++, username, peer);
+    const session = new Session(id, username, peer);
     this.#sessionsByPeer.set(peer, session);
     this.#sessionsByUser.set(username, session);
     peer.send(encodeLine("0", String(session.id)));
@@ -349,6 +585,7 @@ export class Hub {
     this.#leaveRoom(session);
     this.#sessionsByPeer.delete(peer);
     this.#sessionsByUser.delete(session.user);
+    this.#cluster?.ended(session.user, session.id);
   }
 
   #leaveRoom(session: Session): void {
@@ -403,10 +640,19 @@ export class Hub {
         peer.send(encodeError("2", "room-limit"));
         return;
       }
-      room = await created;
-      if (room === null) {
+      const outcome = await created;
+      if (outcome === null) {
         this.flush();
         peer.send(encodeError("2", "server-error"));
+        return;
+      }
+      room = outcome.room;
+      // Another node or process made it first: join it as an existing room, password and all.
+      if (outcome.existed && !await this.#roomPasswordMatches(room, password)) {
+        this.flush();
+        if (this.#sessionsByPeer.get(peer) === session) {
+          peer.send(encodeError("2", "room-password"));
+        }
         return;
       }
     } else if (!await this.#roomPasswordMatches(room, password)) {
@@ -426,27 +672,43 @@ export class Hub {
       room.broadcast(encodeLine("4", room.nameBytes, session.user), null);
       room.add(session);
       session.room = room;
+      this.#cluster?.joined(session.user, session.id, room.name, room.passwordHash);
     }
     peer.send(encodeLine("2", room.nameBytes, room.sortedMembers().join(",")));
   }
 
   /**
    * Creates a room: hashes its password, stores it, then makes it visible. Joins of the same name
-   * that arrive meanwhile wait for this one and then join as they would an existing room.
+   * that arrive meanwhile wait for this one and then join as they would an existing room. When
+   * the store already has the room (another node or the admin CLI made it first), that room is
+   * loaded instead, and `existed` says its password has yet to be checked.
    */
   #createRoom(
     name: string,
     nameBytes: Uint8Array,
     password: Uint8Array,
-  ): Promise<Room | null> | "room-limit" {
+  ): Promise<{ room: Room; existed: boolean } | null> | "room-limit" {
     if (this.#rooms.size + this.#roomsPending.size >= this.maxRooms) return "room-limit";
     const creating = (async () => {
       try {
         const hash = password.length === 0 ? null : await this.#passwords.hash(password);
-        await this.#store.addRoom(name, hash);
-        const room = new Room(name, nameBytes, hash);
-        this.#addRoom(room);
-        return room;
+        let record: RoomRecord = { name, passwordHash: hash };
+        let existed = false;
+        try {
+          await this.#store.addRoom(name, hash);
+        } catch (error) {
+          const stored = await this.#store.findRoom(name).catch(() => undefined);
+          if (stored === undefined) throw error;
+          record = stored;
+          existed = true;
+        }
+        // An event from another node may have brought the room in while we waited.
+        let room = this.#rooms.get(name);
+        if (room === undefined) {
+          room = new Room(name, nameBytes, record.passwordHash);
+          this.#addRoom(room);
+        }
+        return { room, existed: existed || room.passwordHash !== hash };
       } catch (error) {
         this.#onError(error);
         return null;
@@ -454,7 +716,7 @@ export class Hub {
         this.#roomsPending.delete(name);
       }
     })();
-    this.#roomsPending.set(name, creating);
+    this.#roomsPending.set(name, creating.then((outcome) => outcome?.room ?? null));
     return creating;
   }
 
@@ -512,6 +774,10 @@ export class Hub {
     this.#runBytes = 0;
     if (this.#runBuffer.length > MAX_RUN_BYTES) this.#runBuffer = new Uint8Array(4096);
     this.#deliveries += room.broadcast(chunk, except) * lines;
+    // The sender is on this node, so every member elsewhere gets the whole run.
+    if (room.nodes.size > 0) {
+      this.#cluster?.roomRun(room.nodes.keys(), room.nameBytes, chunk, lines);
+    }
   };
 
   #tell(session: Session, targets: string[], body: Uint8Array): void {
@@ -523,13 +789,27 @@ export class Hub {
     }
     const line = encodeMessage(body, this.stampSender ? session.user : undefined);
     let notOnline: string[] | null = null;
+    let elsewhere: Map<string, string[]> | null = null;
     for (let i = 0; i < distinct.length; i++) {
       const target = distinct[i];
       const recipient = this.#sessionsByUser.get(target);
       if (recipient !== undefined) {
         recipient.peer.send(line);
         this.#deliveries++;
-      } else (notOnline ??= []).push(target);
+        continue;
+      }
+      const remote = this.#remote.get(target);
+      if (remote === undefined) (notOnline ??= []).push(target);
+      else {
+        elsewhere ??= new Map();
+        const users = elsewhere.get(remote.node);
+        if (users === undefined) elsewhere.set(remote.node, [target]);
+        else users.push(target);
+      }
+    }
+    // One message per node that holds recipients, never one per recipient.
+    if (elsewhere !== null) {
+      for (const [node, users] of elsewhere) this.#cluster!.direct(node, users, line);
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
   }

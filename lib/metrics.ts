@@ -50,6 +50,28 @@ export interface MetricsGauges {
   rooms: number;
   /** Messages (`3:` lines) handed to recipients, one per recipient: a counter the hub keeps. */
   deliveries: number;
+  /** The cluster link, when the node is in a cluster. */
+  cluster?: ClusterGauges;
+}
+
+/** What a cluster node adds to its metrics: who it is, its bus, and what crossed the bus. */
+export interface ClusterGauges {
+  /** The node id (`--node-id`). */
+  node: string;
+  /** Whether the bus is connected and synchronised. */
+  up: boolean;
+  /** Sessions this node sees on other nodes. */
+  remoteSessions: number;
+  /** Commands sent to Redis (PUBLISH and scripts). */
+  commands: number;
+  /** Delivery bytes published. */
+  bytesOut: number;
+  /** Messages received from the bus. */
+  messagesIn: number;
+  /** Bytes received from the bus. */
+  bytesIn: number;
+  /** Deliveries dropped while the bus was down or stalled. */
+  dropped: number;
 }
 
 const HELP: [keyof Metrics, string, string][] = [
@@ -102,6 +124,26 @@ export function renderMetrics(metrics: Metrics, gauges: MetricsGauges): string {
     metrics.lagMaxMs / 1000,
   );
   metrics.lagMaxMs = metrics.lagMs;
+  const cluster = gauges.cluster;
+  if (cluster !== undefined) {
+    const node = cluster.node.replaceAll("\\", "\\\\").replaceAll('"', '\\"');
+    out.push(
+      "# HELP parley_node_info This node's id in the cluster.",
+      "# TYPE parley_node_info gauge",
+      `parley_node_info{node="${node}"} 1`,
+    );
+    gauge("parley_bus_up", "1 when the cluster bus is connected and synchronised.", +cluster.up);
+    gauge("parley_remote_sessions", "Sessions seen on other nodes.", cluster.remoteSessions);
+    counter("parley_bus_commands_total", "Commands sent to the bus.", cluster.commands);
+    counter("parley_bus_bytes_out_total", "Delivery bytes published.", cluster.bytesOut);
+    counter("parley_bus_messages_in_total", "Messages received from the bus.", cluster.messagesIn);
+    counter("parley_bus_bytes_in_total", "Bytes received from the bus.", cluster.bytesIn);
+    counter(
+      "parley_bus_dropped_total",
+      "Deliveries dropped: bus down or stalled.",
+      cluster.dropped,
+    );
+  }
   return out.join("\n") + "\n";
 }
 

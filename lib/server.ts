@@ -9,6 +9,7 @@
 import { encodeError } from "./codec.ts";
 import type { Config } from "./config.ts";
 import type { Connection, ConnectionContext } from "./connection.ts";
+import { ClusterLink } from "./cluster.ts";
 import { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import { LoginThrottle } from "./login_throttle.ts";
@@ -28,6 +29,25 @@ const SERVER_FULL = encodeError("?", "server-full");
 
 function describe(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** `host-pid`: unique among nodes on one host, and readable in logs. */
+function defaultNodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // No --allow-sys: the kernel's name for the host is a file anyone may read.
+    try {
+      host = Deno.readTextFileSync("/proc/sys/kernel/hostname").trim() || host;
+    } catch { /* keep "node" */ }
+  }
+  return `${host}-${Deno.pid}`;
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
 /** A TLS file that cannot be read: its message names the file. */
@@ -76,18 +96,27 @@ export class ParleyServer {
   readonly metrics: Metrics = new Metrics();
   #metricsServer: MetricsServer | undefined;
   #webSocket: WebSocketServer | undefined;
+  /** The link to the other nodes, with --cluster. */
+  readonly cluster: ClusterLink | null;
 
   private constructor(config: Config, store: Store, hasher: PasswordHasher, log: Logger) {
     this.#config = config;
     this.#store = store;
     this.#log = log;
+    this.cluster = config.cluster === "" ? null : new ClusterLink({
+      url: config.cluster,
+      nodeId: config.nodeId || defaultNodeId(),
+      nodeTtlMs: config.nodeTtlMs,
+      log,
+    });
     this.hub = new Hub({
       store,
       passwords: hasher,
       stampSender: config.stampSender,
       maxRooms: config.maxRooms,
       maxTargets: config.maxTargets,
-      onError: (error) => log.error("server-error", { error: String(error) }),
+      onError: (error) => log.error("server-error", { error: describe(error) }),
+      cluster: this.cluster ?? undefined,
     });
     this.#context = {
       hub: this.hub,
@@ -109,6 +138,10 @@ export class ParleyServer {
       server = new ParleyServer(config, store, hasher, log);
       server.hub.loadRooms(await store.listRooms());
       server.#changeSeq = await store.lastChange();
+      if (server.cluster !== null) {
+        log.info("cluster", { node: server.cluster.nodeId, bus: redactUrl(config.cluster) });
+        await server.cluster.start(server.hub);
+      }
       server.#listen();
       const started = server;
       server.#pollTimer = setInterval(() => started.#pollChanges(), CHANGE_POLL_MS);
@@ -121,6 +154,7 @@ export class ParleyServer {
           listener.close();
         } catch { /* already closed */ }
       }
+      await server?.cluster?.close();
       await store.close();
       throw error;
     }
@@ -224,6 +258,12 @@ export class ParleyServer {
         sessions: this.hub.sessionCount,
         rooms: this.hub.roomCount,
         deliveries: this.hub.deliveries,
+        cluster: this.cluster === null ? undefined : {
+          node: this.cluster.nodeId,
+          up: this.cluster.up,
+          remoteSessions: this.hub.remoteSessionCount,
+          ...this.cluster.stats,
+        },
       }),
       this.#log,
     );
@@ -269,6 +309,7 @@ export class ParleyServer {
       }
       this.#webSocket?.stopAccepting();
       this.hub.logoutAll();
+      await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
       await this.#webSocket?.shutdown(); // after the flush: it closes open sockets at once
