@@ -24,7 +24,7 @@ const CONNECT_TIMEOUT_S = 3;
 /** Idle connections close after this long (seconds), so an idle node holds none open. */
 const IDLE_TIMEOUT_S = 60;
 /** How long a call may wait for an answer on an open connection (a frozen server or network). */
-const CALL_TIMEOUT_MS = 5000;
+const CALL_TIMEOUT_MS = 4000;
 /** How long close() lets running queries finish before it cuts the connections (seconds). */
 const CLOSE_TIMEOUT_S = 2;
 /** The advisory lock that serializes migrations across nodes ("parley" in ASCII). */

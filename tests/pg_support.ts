@@ -34,6 +34,11 @@ export interface TestPostgres {
   pause(): Promise<void>;
   /** Starts the server again on the same port and data directory, and waits until it is ready. */
   resume(): Promise<void>;
+  /**
+   * Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server and every backend it forked: a server
+   * that accepts connections and then never answers, as a hung host or a partition looks.
+   */
+  freeze(frozen: boolean): void;
   /** Stops the server if it runs and removes every file it had. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -146,6 +151,14 @@ export async function startPostgres(): Promise<TestPostgres> {
       await psql(url(), `CREATE DATABASE ${name}`);
       return url(name);
     },
+    freeze(frozen: boolean) {
+      if (server === undefined) return;
+      for (const pid of [server.pid, ...childrenOf(server.pid)]) {
+        try {
+          Deno.kill(pid, frozen ? "SIGSTOP" : "SIGCONT");
+        } catch { /* a backend that has just exited */ }
+      }
+    },
     async pause() {
       await server?.stop();
       server = undefined;
@@ -237,6 +250,21 @@ async function runServer(
     clearTimeout(timer);
   }
   return { pid: child.pid, stop };
+}
+
+/** The processes whose parent is `pid` (PostgreSQL's backends and helpers), from /proc. */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry.name));
+    } catch { /* exited meanwhile */ }
+  }
+  return children;
 }
 
 /** Runs one SQL statement through psql (no client library involved: this sets the stage). */

@@ -183,6 +183,31 @@ const STEPS: Record<string, (pg: TestPostgres) => Promise<void>> = {
       await store.close();
     }
   },
+
+  "a frozen server (connections open, no answers): calls fail within bounds, then work again":
+    async (pg) => {
+      const url = await pg.createDatabase();
+      const store = await openPostgresStore(url);
+      try {
+        await store.addUser("alice", "h"); // a connection of the pool is open and idle now
+        pg.freeze(true);
+        const started = performance.now();
+        try {
+          await assert.rejects(() => store.findUser("alice"), (e: unknown) => {
+            assertNamesDatabase(e, `postgres://127.0.0.1:${pg.port}/test_`);
+            assert.match((e as Error).message, /no answer within/);
+            return true;
+          });
+        } finally {
+          pg.freeze(false);
+        }
+        const ms = performance.now() - started;
+        assert.ok(ms < 5000, `a call to a frozen server took ${ms} ms to fail`);
+        assert.deepEqual(await store.findUser("alice"), { name: "alice", passwordHash: "h" });
+      } finally {
+        await store.close();
+      }
+    },
 };
 
 Deno.test("postgres store", async (t) => {
