@@ -1,0 +1,236 @@
+// Unit tests of the hub's cluster side (lib/hub.ts): its view of other nodes' sessions, the
+// fencing rules that keep stale events from changing it, and what it hands the cluster to send.
+// The cluster here records calls and answers claims as the test says; the Redis link itself is
+// tested against a real Redis in tests/cluster_link_test.ts and end to end in tests/cluster_*.
+import assert from "node:assert/strict";
+import { parseCommand } from "../lib/codec.ts";
+import { Hub, type HubCluster } from "../lib/hub.ts";
+import { hasher, makeHub, RecordingPeer, send } from "./hub_support.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A cluster that records what the hub asks of it; claims get fences the test hands out. */
+class RecordingCluster implements HubCluster {
+  readonly nodeId = "here";
+  calls: string[] = [];
+  nextFence = 100;
+  /** What the next claims resolve to: a fence (default: the next one) or null. */
+  answers: (number | null)[] = [];
+  claim(user: string): Promise<number | null> {
+    const answer = this.answers.length > 0 ? this.answers.shift()! : this.nextFence++;
+    this.calls.push(`claim ${user}`);
+    return Promise.resolve(answer);
+  }
+  ended(user: string, fence: number): void {
+    this.calls.push(`ended ${user} ${fence}`);
+  }
+  joined(user: string, fence: number, room: string, hash: string | null): void {
+    this.calls.push(`joined ${user} ${fence} ${room} ${hash === null ? "public" : "password"}`);
+  }
+  roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void {
+    const text = decoder.decode(chunk).replaceAll("\n", "|");
+    this.calls.push(`roomRun ${[...nodes].join(",")} ${decoder.decode(room)} ${lines} ${text}`);
+  }
+  direct(node: string, users: string[], line: Uint8Array): void {
+    this.calls.push(`direct ${node} ${users.join(",")} ${decoder.decode(line).trimEnd()}`);
+  }
+  take(): string[] {
+    const calls = this.calls;
+    this.calls = [];
+    return calls;
+  }
+}
+
+async function clusterHub() {
+  const cluster = new RecordingCluster();
+  const made = await makeHub({ cluster });
+  return { ...made, cluster };
+}
+
+async function login(hub: Hub, user: string): Promise<RecordingPeer> {
+  const peer = new RecordingPeer(user);
+  hub.connect(peer);
+  await send(hub, peer, `0:${user}:pw`);
+  return peer;
+}
+
+Deno.test("hub cluster: a login claims the user first, and the fence is the session id", async () => {
+  const { hub, cluster, store } = await clusterHub();
+  const alice = await login(hub, "alice");
+  assert.deepEqual(alice.take(), ["0:100", "@started:alice"]);
+  assert.deepEqual(cluster.take(), ["claim alice"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: a refused claim is a failed login (0:-1), and nothing is ended", async () => {
+  const { hub, cluster, store } = await clusterHub();
+  cluster.answers.push(null);
+  const alice = await login(hub, "alice");
+  assert.deepEqual(alice.take(), ["0:-1", "@ended:login-failed"]);
+  assert.deepEqual(cluster.take(), ["claim alice"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: a grant overtaken by a newer claim is given back, not started", async () => {
+  const { hub, cluster, store } = await clusterHub();
+  const peer = new RecordingPeer("alice");
+  hub.connect(peer);
+  const { promise, resolve } = Promise.withResolvers<number | null>();
+  cluster.claim = (user) => {
+    cluster.calls.push(`claim ${user}`);
+    return promise;
+  };
+  const loggingIn = send(hub, peer, "0:alice:pw");
+  while (cluster.calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+  // The newer claim's event is handled before our grant's continuation runs.
+  hub.clusterClaim("alice", 8, "there");
+  resolve(7);
+  await loggingIn;
+  assert.deepEqual(peer.take(), ["0:-1", "@ended:login-failed"]);
+  assert.deepEqual(cluster.take(), ["claim alice", "ended alice 7"]);
+  assert.equal(hub.sessionCount, 0);
+  assert.equal(hub.remoteSessionCount, 1);
+  await store.close();
+});
+
+Deno.test("hub cluster: a newer claim elsewhere ends the local session: 0:-1 and 5: here", async () => {
+  const { hub, cluster, store } = await clusterHub();
+  const alice = await login(hub, "alice");
+  const bob = await login(hub, "bob");
+  await send(hub, alice, "2:lobby");
+  await send(hub, bob, "2:lobby");
+  alice.take();
+  bob.take();
+  cluster.take();
+  assert.equal(hub.clusterClaim("alice", 99, "there"), 0, "an older fence is stale");
+  assert.deepEqual(alice.take(), []);
+  assert.equal(hub.clusterClaim("alice", 500, "there"), 100, "returns the fence it ended");
+  assert.deepEqual(alice.take(), ["0:-1", "@ended:replaced"]);
+  assert.deepEqual(bob.take(), ["5:lobby:alice"]);
+  assert.deepEqual(cluster.take(), ["ended alice 100"]);
+  // alice is now on the other node: a 3:2 goes there, once.
+  await send(hub, bob, "3:2:alice:carol:hi");
+  assert.deepEqual(cluster.take(), ["direct there alice 3:hi"]);
+  assert.deepEqual(bob.take(), ["9:3:not-online:carol"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: remote members are listed, told of, and reached once per node", async () => {
+  const { hub, cluster, store } = await clusterHub();
+  const bob = await login(hub, "bob");
+  await send(hub, bob, "2:lobby");
+  bob.take();
+  cluster.take();
+  hub.clusterClaim("alice", 500, "n2");
+  hub.clusterJoined("alice", 500, "n2", "lobby", null);
+  hub.clusterClaim("carol", 501, "n3");
+  hub.clusterJoined("carol", 501, "n3", "lobby", null);
+  hub.clusterClaim("dave", 502, "n3");
+  hub.clusterJoined("dave", 502, "n3", "lobby", null);
+  assert.deepEqual(bob.take(), ["4:lobby:alice", "4:lobby:carol", "4:lobby:dave"]);
+  await send(hub, bob, "1");
+  assert.deepEqual(bob.take(), ["1:lobby,alice,bob,carol,dave"]);
+  // Two lines in one turn, as a client's burst arrives.
+  hub.handle(bob, parseCommand(encoder.encode("3:1:one"))!);
+  hub.handle(bob, parseCommand(encoder.encode("3:1:two"))!);
+  hub.flush();
+  // One run for both messages, once per node (n3 has two members), not once per recipient.
+  assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:one|3:two|"]);
+  // Switching rooms elsewhere: 5: here; a session ending elsewhere: 5: here.
+  hub.clusterJoined("carol", 501, "n3", "den", null);
+  hub.clusterEnded("dave", 502, "n3");
+  assert.deepEqual(bob.take(), ["5:lobby:carol", "5:lobby:dave"]);
+  await send(hub, bob, "1");
+  assert.deepEqual(bob.take(), ["1:den,carol:lobby,alice,bob"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: stale events (older fences, wrong node) change nothing", async () => {
+  const { hub, store } = await clusterHub();
+  const bob = await login(hub, "bob");
+  await send(hub, bob, "2:lobby");
+  bob.take();
+  hub.clusterClaim("alice", 600, "n2");
+  hub.clusterJoined("alice", 600, "n2", "lobby", null);
+  bob.take();
+  hub.clusterJoined("alice", 599, "n1", "lobby", null); // an older session's late join
+  hub.clusterEnded("alice", 599, "n1"); // and its late end
+  hub.clusterEnded("alice", 600, "n1"); // the right fence from the wrong node
+  hub.clusterClaim("alice", 598, "n1");
+  assert.deepEqual(bob.take(), []);
+  await send(hub, bob, "2:lobby");
+  assert.deepEqual(bob.take(), ["2:lobby:alice,bob"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: a room first seen in another node's join is made here with its hash", async () => {
+  const { hub, store } = await clusterHub();
+  hub.clusterClaim("alice", 700, "n2");
+  hub.clusterJoined("alice", 700, "n2", "vip", "scrypt$not-a-real-hash");
+  assert.ok(hub.hasRoom("vip"));
+  const bob = await login(hub, "bob");
+  bob.take();
+  await send(hub, bob, "1");
+  assert.deepEqual(bob.take(), ["1:"], "a password room is not listed");
+  await send(hub, bob, "2:vip");
+  assert.deepEqual(bob.take(), ["9:2:room-password"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: a room another node stored first is joined, its password checked", async () => {
+  const { hub, store } = await clusterHub();
+  // Another node on the same store creates "den" with a password; no event reaches this one.
+  const other = new Hub({ store, passwords: hasher, cluster: new RecordingCluster() });
+  const carol = await login(other, "carol");
+  await send(other, carol, "2:den:secret");
+  assert.deepEqual(carol.take().slice(-1), ["2:den:carol"]);
+  const bob = await login(hub, "bob");
+  bob.take();
+  await send(hub, bob, "2:den:wrong");
+  assert.deepEqual(bob.take(), ["9:2:room-password"]);
+  await send(hub, bob, "2:den");
+  assert.deepEqual(bob.take(), ["9:2:room-password"]);
+  await send(hub, bob, "2:den:secret");
+  assert.deepEqual(bob.take(), ["2:den:bob"], "carol is on the other node, which sent no event");
+  await store.close();
+});
+
+Deno.test("hub cluster: a snapshot replaces the node's part; a node down drops it", async () => {
+  const { hub, store } = await clusterHub();
+  const bob = await login(hub, "bob");
+  await send(hub, bob, "2:lobby");
+  bob.take();
+  hub.clusterClaim("alice", 800, "n2");
+  hub.clusterJoined("alice", 800, "n2", "lobby", null);
+  hub.clusterClaim("carol", 801, "n2");
+  bob.take();
+  hub.clusterNodeSessions("n2", [
+    { user: "carol", fence: 801, room: "lobby", roomPasswordHash: null },
+    { user: "dave", fence: 802, room: null, roomPasswordHash: null },
+  ]);
+  assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:carol"]);
+  assert.equal(hub.remoteSessionCount, 2);
+  hub.clusterNodeDown("n2");
+  assert.deepEqual(bob.take(), ["5:lobby:carol"]);
+  assert.equal(hub.remoteSessionCount, 0);
+  await send(hub, bob, "3:2:carol,dave:hi");
+  assert.deepEqual(bob.take(), ["9:3:not-online:carol,dave"]);
+  await store.close();
+});
+
+Deno.test("hub cluster: deliveries from the bus reach this node's members only", async () => {
+  const { hub, store } = await clusterHub();
+  const bob = await login(hub, "bob");
+  const carol = await login(hub, "carol");
+  await send(hub, bob, "2:lobby");
+  bob.take();
+  carol.take();
+  hub.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
+  hub.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
+  hub.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
+  assert.deepEqual(bob.take(), ["3:a", "3:b"]);
+  assert.deepEqual(carol.take(), ["3:d"]);
+  assert.equal(hub.deliveries, 3);
+  await store.close();
+});

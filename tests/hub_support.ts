@@ -1,0 +1,79 @@
+/**
+ * Shared pieces of the hub's unit tests (tests/hub_test.ts, tests/hub_cluster_test.ts): a peer
+ * that records what the hub sends it, and a hub on the real SQLite store (in memory) and the
+ * real scrypt hasher at a low cost.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { parseCommand } from "../lib/codec.ts";
+import { Hub, type HubOptions, type Peer, type SessionEndReason } from "../lib/hub.ts";
+import { PasswordHasher } from "../lib/password.ts";
+import { openSqliteStore, type SqliteStore } from "../lib/sqlite_store.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A connection as the hub sees it, recording what it is sent and told, in order. */
+export class RecordingPeer implements Peer {
+  /** Lines (without their LF) and notices ("@started:alice", "@ended:replaced"), in order. */
+  log: string[] = [];
+  /** The raw lines, LF included. */
+  raw: Uint8Array[] = [];
+  /** How many times send() was called (a run of room messages is one call). */
+  sends = 0;
+  constructor(readonly label: string) {}
+  send(lines: Uint8Array): void {
+    this.sends++;
+    assert.equal(lines[lines.length - 1], 0x0a, `${this.label}: output ends in LF`);
+    // A run of room messages arrives as one chunk: record it line by line.
+    let start = 0;
+    for (let lf = lines.indexOf(0x0a); lf !== -1; lf = lines.indexOf(0x0a, start)) {
+      this.raw.push(lines.slice(start, lf + 1));
+      this.log.push(decoder.decode(lines.subarray(start, lf)));
+      start = lf + 1;
+    }
+  }
+  sessionStarted(username: string): void {
+    this.log.push(`@started:${username}`);
+  }
+  sessionEnded(reason: SessionEndReason): void {
+    this.log.push(`@ended:${reason}`);
+  }
+  /** What was recorded since the last take. */
+  take(): string[] {
+    const log = this.log;
+    this.log = [];
+    this.raw = [];
+    return log;
+  }
+}
+
+export const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
+/** Every test user's password is "pw"; "Zed" sorts before the lower-case names in byte order. */
+export const USERS = ["alice", "bob", "carol", "dave", "Zed"];
+let userHash: Promise<string> | null = null;
+
+/** A hub on a fresh in-memory store holding the test users, and the errors it reports. */
+export async function makeHub(
+  options: Partial<HubOptions> = {},
+): Promise<{ hub: Hub; store: SqliteStore; errors: unknown[] }> {
+  const store = openSqliteStore(":memory:");
+  userHash ??= hasher.hash(encoder.encode("pw"));
+  for (const name of USERS) await store.addUser(name, await userHash);
+  const errors: unknown[] = [];
+  const hub = new Hub({
+    store,
+    passwords: hasher,
+    onError: (error) => errors.push(error),
+    ...options,
+  });
+  return { hub, store, errors };
+}
+
+/** Sends one client line from `peer` and waits for the hub to finish with it. */
+export async function send(hub: Hub, peer: Peer, line: string | Uint8Array): Promise<void> {
+  const command = parseCommand(typeof line === "string" ? encoder.encode(line) : line);
+  assert.ok(command !== null, "not a blank line");
+  await hub.handle(peer, command);
+}
