@@ -1,0 +1,232 @@
+/**
+ * deploy/haproxy.cfg, run for real: HAProxy in front of three Parley processes, with the file's
+ * own settings except for addresses (loopback ports) and timers (shortened so the test is quick).
+ * It checks that the file is valid, that clients log in through it, that leastconn spreads them,
+ * that the /healthz check takes a dead node out, and that the idle timeout cuts a silent client
+ * while an empty line now and then keeps one open (the keepalive docs/cluster.md tells clients
+ * to send).
+ *
+ * The three processes are plain single-node servers on one SQLite file: what HAProxy does does
+ * not depend on whether they form a cluster. Skips, loudly, without /usr/sbin/haproxy.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { seedUsers, startServer, tempDir, TestClient, type TestServer } from "./helpers.ts";
+import { freePort } from "./redis_support.ts";
+
+const HAPROXY = "/usr/sbin/haproxy";
+const CONFIG = new URL("../deploy/haproxy.cfg", import.meta.url).pathname;
+
+const installed = (() => {
+  try {
+    return Deno.statSync(HAPROXY).isFile;
+  } catch {
+    return false;
+  }
+})();
+if (!installed) {
+  console.warn(`SKIPPED haproxy_test.ts: no ${HAPROXY} (apt-get install haproxy)`);
+}
+
+/** The idle timeout the rendered config uses instead of the file's hour. */
+const IDLE_MS = 1500;
+
+/** Replaces `from` in `text`, failing if it is not there (the file changed shape). */
+function swap(text: string, from: string | RegExp, to: string): string {
+  const out = text.replace(from, to);
+  if (out === text) throw new Error(`deploy/haproxy.cfg no longer has ${from}`);
+  return out;
+}
+
+/** The deploy config with loopback addresses, an admin socket and short timers. */
+function render(
+  config: string,
+  front: number,
+  nodes: { port: number; metricsPort: number }[],
+  socket: string,
+): string {
+  let text = swap(config, /^(\s*)bind :7777$/m, `$1bind 127.0.0.1:${front}`);
+  text = swap(
+    text,
+    /^(\s*)maxconn 60000$/m,
+    `$1maxconn 1000\n$1stats socket ${socket} level admin`,
+  );
+  text = swap(text, "inter 2s", "inter 200ms");
+  for (const timeout of ["client", "server", "tunnel"]) {
+    text = swap(text, `timeout ${timeout} 1h`, `timeout ${timeout} ${IDLE_MS}ms`);
+  }
+  nodes.forEach((node, i) => {
+    text = swap(
+      text,
+      new RegExp(`^(\\s*server n${i + 1}) \\S+$`, "m"),
+      `$1 127.0.0.1:${node.port} port ${node.metricsPort}`,
+    );
+  });
+  return text;
+}
+
+/** Runs one command on HAProxy's admin socket and returns the answer. */
+async function admin(socket: string, command: string): Promise<string> {
+  const conn = await Deno.connect({ transport: "unix", path: socket });
+  try {
+    await conn.write(new TextEncoder().encode(command + "\n"));
+    return await new Response(conn.readable).text();
+  } catch (error) {
+    try {
+      conn.close();
+    } catch { /* closed by the readable */ }
+    throw error;
+  }
+}
+
+/** Each server's status (`UP`, `DOWN`, …) and current connections, from `show stat`. */
+async function servers(socket: string): Promise<Map<string, { status: string; scur: number }>> {
+  const [header, ...rows] = (await admin(socket, "show stat")).trim().split("\n");
+  const columns = header.replace(/^# /, "").split(",");
+  const at = (name: string) => columns.indexOf(name);
+  const out = new Map<string, { status: string; scur: number }>();
+  for (const row of rows) {
+    const f = row.split(",");
+    if (f[at("pxname")] !== "parley_nodes" || f[at("svname")] === "BACKEND") continue;
+    out.set(f[at("svname")], { status: f[at("status")], scur: Number(f[at("scur")]) });
+  }
+  return out;
+}
+
+/** Waits until `ok` holds for the servers' stats, or fails with the last stats seen. */
+async function until(
+  socket: string,
+  ok: (s: Map<string, { status: string; scur: number }>) => boolean,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let last = new Map<string, { status: string; scur: number }>();
+  while (Date.now() < deadline) {
+    try {
+      last = await servers(socket);
+      if (ok(last)) return;
+    } catch { /* the socket is not there yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`HAProxy: no ${what} within 10 s: ${JSON.stringify([...last])}`);
+}
+
+/** The metrics port a server logged (`metrics-listening address=HOST:PORT`). */
+async function metricsPort(server: TestServer): Promise<number> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const match = /metrics-listening address=\S+:(\d+)/.exec(server.log());
+    if (match) return Number(match[1]);
+    if (Date.now() > deadline) throw new Error(`no metrics port in:\n${server.log()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test({
+  name: "deploy/haproxy.cfg: logins through HAProxy, leastconn, /healthz check, idle timeout",
+  ignore: !installed,
+  async fn() {
+    const check = await new Deno.Command(HAPROXY, { args: ["-c", "-f", CONFIG] }).output();
+    assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
+
+    const temp = await tempDir();
+    const db = `${temp.dir}/parley.db`;
+    const users: Record<string, string> = {};
+    for (let i = 1; i <= 14; i++) users[`u${i}`] = "pw";
+    await seedUsers(db, users);
+    const nodes: TestServer[] = [];
+    const clients: TestClient[] = [];
+    let haproxy: Deno.ChildProcess | undefined;
+    let drained: Promise<unknown> = Promise.resolve();
+    let output = "";
+    const login = async (user: string) => {
+      const client = await TestClient.login(front, user, "pw");
+      clients.push(client);
+      return client;
+    };
+    const front = freePort();
+    const socket = `${temp.dir}/admin.sock`;
+    try {
+      for (let i = 0; i < 3; i++) {
+        nodes.push(await startServer({ db, args: ["--metrics-port", "0"] }));
+      }
+      const ports = await Promise.all(
+        nodes.map(async (n) => ({ port: n.port, metricsPort: await metricsPort(n) })),
+      );
+      const rendered = `${temp.dir}/haproxy.cfg`;
+      await Deno.writeTextFile(
+        rendered,
+        render(await Deno.readTextFile(CONFIG), front, ports, socket),
+      );
+      haproxy = new Deno.Command(HAPROXY, {
+        args: ["-db", "-f", rendered],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const collect = async (stream: ReadableStream<Uint8Array>) => {
+        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+      };
+      drained = Promise.all([collect(haproxy.stdout), collect(haproxy.stderr)]);
+      await until(socket, (s) => [...s.values()].every((v) => v.status === "UP"), "3 nodes UP");
+
+      // Six logins, one after another: leastconn puts two on each node.
+      for (let i = 1; i <= 6; i++) await login(`u${i}`);
+      await until(socket, (s) => [...s.values()].every((v) => v.scur === 2), "2 clients a node");
+      await clients[0].send("2:lobby");
+      await clients[0].expect("2:lobby:u1");
+
+      // A node killed: /healthz fails, HAProxy marks it DOWN, new clients go to the other two.
+      await nodes[1].stop("SIGKILL");
+      await until(socket, (s) => s.get("n2")?.status === "DOWN", "n2 DOWN");
+      for (let i = 7; i <= 10; i++) await login(`u${i}`);
+      const spread = await servers(socket);
+      assert.equal(spread.get("n2")?.scur, 0);
+      assert.equal((spread.get("n1")?.scur ?? 0) + (spread.get("n3")?.scur ?? 0), 8);
+
+      // Idle: a silent client is cut after the tunnel timeout; one that sends an empty line
+      // more often than that stays, and still works; so does one that only receives. (The
+      // lurker's node is not known, so a sender on each node that runs writes to it straight,
+      // past HAProxy; where it is not, the reply is a not-online error.)
+      const silent = await login("u11");
+      const talker = await login("u12");
+      const lurker = await login("u13");
+      for (const node of [nodes[0], nodes[2]]) {
+        clients.push(await TestClient.login(node.port, "u14", "pw"));
+      }
+      const senders = clients.slice(-2);
+      const started = Date.now();
+      const keepalive = setInterval(() => {
+        talker.send("").catch(() => {});
+        for (const sender of senders) sender.send("3:2:u13:news").catch(() => {});
+      }, IDLE_MS / 3);
+      try {
+        await silent.expectClosed(IDLE_MS * 3);
+        const idleFor = Date.now() - started;
+        assert.ok(idleFor >= IDLE_MS * 0.8, `cut after ${idleFor} ms, before the timeout`);
+        await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      } finally {
+        clearInterval(keepalive);
+      }
+      assert.ok(!talker.closed, "an empty line now and then keeps a connection open");
+      await talker.send("1");
+      assert.match(await talker.next(), /^1:/);
+      assert.ok(!lurker.closed, "deliveries keep a connection that never sends open");
+      assert.ok(lurker.pending.length >= 4, `the lurker got ${lurker.pending.length} lines`);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      if (haproxy !== undefined) {
+        try {
+          haproxy.kill("SIGTERM");
+        } catch { /* exited */ }
+        await haproxy.status;
+        await drained;
+        if (Deno.env.get("HAPROXY_LOG")) console.log(output);
+      }
+      await Promise.all(nodes.map((n) => n.stop()));
+      await temp.remove();
+    }
+  },
+});
