@@ -175,8 +175,17 @@ export type PresenceEvent =
   | { kind: "down"; node: string }
   /** `node` (this incarnation of it) joined or rejoined: everyone answers with a snapshot. */
   | { kind: "hello"; node: string; incarnation: string }
-  /** Every session `node` has, now. */
-  | { kind: "snapshot"; node: string; incarnation: string; sessions: SnapshotSession[] }
+  /**
+   * Every session `node` has, as of the claim with fence `watermark`: a claim the node had not
+   * seen yet when it wrote this is not in it, and must not be taken as gone.
+   */
+  | {
+    kind: "snapshot";
+    node: string;
+    incarnation: string;
+    watermark: number;
+    sessions: SnapshotSession[];
+  }
   /** The session `fence` of `user` on `node` joined `room`. */
   | {
     kind: "join";
@@ -221,7 +230,7 @@ export function formatPresence(event: PresenceEvent): string {
         .join("\t");
     case "snapshot":
       return [
-        `snap\t${event.node}\t${event.incarnation}`,
+        `snap\t${event.node}\t${event.incarnation}\t${event.watermark}`,
         ...event.sessions.map((s) =>
           [s.user, s.fence, s.room ?? "", s.roomPasswordHash ?? ""].join("\t")
         ),
@@ -283,7 +292,7 @@ export function parsePresence(text: string): PresenceEvent {
         roomPasswordHash: f[5] === "" ? null : f[5],
       };
     case "snap": {
-      arity(3);
+      arity(4);
       const sessions = lines.slice(1).map((line) => {
         const s = line.split("\t");
         if (s.length !== 4) throw new BusFrameError(`snapshot line has ${s.length} fields`);
@@ -294,7 +303,13 @@ export function parsePresence(text: string): PresenceEvent {
           roomPasswordHash: s[3] === "" ? null : s[3],
         };
       });
-      return { kind: "snapshot", node: f[1], incarnation: f[2], sessions };
+      return {
+        kind: "snapshot",
+        node: f[1],
+        incarnation: f[2],
+        watermark: fenceOf(f[3]),
+        sessions,
+      };
     }
     default:
       throw new BusFrameError(`unknown presence event "${f[0].slice(0, 20)}"`);

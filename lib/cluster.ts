@@ -201,6 +201,8 @@ export class ClusterLink implements HubCluster {
   #nextRequest = 1;
   #claims = new Map<number, Claim>();
   #incarnations = new Map<string, string>();
+  /** The newest fence in any claim this node has seen: where its snapshots are up to. */
+  #watermark = 0;
   /** Delivery records waiting for the end of this turn, by node: one PUBLISH per node. */
   #pending = new Map<string, Uint8Array[]>();
   #flushQueued = false;
@@ -473,13 +475,14 @@ export class ClusterLink implements HubCluster {
           kind: "snapshot",
           node: this.nodeId,
           incarnation: this.incarnation,
+          watermark: this.#watermark,
           sessions: this.#snapshot(),
         });
         return;
       case "snapshot":
         if (event.node === this.nodeId) return;
         this.#checkIncarnation(event.node, event.incarnation);
-        hub.clusterNodeSessions(event.node, event.sessions);
+        hub.clusterNodeSessions(event.node, event.sessions, event.watermark);
         return;
       case "join":
         hub.clusterJoined(event.user, event.fence, event.node, event.room, event.roomPasswordHash);
@@ -488,6 +491,7 @@ export class ClusterLink implements HubCluster {
   }
 
   #onClaim(event: Extract<PresenceEvent, { kind: "claim" }>): void {
+    if (event.fence > this.#watermark) this.#watermark = event.fence;
     const endedHere = this.#hub!.clusterClaim(event.user, event.fence, event.node);
     let releasedPrev = endedHere === event.prevFence;
     // Our own older claims of the user lost to this one.
@@ -590,6 +594,7 @@ export class ClusterLink implements HubCluster {
           kind: "snapshot",
           node: this.nodeId,
           incarnation: this.incarnation,
+          watermark: this.#watermark,
           sessions: this.#snapshot(),
         });
         this.stats.syncs++;

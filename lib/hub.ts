@@ -457,12 +457,19 @@ export class Hub {
     }
   }
 
-  /** `node` sent a snapshot of its sessions: its part of the view becomes exactly that. */
-  clusterNodeSessions(node: string, sessions: readonly ClusterSession[]): void {
+  /**
+   * `node` sent a snapshot of its sessions, written when the newest claim it had seen had fence
+   * `watermark`: its part of the view becomes exactly that, except for claims newer than the
+   * snapshot (the bus may deliver one before the snapshot).
+   */
+  clusterNodeSessions(node: string, sessions: readonly ClusterSession[], watermark: number): void {
     const listed = new Map<string, number>();
     for (const session of sessions) listed.set(session.user, session.fence);
     for (const remote of [...this.#remote.values()]) {
-      if (remote.node === node && listed.get(remote.user) !== remote.fence) {
+      if (
+        remote.node === node && remote.fence <= watermark &&
+        listed.get(remote.user) !== remote.fence
+      ) {
         this.flush();
         this.#dropRemote(remote.user);
       }

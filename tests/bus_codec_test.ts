@@ -139,11 +139,12 @@ Deno.test("bus codec: presence events round-trip through text", () => {
       roomPasswordHash: "scrypt$15$8$1$c2FsdA$aGFzaA",
     },
     { kind: "join", user: "bob", fence: 3, node: "n1", room: "-", roomPasswordHash: null },
-    { kind: "snapshot", node: "n1", incarnation: "ab", sessions: [] },
+    { kind: "snapshot", node: "n1", incarnation: "ab", watermark: 0, sessions: [] },
     {
       kind: "snapshot",
       node: "n1",
       incarnation: "ab",
+      watermark: 1795543175272838,
       sessions: [
         { user: "bob", fence: 3, room: null, roomPasswordHash: null },
         { user: "carol", fence: 4, room: "lobby", roomPasswordHash: null },

@@ -205,12 +205,13 @@ Deno.test("hub cluster: a snapshot replaces the node's part; a node down drops i
   hub.clusterJoined("alice", 800, "n2", "lobby", null);
   hub.clusterClaim("carol", 801, "n2");
   bob.take();
+  hub.clusterClaim("Zed", 900, "n2"); // claimed after n2 wrote the snapshot below
   hub.clusterNodeSessions("n2", [
     { user: "carol", fence: 801, room: "lobby", roomPasswordHash: null },
     { user: "dave", fence: 802, room: null, roomPasswordHash: null },
-  ]);
+  ], 850);
   assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:carol"]);
-  assert.equal(hub.remoteSessionCount, 2);
+  assert.equal(hub.remoteSessionCount, 3, "carol, dave, and Zed: newer than the snapshot");
   hub.clusterNodeDown("n2");
   assert.deepEqual(bob.take(), ["5:lobby:carol"]);
   assert.equal(hub.remoteSessionCount, 0);
