@@ -551,6 +551,7 @@ export class ClusterLink implements HubCluster {
   // ---- Connection ----
 
   #lost(): void {
+    if (this.#syncing !== null) this.#resyncWanted = true; // the running sync is void
     if (this.#state === "down" || this.#closing) return;
     this.#state = "down";
     this.#pending.clear();
@@ -565,11 +566,7 @@ export class ClusterLink implements HubCluster {
 
   /** After (re)connecting: subscribe, register, re-check every session's fence, announce. */
   #resync(): void {
-    if (this.#closing) return;
-    if (this.#syncing !== null) {
-      this.#resyncWanted = true;
-      return;
-    }
+    if (this.#closing || this.#syncing !== null) return;
     if (this.#commands.status !== "ready" || this.#subscriber.status !== "ready") return;
     this.#syncing = (async () => {
       try {
@@ -597,10 +594,12 @@ export class ClusterLink implements HubCluster {
           watermark: this.#watermark,
           sessions: this.#snapshot(),
         });
-        this.stats.syncs++;
-        this.#state = "up";
-        this.#upSince = Date.now();
-        this.#log.info("bus-up", { node: this.nodeId });
+        if (!this.#resyncWanted) {
+          this.stats.syncs++;
+          this.#state = "up";
+          this.#upSince = Date.now();
+          this.#log.info("bus-up", { node: this.nodeId });
+        }
       } catch (error) {
         this.#log.warn("bus-sync-failed", { error: String(error) });
         this.#lost();
@@ -608,7 +607,7 @@ export class ClusterLink implements HubCluster {
         this.#syncing = null;
         if (this.#resyncWanted) {
           this.#resyncWanted = false;
-          this.#resync();
+          setTimeout(() => this.#resync(), 100); // not a tight loop if Redis keeps failing it
         }
       }
     })();

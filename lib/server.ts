@@ -283,7 +283,7 @@ export class ParleyServer {
           this.#log.info("room-removed", { room: change.name });
           this.hub.removeRoom(change.name);
         } else if (change.kind === "room-added" && !this.hub.hasRoom(change.name)) {
-          const room = (await this.#store.listRooms()).find((r) => r.name === change.name);
+          const room = await this.#store.findRoom(change.name);
           if (room) this.hub.loadRooms([room]);
         }
       }
