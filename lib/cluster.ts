@@ -275,7 +275,7 @@ export class ClusterLink implements HubCluster {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     if (this.#state !== "up") {
-      this.#log.warn("bus-down", { node: this.nodeId, reason: "not connected yet; retrying" });
+      this.#log.warn("bus-down", { reason: "not connected yet; retrying" });
     }
   }
 
@@ -463,7 +463,7 @@ export class ClusterLink implements HubCluster {
       case "down":
         if (event.node === this.nodeId) {
           // Declared dead while alive (a stall longer than the TTL): announce ourselves again.
-          this.#log.warn("bus-declared-down", { node: this.nodeId });
+          this.#log.warn("bus-declared-down");
           this.#resync();
           return;
         }
@@ -555,7 +555,7 @@ export class ClusterLink implements HubCluster {
     if (this.#state === "down" || this.#closing) return;
     this.#state = "down";
     this.#pending.clear();
-    this.#log.warn("bus-down", { node: this.nodeId });
+    this.#log.warn("bus-down");
     // Claims cannot finish without the bus; their fences are given back on the next claim.
     for (const claim of [...this.#claims.values()]) {
       clearTimeout(claim.timer);
@@ -598,7 +598,7 @@ export class ClusterLink implements HubCluster {
           this.stats.syncs++;
           this.#state = "up";
           this.#upSince = Date.now();
-          this.#log.info("bus-up", { node: this.nodeId });
+          this.#log.info("bus-up");
         }
       } catch (error) {
         this.#log.warn("bus-sync-failed", { error: String(error) });

@@ -46,9 +46,16 @@ export class Logger {
     this.#json = format === "json";
   }
 
+  /**
+   * Fields written on every line from now on, after the event and before the line's own (a
+   * cluster node's id, so the logs of several nodes can be read together).
+   */
+  context: LogFields = {};
+
   /** Logs at `level`. */
   log(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (RANK[level] < this.#minimum) return;
+    fields = { ...this.context, ...fields };
     if (this.#json) {
       this.#write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }));
       return;

@@ -139,7 +139,8 @@ export class ParleyServer {
       server.hub.loadRooms(await store.listRooms());
       server.#changeSeq = await store.lastChange();
       if (server.cluster !== null) {
-        log.info("cluster", { node: server.cluster.nodeId, bus: redactUrl(config.cluster) });
+        log.context = { node: server.cluster.nodeId };
+        log.info("cluster", { bus: redactUrl(config.cluster), ttl_ms: config.nodeTtlMs });
         await server.cluster.start(server.hub);
       }
       server.#listen();
