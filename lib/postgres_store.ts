@@ -228,7 +228,18 @@ async function migrate(sql: Sql): Promise<void> {
   });
 }
 
-/** A {@linkcode Store} on PostgreSQL; make one with {@linkcode openPostgresStore}. */
+/**
+ * A {@linkcode Store} on PostgreSQL; make one with {@linkcode openPostgresStore}.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { openPostgresStore } from "./postgres_store.ts";
+ * const store = await openPostgresStore("postgres://parley:secret@127.0.0.1/parley");
+ * console.log(store.label); // "postgres://127.0.0.1:5432/parley"
+ * console.log(await store.listRooms()); // [{ name: "lobby", passwordHash: null }]
+ * await store.close();
+ * ```
+ */
 export class PostgresStore implements Store {
   /** The database, as messages name it: `postgres://host:port/dbname` (no user or password). */
   readonly label: string;
