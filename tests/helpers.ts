@@ -180,7 +180,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       logText += chunk;
       if (started) continue; // do not rescan a long log once the ports are known
-      for (const match of logText.matchAll(/listening transport=(tcp|tls) address=\S+:(\d+)/g)) {
+      // A cluster node's lines carry node=<id> before the event's own fields.
+      for (const match of logText.matchAll(/listening .*?transport=(tcp|tls) address=\S+:(\d+)/g)) {
         ports[match[1] as "tcp" | "tls"] = Number(match[2]);
       }
       if (
