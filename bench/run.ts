@@ -10,12 +10,14 @@
  * deno task bench --only fanout --procs 2  # the generator split over two processes
  * deno task bench --only fanout --servers parley --cpu-prof /tmp/prof   # Parley's CPU profile
  * deno task bench --only fanout --servers parley --strace /tmp/strace   # strace -c of Parley
+ * deno task bench --cluster                # 1 node against 2 sharing a Redis (bench/cluster.ts)
  * ```
  *
  * @module
  */
 
 import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
+import { GenProcess } from "./gen_process.ts";
 import { renderMarkdown, type Report, type TrialRecord } from "./report.ts";
 import {
   ALL_SERVERS,
@@ -109,95 +111,6 @@ function parseOptions(args: string[]): Options {
     cpuProf: value("--cpu-prof") ?? "",
     strace: value("--strace") ?? "",
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Generator processes.
-
-const GEN = new URL("./gen.ts", import.meta.url).pathname;
-
-class GenProcess {
-  readonly child: Deno.ChildProcess;
-  #lines: string[] = [];
-  #waiters: (() => void)[] = [];
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #ended = false;
-  stderr = "";
-
-  constructor(config: GenConfig) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", GEN, JSON.stringify(config)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#writer = this.child.stdin.getWriter();
-    void this.#read();
-    const child = this.child;
-    void (async () => {
-      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-        this.stderr = (this.stderr + chunk).slice(-4000);
-        if (Deno.env.get("BENCH_DEBUG")) Deno.stderr.writeSync(new TextEncoder().encode(chunk));
-      }
-    })();
-  }
-
-  async #read(): Promise<void> {
-    let pending = "";
-    for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) !== -1) {
-        this.#lines.push(pending.slice(0, nl));
-        pending = pending.slice(nl + 1);
-      }
-      this.#wake();
-    }
-    this.#ended = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
-  }
-
-  /** The next line starting with `word`, or an error after `timeoutMs`. */
-  async expect(word: string, timeoutMs: number): Promise<string> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const at = this.#lines.findIndex((l) => l.startsWith(word));
-      if (at !== -1) return this.#lines.splice(0, at + 1)[at].slice(word.length).trim();
-      if (this.#ended) throw new Error(`generator ended before ${word}: ${this.stderr}`);
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new Error(`generator: no ${word} within ${timeoutMs} ms: ${this.stderr}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async send(line: string): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode(line + "\n"));
-  }
-
-  async stop(): Promise<void> {
-    await this.#writer.close().catch(() => {});
-    const late = setTimeout(() => {
-      try {
-        Deno.kill(this.child.pid, "SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await this.child.status;
-    clearTimeout(late);
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -457,6 +370,11 @@ function cpuModel(): string {
 }
 
 async function main(): Promise<void> {
+  if (Deno.args.includes("--cluster")) {
+    // The cluster scenario set has setups, not peers: bench/cluster.ts runs it.
+    const { main: cluster } = await import("./cluster.ts");
+    return await cluster(Deno.args.filter((a) => a !== "--cluster"));
+  }
   const options = parseOptions(Deno.args);
   const installed = installedPeers();
   const missing = options.servers.filter((s) => s !== "parley" && !installed.includes(s));

@@ -146,6 +146,8 @@ export interface StartOptions {
   dir: string;
   /** Parley: the seeded database to copy. */
   seededDb?: string;
+  /** Parley: a database to use as it is (a postgres:// URL) instead of a copy of `seededDb`. */
+  db?: string;
   /** Parley: extra flags. */
   parleyArgs?: string[];
   /** Parley: deno flags before `main.ts` (for example `--cpu-prof`). */
@@ -159,8 +161,8 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
   let child: Deno.ChildProcess;
   let port: number;
   if (name === "parley") {
-    const db = `${options.dir}/parley.db`;
-    if (options.seededDb) await Deno.copyFile(options.seededDb, db);
+    const db = options.db ?? `${options.dir}/parley.db`;
+    if (options.db === undefined && options.seededDb) await Deno.copyFile(options.seededDb, db);
     child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -188,7 +190,8 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
     }).spawn();
     const listening = Promise.withResolvers<number>();
     const check = () => {
-      const m = out.text.match(/listening transport=tcp address=\S+:(\d+)/);
+      // A cluster node's lines carry node=<id> before the event's own fields.
+      const m = out.text.match(/listening .*?transport=tcp address=\S+:(\d+)/);
       if (m) listening.resolve(Number(m[1]));
     };
     void collect(child.stderr, out, check);
