@@ -25,7 +25,9 @@
 
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+// Loaded by start(), so a server without --cluster never loads the Redis client (its logging
+// module reads the whole environment, and it costs memory a single node has no use for).
+import type { Redis, RedisOptions } from "ioredis";
 import {
   decodeDeliveries,
   type DeliveryHandler,
@@ -187,8 +189,9 @@ export class ClusterLink implements HubCluster {
   #ttlMs: number;
   #log: Logger;
   #hub: Hub | null = null;
-  #commands: Redis;
-  #subscriber: Redis;
+  #url: string;
+  #commands!: Redis;
+  #subscriber!: Redis;
   #channel: string;
   #channelBytes: Buffer;
   /** `up`: connected and synchronised; claims are only granted then. */
@@ -215,18 +218,7 @@ export class ClusterLink implements HubCluster {
     this.#log = options.log;
     this.#channel = nodeChannel(this.nodeId);
     this.#channelBytes = Buffer.from(this.#channel);
-    const redisOptions = {
-      lazyConnect: true,
-      // Fail commands at once while disconnected: a delivery held back and sent later could
-      // arrive after the resync, twice or out of order.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
-      connectTimeout: 2000,
-      connectionName: `parley:${this.nodeId}`,
-    };
-    this.#commands = new Redis(options.url, redisOptions);
-    this.#subscriber = new Redis(options.url, { ...redisOptions, autoResubscribe: false });
+    this.#url = options.url;
     this.#deliveryHandler = {
       room: (room, chunk, lines) => this.#hub!.deliverRoom(room, chunk, lines),
       direct: (users, line) => this.#hub!.deliverDirect(users, line),
@@ -249,6 +241,19 @@ export class ClusterLink implements HubCluster {
    */
   async start(hub: Hub, waitMs = 5000): Promise<void> {
     this.#hub = hub;
+    const { Redis } = await import("ioredis");
+    const redisOptions: RedisOptions = {
+      lazyConnect: true,
+      // Fail commands at once while disconnected: a delivery held back and sent later could
+      // arrive after the resync, twice or out of order.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+      connectTimeout: 2000,
+      connectionName: `parley:${this.nodeId}`,
+    };
+    this.#commands = new Redis(this.#url, redisOptions);
+    this.#subscriber = new Redis(this.#url, { ...redisOptions, autoResubscribe: false });
     for (const [name, redis] of [["commands", this.#commands], ["subscriber", this.#subscriber]]) {
       const connection = redis as Redis;
       connection.on("error", (error: Error) => {
@@ -348,8 +353,8 @@ export class ClusterLink implements HubCluster {
       } catch { /* the others will find out from the missing heartbeat */ }
     }
     this.#state = "down";
-    this.#commands.disconnect();
-    this.#subscriber.disconnect();
+    this.#commands?.disconnect();
+    this.#subscriber?.disconnect();
   }
 
   // ---- Outbound ----

@@ -47,15 +47,15 @@ export class Logger {
   }
 
   /**
-   * Fields written on every line from now on, after the event and before the line's own (a
-   * cluster node's id, so the logs of several nodes can be read together).
+   * Fields written at the end of every line from now on (a cluster node's id, so the logs of
+   * several nodes can be read together).
    */
   context: LogFields = {};
 
   /** Logs at `level`. */
   log(level: LogLevel, event: string, fields: LogFields = {}): void {
     if (RANK[level] < this.#minimum) return;
-    fields = { ...this.context, ...fields };
+    fields = { ...fields, ...this.context };
     if (this.#json) {
       this.#write(JSON.stringify({ time: new Date().toISOString(), level, event, ...fields }));
       return;
