@@ -91,6 +91,7 @@ export class ParleyServer {
   #changeSeq = 0;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #polling = false;
+  #pollFailing = false;
   #stopping: Promise<void> | null = null;
   /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
   readonly metrics: Metrics = new Metrics();
@@ -288,8 +289,14 @@ export class ParleyServer {
           if (room) this.hub.loadRooms([room]);
         }
       }
+      if (this.#pollFailing) {
+        this.#pollFailing = false;
+        this.#log.info("change-poll-recovered");
+      }
     } catch (error) {
-      this.#log.error("change-poll-failed", { error: String(error) });
+      // Once per outage, not four times a second.
+      if (!this.#pollFailing) this.#log.error("change-poll-failed", { error: describe(error) });
+      this.#pollFailing = true;
     } finally {
       this.#polling = false;
     }
