@@ -7,13 +7,14 @@
  *   node) and to this node's own delivery channel. Everything a node sends goes out on its one
  *   command connection, in order, and Redis hands one subscriber every message in the order it
  *   ran them, so what one sender sends arrives in the order sent.
- * - Ownership of a user is fenced: the claim script takes a new fence from one counter (seeded
- *   from Redis's clock, so it keeps rising even when Redis restarts empty), records
+ * - Ownership of a user is fenced: the claim script takes a new fence from one counter (never
+ *   below Redis's clock in microseconds, so it keeps rising when Redis restarts), records
  *   `owner:<user> = fence, node` and publishes the claim, all atomically. A newer fence always
  *   wins, so a late or replayed event can never revive a session that lost. A new session starts
  *   only when the previous owner has released (or is dead), so two never receive at once.
  * - Liveness: each node keeps its expiry time in a sorted set; any node that has been connected
- *   for a whole TTL reaps the expired ones and announces `down`.
+ *   for a whole TTL reaps the expired ones and announces `down`. A heartbeat unanswered for a
+ *   few seconds drops the connections, so a silent network failure is noticed.
  * - Presence is a local view in the hub fed by events, so routing costs no Redis round trip.
  * - Redis down: local chat goes on, logins are refused, deliveries to other nodes are dropped
  *   (never queued for later, so nothing arrives twice). On reconnect the node re-registers,
@@ -61,12 +62,19 @@ const RECLAIM_BATCH = 500;
 const NOW_MS = `local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)`;
 
-/** KEYS: fence counter, owner key, nodes. ARGV: user, node, request, channel. */
+/**
+ * KEYS: fence counter, owner key, nodes. ARGV: user, node, request, channel. The fence is the
+ * larger of the counter plus one and Redis's clock in microseconds: it rises even when Redis
+ * restarts empty, or from an older snapshot, so a new claim always beats every earlier one.
+ */
 const CLAIM_SCRIPT = `${NOW_MS}
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], now[1] .. string.sub('000000' .. now[2], -6))
+local nowUs = now[1] .. string.sub('000000' .. now[2], -6)
+local next = redis.call('INCR', KEYS[1])
+if next < tonumber(nowUs) then
+  redis.call('SET', KEYS[1], nowUs)
+  next = tonumber(nowUs)
 end
-local fence = string.format('%.0f', redis.call('INCR', KEYS[1]))
+local fence = string.format('%.0f', next)
 local prev = redis.call('GET', KEYS[2])
 local prevNode, prevFence, prevAlive = '', '0', '0'
 if prev then
@@ -201,6 +209,8 @@ export class ClusterLink implements HubCluster {
   #syncing: Promise<void> | null = null;
   #resyncWanted = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** When the heartbeat now awaiting its answer went out (0: none is). */
+  #beatSentAt = 0;
   #nextRequest = 1;
   #claims = new Map<number, Claim>();
   #incarnations = new Map<string, string>();
@@ -640,19 +650,35 @@ export class ClusterLink implements HubCluster {
 
   #beat(): void {
     if (this.#state !== "up") return;
+    const now = Date.now();
+    if (this.#beatSentAt !== 0) {
+      // A link that stopped answering without closing (a silent network failure): TCP could
+      // take minutes to notice, so drop both connections and let them reconnect.
+      if (now - this.#beatSentAt > Math.min(5000, Math.max(1000, this.#ttlMs / 2))) {
+        this.#log.warn("bus-stalled", { ms: now - this.#beatSentAt });
+        this.#beatSentAt = 0;
+        this.#commands.disconnect(true);
+        this.#subscriber.disconnect(true);
+      }
+      return;
+    }
     // Reap only after a whole TTL connected: after an outage every node needs that long to
     // heartbeat again, and must not be declared dead for the silence the outage caused.
-    const reap = Date.now() - this.#upSince >= this.#ttlMs ? 1 : 0;
+    const reap = now - this.#upSince >= this.#ttlMs ? 1 : 0;
+    this.#beatSentAt = now;
     this.stats.commands++;
-    this.#commands.eval(
-      HEARTBEAT_SCRIPT,
-      1,
-      NODES_KEY,
-      this.nodeId,
-      this.#ttlMs,
-      PRESENCE_CHANNEL,
-      reap,
-    ).catch(() => {});
+    Promise.all([
+      this.#commands.eval(
+        HEARTBEAT_SCRIPT,
+        1,
+        NODES_KEY,
+        this.nodeId,
+        this.#ttlMs,
+        PRESENCE_CHANNEL,
+        reap,
+      ),
+      this.#subscriber.ping(), // the subscriber connection must be alive too
+    ]).then(() => this.#beatSentAt = 0, () => this.#beatSentAt = 0);
   }
 }
 
