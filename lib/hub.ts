@@ -6,6 +6,11 @@
  * password hasher are handed to it as small interfaces, and only logins and room joins (which
  * hash a password or write a room) ever wait on them. Everything else is synchronous.
  *
+ * In a cluster the hub is also given a {@linkcode HubCluster}: it claims each login cluster-wide,
+ * keeps a view of the sessions on other nodes (fed by the `cluster*` methods, and fenced so that
+ * stale events change nothing), and hands the cluster what other nodes' clients must receive.
+ * The Redis side of that is lib/cluster.ts; the hub still does no I/O.
+ *
  * @module
  */
 
