@@ -49,6 +49,9 @@ export function nodeChannel(node: string): string {
 }
 const FENCE_KEY = "parley:fence";
 const NODES_KEY = "parley:nodes";
+const LAST_BEAT_KEY = "parley:last-beat";
+/** Longer than any node's heartbeat interval (at most 500 ms): a gap this long is a Redis stall. */
+const STALL_MS = 2000;
 function ownerKey(user: string): string {
   return `parley:owner:${user}`;
 }
@@ -96,16 +99,28 @@ end
 redis.call('PUBLISH', ARGV[4], table.concat({'end', ARGV[1], ARGV[2], ARGV[3]}, '\\t'))
 return 1`;
 
-/** KEYS: nodes. ARGV: node, ttl ms, channel, reap (1 or 0). */
+/**
+ * KEYS: nodes, time of the last heartbeat. ARGV: node, ttl ms, channel, reap (1 or 0).
+ * Returns the live nodes when reaping. A gap since the last heartbeat of any node longer than
+ * STALL_MS means Redis itself stood still (no node could beat): every expiry moves on by the
+ * gap, so the nodes are not declared dead for Redis's silence.
+ */
 const HEARTBEAT_SCRIPT = `${NOW_MS}
-redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[2]), ARGV[1])
-if ARGV[4] == '1' then
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs)) do
-    redis.call('ZREM', KEYS[1], node)
-    redis.call('PUBLISH', ARGV[3], 'down\\t' .. node)
+local last = tonumber(redis.call('GET', KEYS[2]) or nowMs)
+if nowMs - last > ${STALL_MS} then
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) + nowMs - last, all[i])
   end
 end
-return 1`;
+redis.call('SET', KEYS[2], nowMs)
+redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[2]), ARGV[1])
+if ARGV[4] ~= '1' then return {} end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs)) do
+  redis.call('ZREM', KEYS[1], node)
+  redis.call('PUBLISH', ARGV[3], 'down\\t' .. node)
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)`;
 
 /** KEYS: nodes. ARGV: node, channel. */
 const LEAVE_SCRIPT = `redis.call('ZREM', KEYS[1], ARGV[1])
@@ -589,8 +604,9 @@ export class ClusterLink implements HubCluster {
         await this.#subscriber.subscribe(PRESENCE_CHANNEL, this.#channel);
         await this.#commands.eval(
           HEARTBEAT_SCRIPT,
-          1,
+          2,
           NODES_KEY,
+          LAST_BEAT_KEY,
           this.nodeId,
           this.#ttlMs,
           PRESENCE_CHANNEL,
@@ -657,6 +673,7 @@ export class ClusterLink implements HubCluster {
       if (now - this.#beatSentAt > Math.min(5000, Math.max(1000, this.#ttlMs / 2))) {
         this.#log.warn("bus-stalled", { ms: now - this.#beatSentAt });
         this.#beatSentAt = 0;
+        this.#lost(); // down now, not when the closes come through
         this.#commands.disconnect(true);
         this.#subscriber.disconnect(true);
       }
@@ -664,21 +681,36 @@ export class ClusterLink implements HubCluster {
     }
     // Reap only after a whole TTL connected: after an outage every node needs that long to
     // heartbeat again, and must not be declared dead for the silence the outage caused.
-    const reap = now - this.#upSince >= this.#ttlMs ? 1 : 0;
+    const reap = now - this.#upSince >= this.#ttlMs;
+    // Nodes the view held before the script ran: each has registered before it said anything.
+    const viewed = reap ? this.#hub!.clusterNodes() : [];
     this.#beatSentAt = now;
     this.stats.commands++;
     Promise.all([
       this.#commands.eval(
         HEARTBEAT_SCRIPT,
-        1,
+        2,
         NODES_KEY,
+        LAST_BEAT_KEY,
         this.nodeId,
         this.#ttlMs,
         PRESENCE_CHANNEL,
-        reap,
-      ),
+        reap ? 1 : 0,
+      ) as Promise<string[]>,
       this.#subscriber.ping(), // the subscriber connection must be alive too
-    ]).then(() => this.#beatSentAt = 0, () => this.#beatSentAt = 0);
+    ]).then(([live]) => {
+      this.#beatSentAt = 0;
+      if (!reap || this.#state !== "up") return;
+      // A node the view holds but Redis does not know died where no `down` could be said
+      // (while Redis was down, or just before it restarted empty).
+      const alive = new Set(live);
+      for (const node of viewed) {
+        if (!alive.has(node)) {
+          this.#log.info("node-gone", { gone: node, reason: "not registered" });
+          this.#nodeGone(node);
+        }
+      }
+    }, () => this.#beatSentAt = 0);
   }
 }
 

@@ -254,6 +254,8 @@ export class Hub {
    * or replayed event from reviving a session that lost.
    */
   #fences = new Map<string, number>();
+  /** How many sessions of the view each other node holds. */
+  #remoteNodes = new Map<string, number>();
 
   constructor(options: HubOptions) {
     this.#store = options.store;
@@ -417,6 +419,7 @@ export class Hub {
     this.#dropRemote(user);
     if (node !== this.#cluster?.nodeId) {
       this.#remote.set(user, new RemoteSession(user, node, fence));
+      this.#remoteNodes.set(node, (this.#remoteNodes.get(node) ?? 0) + 1);
     }
     return ended;
   }
@@ -490,7 +493,14 @@ export class Hub {
       if (remote.node !== node) continue;
       this.flush();
       this.#dropRemote(remote.user);
+      // A node declared down may be alive (stalled) and announce these very sessions again.
+      if (this.#fences.get(remote.user) === remote.fence) this.#fences.delete(remote.user);
     }
+  }
+
+  /** The other nodes this node's view holds sessions of. */
+  clusterNodes(): string[] {
+    return [...this.#remoteNodes.keys()];
   }
 
   /** This node's sessions, as a snapshot for the others. */
@@ -525,6 +535,9 @@ export class Hub {
     const remote = this.#remote.get(user);
     if (remote === undefined) return;
     this.#remote.delete(user);
+    const left = this.#remoteNodes.get(remote.node)! - 1;
+    if (left === 0) this.#remoteNodes.delete(remote.node);
+    else this.#remoteNodes.set(remote.node, left);
     this.#leaveRemote(remote);
   }
 

@@ -273,3 +273,36 @@ Deno.test("cluster link: after an outage, a session a newer login replaced is en
     assert.ok(!alice2.log.includes("0:-1"), "the newer session lives");
   });
 });
+
+Deno.test("cluster link: Redis stalls past the TTL; nobody is declared dead, and all resumes", async () => {
+  await withNodes(async (nodes) => {
+    const a = await nodes.add("a");
+    const b = await nodes.add("b");
+    const alice = await login(a.hub, "alice");
+    const bob = await login(b.hub, "bob");
+    await send(a.hub, alice, "2:lobby");
+    await send(b.hub, bob, "2:lobby");
+    await until("views", () => a.hub.remoteSessionCount === 1 && b.hub.remoteSessionCount === 1);
+    await new Promise((r) => setTimeout(r, TTL_MS)); // reaping on
+    Deno.kill(nodes.redis.pid, "SIGSTOP");
+    try {
+      await until("the links notice", () => !a.link.up && !b.link.up);
+      await new Promise((r) => setTimeout(r, TTL_MS + 1500));
+    } finally {
+      Deno.kill(nodes.redis.pid, "SIGCONT");
+    }
+    const resumed = await until("links up", () => a.link.up && b.link.up, 10_000);
+    await new Promise((r) => setTimeout(r, 200));
+    alice.take();
+    bob.take();
+    await send(b.hub, bob, "3:2:alice:after the stall");
+    await send(a.hub, alice, "3:1:and back");
+    await until(
+      "both ways",
+      () => alice.log.includes("3:after the stall") && bob.log.includes("3:and back"),
+    );
+    console.log(`links up ${resumed.toFixed(0)} ms after Redis resumed`);
+    assert.deepEqual(nodes.logs.filter((l) => /down\b.*gone|node-gone/.test(l)), []);
+    assert.equal(a.hub.remoteSessionCount + b.hub.remoteSessionCount, 2);
+  });
+});
