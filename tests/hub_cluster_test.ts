@@ -235,3 +235,27 @@ Deno.test("hub cluster: deliveries from the bus reach this node's members only",
   assert.equal(hub.deliveries, 3);
   await store.close();
 });
+
+Deno.test("hub cluster: a node declared down while alive comes back with its next snapshot", async () => {
+  const { hub, store } = await clusterHub();
+  const bob = await login(hub, "bob");
+  await send(hub, bob, "2:lobby");
+  hub.clusterClaim("alice", 900, "n2");
+  hub.clusterJoined("alice", 900, "n2", "lobby", null);
+  assert.deepEqual(hub.clusterNodes(), ["n2"]);
+  bob.take();
+  hub.clusterNodeDown("n2");
+  assert.deepEqual(hub.clusterNodes(), []);
+  // n2 was only stalled: it resyncs and lists the same session, same fence.
+  hub.clusterNodeSessions("n2", [
+    { user: "alice", fence: 900, room: "lobby", roomPasswordHash: null },
+  ], 900);
+  assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:alice"]);
+  assert.deepEqual(hub.clusterNodes(), ["n2"]);
+  // An ended session is not revived by a late join of it.
+  hub.clusterEnded("alice", 900, "n2");
+  hub.clusterJoined("alice", 900, "n2", "lobby", null);
+  assert.deepEqual(bob.take(), ["5:lobby:alice"]);
+  assert.equal(hub.remoteSessionCount, 0);
+  await store.close();
+});
