@@ -7,81 +7,27 @@
  */
 
 import assert from "node:assert/strict";
-import { type Cluster, TEST_NODE_TTL_MS, withCluster } from "./cluster_support.ts";
-import { sessionId, USERS } from "./e2e_support.ts";
+import {
+  type Cluster,
+  fillRoom,
+  joinSettles,
+  listSettles,
+  ms,
+  redisInstalled,
+  TEST_NODE_TTL_MS,
+  untilGone,
+  withCluster,
+} from "./cluster_support.ts";
+import { sessionId, sleep, USERS } from "./e2e_support.ts";
 import type { TestClient } from "./helpers.ts";
-import { REDIS_SERVER } from "./redis_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(`SKIPPED cluster_faults_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`);
-}
+const installed = redisInstalled("cluster_faults_test.ts");
 
 const POOL: Record<string, string> = {};
 for (const name of ["k1", "k2", "k3", "o1", "o3", "q1", "q3", "t1", "t2", "t3", "o", "q"]) {
   POOL[name] = `pw-${name}`;
 }
 const ALL_USERS = { ...USERS, ...POOL };
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Joins `room` until the reply lists `members` (a repeated join only repeats the reply). */
-async function joinSettles(client: TestClient, room: string, members: string[]): Promise<void> {
-  const want = `2:${room}:${[...members].sort().join(",")}`;
-  const deadline = Date.now() + 3000;
-  for (;;) {
-    await client.send(`2:${room}`);
-    const got = await client.next();
-    if (got === want) return;
-    if (Date.now() > deadline) throw new Error(`expected ${want}; last: ${got}`);
-    await sleep(25);
-  }
-}
-
-/** Sends `1` until the reply is `expected`. */
-async function listSettles(client: TestClient, expected: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let got = "";
-  for (;;) {
-    await client.send("1");
-    got = await client.next();
-    if (got === expected) return;
-    if (Date.now() > deadline) throw new Error(`1 never said ${expected}; last: ${got}`);
-    await sleep(25);
-  }
-}
-
-/**
- * From `client`, asks every `everyMs` with `3:2:<user>:probe` then `1` until `user` is reported
- * not online and the room list is `list`; resolves to the milliseconds since `since`.
- */
-async function untilGone(
-  client: TestClient,
-  user: string,
-  list: string,
-  since: number,
-  timeoutMs: number,
-): Promise<number> {
-  let last: string[] = [];
-  while (performance.now() - since < timeoutMs) {
-    await client.send(`3:2:${user}:probe\n1`);
-    last = [await client.next()];
-    if (!last[0].startsWith("1:")) last.push(await client.next());
-    if (last[0] === `9:3:not-online:${user}` && last[1] === list) {
-      return performance.now() - since;
-    }
-    await sleep(50);
-  }
-  throw new Error(`${user} still online after ${timeoutMs} ms: ${JSON.stringify(last)}`);
-}
 
 /** Waits for `line`; resolves to the milliseconds since `since`. */
 async function timed(client: TestClient, line: string, since: number, timeoutMs: number) {
@@ -97,8 +43,6 @@ async function timedLogin(c: Cluster, i: number, user: string, since: number, ti
   return performance.now() - since;
 }
 
-const ms = (n: number) => `${Math.round(n)} ms`;
-
 Deno.test({
   name: "cluster faults: a node killed with -9 is dropped within the TTL and rejoins cleanly",
   ignore: !installed,
@@ -106,14 +50,7 @@ Deno.test({
     const ttl = TEST_NODE_TTL_MS;
     await withCluster({ nodes: 3, users: ALL_USERS, nodeTtlMs: ttl }, async (c) => {
       const started = performance.now();
-      const o1 = await c.login(0, "o1");
-      await joinSettles(o1, "kr", ["o1"]);
-      const k1 = await c.login(1, "k1");
-      await joinSettles(k1, "kr", ["k1", "o1"]);
-      await o1.expect("4:kr:k1");
-      const o3 = await c.login(2, "o3");
-      await joinSettles(o3, "kr", ["k1", "o1", "o3"]);
-      for (const x of [o1, k1]) await x.expect("4:kr:o3");
+      const [o1, , o3] = await fillRoom(c, "kr", [[0, "o1"], [1, "k1"], [2, "o3"]]);
       await c.login(1, "k2"); // on n2, in no room
       await c.login(1, "k3");
       const q1 = await c.login(0, "q1");
@@ -129,8 +66,8 @@ Deno.test({
         c.kill(1),
         timed(o1, "5:kr:k1", t0, limit + 2000),
         timed(o3, "5:kr:k1", t0, limit + 2000),
-        untilGone(q1, "k2", "1:kr,o1,o3", t0, limit + 2000),
-        untilGone(q3, "k2", "1:kr,o1,o3", t0, limit + 2000),
+        untilGone(q1, "k2", "1:kr,o1,o3", limit + 2000, t0),
+        untilGone(q3, "k2", "1:kr,o1,o3", limit + 2000, t0),
         // A login elsewhere of a user the dead node held waits for it to be declared dead.
         timedLogin(c, 2, "k3", t0, limit + 3000),
       ]);
@@ -199,11 +136,7 @@ Deno.test({
   async fn() {
     const ttl = 10_000; // long, so that a drop well before it cannot be the reaper's doing
     await withCluster({ nodes: 2, users: ALL_USERS, nodeTtlMs: ttl }, async (c) => {
-      const o = await c.login(0, "o");
-      await joinSettles(o, "tr", ["o"]);
-      const t1 = await c.login(1, "t1");
-      await joinSettles(t1, "tr", ["o", "t1"]);
-      await o.expect("4:tr:t1");
+      const [o, t1] = await fillRoom(c, "tr", [[0, "o"], [1, "t1"]]);
       const t2 = await c.login(1, "t2");
       await c.login(1, "t3");
       const q = await c.login(0, "q");
@@ -213,7 +146,7 @@ Deno.test({
       const [, drop, gone, relogin] = await Promise.all([
         c.stopNode(1, "SIGTERM"),
         timed(o, "5:tr:t1", t0, ttl),
-        untilGone(q, "t2", "1:tr,o", t0, ttl),
+        untilGone(q, "t2", "1:tr,o", ttl, t0),
         timedLogin(c, 0, "t3", t0, ttl),
       ]);
       await t1.expect("0:-1");
@@ -241,11 +174,7 @@ Deno.test({
     const ttl = TEST_NODE_TTL_MS;
     await withCluster({ nodes: 2, users: ALL_USERS, nodeTtlMs: ttl }, async (c) => {
       const started = performance.now();
-      const o1 = await c.login(0, "o1");
-      await joinSettles(o1, "fr", ["o1"]);
-      const k1 = await c.login(1, "k1");
-      await joinSettles(k1, "fr", ["k1", "o1"]);
-      await o1.expect("4:fr:k1");
+      const [o1, k1] = await fillRoom(c, "fr", [[0, "o1"], [1, "k1"]]);
       const q1 = await c.login(0, "q1");
       await listSettles(q1, "1:fr,k1,o1");
       await sleep(Math.max(0, ttl - (performance.now() - started)));

@@ -7,21 +7,24 @@
  */
 
 import assert from "node:assert/strict";
-import { type Cluster, TEST_NODE_TTL_MS, withCluster } from "./cluster_support.ts";
-import { sessionId, USERS } from "./e2e_support.ts";
+import {
+  type Cluster,
+  drain,
+  fillRoom,
+  joinSettles,
+  listSettles,
+  loginSoon,
+  ms,
+  redisInstalled,
+  TEST_NODE_TTL_MS,
+  tryLogin,
+  untilGone,
+  withCluster,
+} from "./cluster_support.ts";
+import { sleep, USERS } from "./e2e_support.ts";
 import type { TestClient } from "./helpers.ts";
-import { REDIS_SERVER } from "./redis_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(`SKIPPED cluster_outage_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`);
-}
+const installed = redisInstalled("cluster_outage_test.ts");
 
 const POOL: Record<string, string> = {};
 for (
@@ -29,21 +32,10 @@ for (
 ) POOL[name] = `pw-${name}`;
 const ALL_USERS = { ...USERS, ...POOL };
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function drain(client: TestClient): Promise<string[]> {
+/** Every line `client` receives within `spanMs`. */
+async function drainFor(client: TestClient, spanMs: number): Promise<string[]> {
   const lines: string[] = [];
-  while (client.pending.length > 0) lines.push(await client.next());
-  return lines;
-}
-
-/** Joins `room` until the reply lists `members` (a repeated join only repeats the reply). */
-/** Every line `client` receives within `ms`. */
-async function drainFor(client: TestClient, ms: number): Promise<string[]> {
-  const lines: string[] = [];
-  const until = performance.now() + ms;
+  const until = performance.now() + spanMs;
   for (;;) {
     const left = until - performance.now();
     if (left <= 0) return lines;
@@ -52,31 +44,6 @@ async function drainFor(client: TestClient, ms: number): Promise<string[]> {
     } catch {
       return lines;
     }
-  }
-}
-
-async function joinSettles(client: TestClient, room: string, members: string[]): Promise<void> {
-  const want = `2:${room}:${[...members].sort().join(",")}`;
-  const deadline = Date.now() + 3000;
-  for (;;) {
-    await client.send(`2:${room}`);
-    const got = await client.next();
-    if (got === want) return;
-    if (Date.now() > deadline) throw new Error(`expected ${want}; last: ${got}`);
-    await sleep(25);
-  }
-}
-
-/** Sends `1` until the reply is `expected`. */
-async function listSettles(client: TestClient, expected: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let got = "";
-  for (;;) {
-    await client.send("1");
-    got = await client.next();
-    if (got === expected) return;
-    if (Date.now() > deadline) throw new Error(`1 never said ${expected}; last: ${got}`);
-    await sleep(25);
   }
 }
 
@@ -92,61 +59,13 @@ async function logged(c: Cluster, i: number, event: string, count: number, timeo
   }
 }
 
-/** One login attempt on a new connection: `0:<id>` or `0:-1`. */
-async function tryLogin(c: Cluster, i: number, user: string): Promise<[TestClient, string]> {
-  const client = await c.connect(i);
-  await client.send(`0:${user}:${ALL_USERS[user]}`);
-  return [client, await client.next(8000)];
-}
-
-/** Logs in, retrying while the node refuses; resolves to the client. */
-async function loginSoon(c: Cluster, i: number, user: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [client, reply] = await tryLogin(c, i, user);
-    if (reply !== "0:-1") {
-      sessionId(reply);
-      return client;
-    }
-    await client.close();
-    if (Date.now() > deadline) throw new Error(`${user} could not log in on node ${i}`);
-    await sleep(50);
-  }
-}
-
-/** From `client`, asks with `3:2:<user>:probe` then `1` until `user` is not online. */
-async function untilGone(client: TestClient, user: string, list: string, timeoutMs: number) {
-  const since = performance.now();
-  let last: string[] = [];
-  while (performance.now() - since < timeoutMs) {
-    await client.send(`3:2:${user}:probe\n1`);
-    last = [await client.next()];
-    if (!last[0].startsWith("1:")) last.push(await client.next());
-    if (last[0] === `9:3:not-online:${user}` && last[1] === list) {
-      return performance.now() - since;
-    }
-    await sleep(50);
-  }
-  throw new Error(`${user} still online after ${timeoutMs} ms: ${JSON.stringify(last)}`);
-}
-
-const ms = (n: number) => `${Math.round(n)} ms`;
-
 Deno.test({
   name: "cluster outage: Redis down, local chat goes on; back empty, the cluster resyncs",
   ignore: !installed,
   async fn() {
     await withCluster({ nodes: 2, users: ALL_USERS }, async (c) => {
-      const a1 = await c.login(0, "a1");
-      await joinSettles(a1, "rd", ["a1"]);
-      const a2 = await c.login(0, "a2");
-      await joinSettles(a2, "rd", ["a1", "a2"]);
-      await a1.expect("4:rd:a2");
-      const b1 = await c.login(1, "b1");
-      await joinSettles(b1, "rd", ["a1", "a2", "b1"]);
-      for (const x of [a1, a2]) await x.expect("4:rd:b1");
-      const b2 = await c.login(1, "b2");
-      await joinSettles(b2, "rd2", ["b2"]);
+      const [a1, a2, b1] = await fillRoom(c, "rd", [[0, "a1"], [0, "a2"], [1, "b1"]]);
+      const [b2] = await fillRoom(c, "rd2", [[1, "b2"]]);
       const x1 = await c.login(1, "x1");
       for (const x of [a1, b2]) await listSettles(x, "1:rd,a1,a2,b1:rd2,b2");
 
@@ -229,11 +148,7 @@ Deno.test({
     const ttl = TEST_NODE_TTL_MS;
     await withCluster({ nodes: 2, users: ALL_USERS, nodeTtlMs: ttl }, async (c) => {
       const started = performance.now();
-      const a1 = await c.login(0, "a1");
-      await joinSettles(a1, "st", ["a1"]);
-      const b1 = await c.login(1, "b1");
-      await joinSettles(b1, "st", ["a1", "b1"]);
-      await a1.expect("4:st:b1");
+      const [a1, b1] = await fillRoom(c, "st", [[0, "a1"], [1, "b1"]]);
       await listSettles(a1, "1:st,a1,b1");
       await sleep(Math.max(0, ttl - (performance.now() - started)));
 
@@ -281,11 +196,7 @@ Deno.test({
   ignore: !installed,
   async fn() {
     await withCluster({ nodes: 2, users: ALL_USERS }, async (c) => {
-      const old = await c.login(0, "f");
-      await joinSettles(old, "fz", ["f"]);
-      const w = await c.login(1, "w");
-      await joinSettles(w, "fz", ["f", "w"]);
-      await old.expect("4:fz:w");
+      const [old, w] = await fillRoom(c, "fz", [[0, "f"], [1, "w"]]);
       const u1 = await c.login(0, "u1");
       await listSettles(u1, "1:fz,f,w");
 
@@ -331,11 +242,7 @@ Deno.test({
   async fn() {
     const ttl = TEST_NODE_TTL_MS;
     await withCluster({ nodes: 2, users: ALL_USERS, nodeTtlMs: ttl }, async (c) => {
-      const o = await c.login(0, "o");
-      await joinSettles(o, "dz", ["o"]);
-      const d1 = await c.login(1, "d1");
-      await joinSettles(d1, "dz", ["d1", "o"]);
-      await o.expect("4:dz:d1");
+      const [o] = await fillRoom(c, "dz", [[0, "o"], [1, "d1"]]);
       const q = await c.login(0, "q");
       await listSettles(q, "1:dz,d1,o");
 
@@ -360,11 +267,7 @@ Deno.test({
   ignore: !installed,
   async fn() {
     await withCluster({ nodes: 2, users: ALL_USERS }, async (c) => {
-      const a = await c.login(0, "a");
-      await joinSettles(a, "pg", ["a"]);
-      const b = await c.login(1, "b");
-      await joinSettles(b, "pg", ["a", "b"]);
-      await a.expect("4:pg:b");
+      const [a, b] = await fillRoom(c, "pg", [[0, "a"], [1, "b"]]);
 
       await c.pausePostgres();
       for (const [i, user] of [[0, "l1"], [1, "l2"]] as const) {

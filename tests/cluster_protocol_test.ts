@@ -9,65 +9,34 @@
  */
 
 import assert from "node:assert/strict";
-import { type Cluster, withCluster } from "./cluster_support.ts";
-import { bytes, RawClient, sessionId, USERS } from "./e2e_support.ts";
+import {
+  closingSteps,
+  type Cluster,
+  joinSettles,
+  listSettles,
+  redisInstalled,
+  userPool,
+  withCluster,
+} from "./cluster_support.ts";
+import { bytes, RawClient, sessionId, sleep, USERS } from "./e2e_support.ts";
 import { runCli, tempDir, type TestClient } from "./helpers.ts";
-import { REDIS_SERVER } from "./redis_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(
-    `SKIPPED cluster_protocol_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`,
-  );
-}
+const installed = redisInstalled("cluster_protocol_test.ts");
 
-/** Users `p01`…`p80` (password `pw-<name>`), besides the usual ones. */
-const POOL: Record<string, string> = {};
-for (let i = 1; i <= 80; i++) POOL[`p${String(i).padStart(2, "0")}`] = `pw-p${i}`;
-const ALL_USERS = { ...USERS, ...POOL };
-let nextUser = 1;
-/** `n` users no other case of this file uses. */
-function take(n: number): string[] {
-  const names = [];
-  for (let i = 0; i < n; i++) names.push(`p${String(nextUser++).padStart(2, "0")}`);
-  if (nextUser > 81) throw new Error("the user pool is used up");
-  return names;
-}
+/** Users `p01`…`p80`, besides the usual ones; each case takes users no other case uses. */
+const pool = userPool("p", 80);
+const ALL_USERS = { ...USERS, ...pool.users };
+const take = pool.take;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Sends `1` until the reply is `expected` (a node's view follows the bus a moment later than the
- * client that caused the change); fails with the last reply after `timeoutMs`.
- */
-async function listSettles(client: TestClient, expected: string, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let got = "";
-  for (;;) {
-    await client.send("1");
-    got = await client.next();
-    if (got === expected) return;
-    if (Date.now() > deadline) {
-      throw new Error(`1 never said ${JSON.stringify(expected)}; last: ${JSON.stringify(got)}`);
-    }
-    await sleep(25);
-  }
-}
+/** How long a view may take to follow a change on another node, in this file. */
+const SETTLE_MS = 2000;
 
 /** Sends `1` until `room`'s entry lists `members` (sorted, comma-separated). */
 async function roomSettles(
   client: TestClient,
   room: string,
   members: string[],
-  timeoutMs = 2000,
+  timeoutMs = SETTLE_MS,
 ): Promise<void> {
   const want = [room, ...[...members].sort()].join(",");
   const deadline = Date.now() + timeoutMs;
@@ -78,21 +47,6 @@ async function roomSettles(
     const entry = got.slice(2).split(":").find((e) => e.split(",")[0] === room);
     if (entry === want) return;
     if (Date.now() > deadline) throw new Error(`1 never listed ${want}; last: ${got}`);
-    await sleep(25);
-  }
-}
-
-/**
- * Joins `room` and expects the reply `2:<room>:<members>`; while another node's join has not
- * reached this node yet, joins again (a repeated join only repeats the reply).
- */
-async function joinSettles(client: TestClient, room: string, members: string): Promise<void> {
-  const deadline = Date.now() + 2000;
-  for (;;) {
-    await client.send(`2:${room}`);
-    const got = await client.next();
-    if (got === `2:${room}:${members}`) return;
-    if (Date.now() > deadline) throw new Error(`2:${room} never said ${members}; last: ${got}`);
     await sleep(25);
   }
 }
@@ -156,27 +110,19 @@ Deno.test({
   ignore: !installed,
   async fn(t) {
     await withCluster({ nodes: 3, users: ALL_USERS, args: ["--metrics-port", "0"] }, async (c) => {
-      /** A step that always closes the clients it opened. */
-      const step = (name: string, body: () => Promise<void>) =>
-        t.step(name, async () => {
-          try {
-            await body();
-          } finally {
-            await c.closeClients();
-          }
-        });
+      const step = closingSteps(t, c);
 
       await step("1 and 2: lists members on every node; 4: and 5: reach every node", async () => {
         // Zed (n1), alice (n2), bob (n3) in "lobby"; carol (n1) in "Den"; dave (n2) in "élan".
         // Byte order: "Den" < "lobby" < "élan", and "Zed" < "alice".
         const zed = await c.inRoom(0, "Zed", "lobby", "Zed");
         const alice = await c.login(1, "alice");
-        await listSettles(alice, "1:lobby,Zed");
+        await listSettles(alice, "1:lobby,Zed", SETTLE_MS);
         await alice.send("2:lobby");
         await alice.expect("2:lobby:Zed,alice");
         await zed.expect("4:lobby:alice");
         const bob = await c.login(2, "bob");
-        await listSettles(bob, "1:lobby,Zed,alice");
+        await listSettles(bob, "1:lobby,Zed,alice", SETTLE_MS);
         await bob.send("2:lobby");
         await bob.expect("2:lobby:Zed,alice,bob");
         await zed.expect("4:lobby:bob");
@@ -190,10 +136,10 @@ Deno.test({
         await secret.expect(`2:hidden:${hider}`);
 
         const full = "1:Den,carol:lobby,Zed,alice,bob:élan,dave";
-        for (const client of [zed, alice, bob]) await listSettles(client, full);
+        for (const client of [zed, alice, bob]) await listSettles(client, full, SETTLE_MS);
 
         // bob (n3) moves to Den: lobby's members on n1 and n2 see 5:, Den's on n1 sees 4:.
-        await listSettles(bob, full);
+        await listSettles(bob, full, SETTLE_MS);
         await bob.send("2:Den");
         await bob.expect("2:Den:bob,carol");
         await zed.expect("5:lobby:bob");
@@ -203,7 +149,7 @@ Deno.test({
         await alice.close();
         await zed.expect("5:lobby:alice");
         const after = "1:Den,bob,carol:lobby,Zed:élan,dave";
-        for (const client of [zed, bob, dave]) await listSettles(client, after);
+        for (const client of [zed, bob, dave]) await listSettles(client, after, SETTLE_MS);
         await Promise.all([zed, bob, carol, dave, secret].map((x) => x.expectNothing(200)));
       });
 
@@ -370,7 +316,7 @@ Deno.test({
           const room = "ordered";
           const recipient = await c.inRoom(1, r, room, r);
           const roomSender = await c.login(0, s1);
-          await joinSettles(roomSender, room, [r, s1].sort().join(","));
+          await joinSettles(roomSender, room, [r, s1], SETTLE_MS);
           await recipient.expect(`4:${room}:${s1}`);
           const n = 1000;
           let batch = "";
@@ -389,7 +335,7 @@ Deno.test({
 
           // Both kinds, interleaved, from one sender: still the order sent.
           const mixed = await c.login(0, s3);
-          await joinSettles(mixed, room, [r, s3].sort().join(","));
+          await joinSettles(mixed, room, [r, s3], SETTLE_MS);
           await recipient.expect(`4:${room}:${s3}`);
           batch = "";
           for (let i = 0; i < n; i++) batch += i % 2 ? `3:2:${r}:mixed ${i}\n` : `3:1:mixed ${i}\n`;

@@ -7,58 +7,23 @@
  */
 
 import assert from "node:assert/strict";
-import { withCluster } from "./cluster_support.ts";
-import { sessionId, USERS } from "./e2e_support.ts";
+import {
+  closingSteps,
+  drain,
+  fillRoom,
+  redisInstalled,
+  userPool,
+  withCluster,
+} from "./cluster_support.ts";
+import { sessionId, sleep, USERS } from "./e2e_support.ts";
 import type { TestClient } from "./helpers.ts";
-import { REDIS_SERVER } from "./redis_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(
-    `SKIPPED cluster_sessions_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`,
-  );
-}
+const installed = redisInstalled("cluster_sessions_test.ts");
 
-const POOL: Record<string, string> = {};
-for (let i = 1; i <= 40; i++) POOL[`s${String(i).padStart(2, "0")}`] = `pw-s${i}`;
-const ALL_USERS = { ...USERS, ...POOL };
-let nextUser = 1;
-function take(n: number): string[] {
-  const names = [];
-  for (let i = 0; i < n; i++) names.push(`s${String(nextUser++).padStart(2, "0")}`);
-  if (nextUser > 41) throw new Error("the user pool is used up");
-  return names;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Every line the client has received so far, taken. */
-async function drain(client: TestClient): Promise<string[]> {
-  const lines: string[] = [];
-  while (client.pending.length > 0) lines.push(await client.next());
-  return lines;
-}
-
-/** Joins `room` until the reply lists `members` (a repeated join only repeats the reply). */
-async function joinSettles(client: TestClient, room: string, members: string[]): Promise<void> {
-  const want = `2:${room}:${[...members].sort().join(",")}`;
-  const deadline = Date.now() + 2000;
-  for (;;) {
-    await client.send(`2:${room}`);
-    const got = await client.next();
-    if (got === want) return;
-    if (Date.now() > deadline) throw new Error(`expected ${want}; last: ${got}`);
-    await sleep(25);
-  }
-}
+/** Users `s01`…`s40`, besides the usual ones; each case takes users no other case uses. */
+const pool = userPool("s", 40);
+const ALL_USERS = { ...USERS, ...pool.users };
+const take = pool.take;
 
 function login(user: string): string {
   return `0:${user}:${ALL_USERS[user]}`;
@@ -160,29 +125,13 @@ Deno.test({
   ignore: !installed,
   async fn(t) {
     await withCluster({ nodes: 3, users: ALL_USERS }, async (c) => {
-      const step = (name: string, body: () => Promise<void>) =>
-        t.step(name, async () => {
-          try {
-            await body();
-          } finally {
-            await c.closeClients();
-          }
-        });
+      const step = closingSteps(t, c);
 
       await step("a login on another node ends the session there, as on one node", async () => {
         const [u, w, y, s] = take(4);
         const room = "handover";
-        const a = await c.login(0, u);
-        await joinSettles(a, room, [u]);
-        const near = await c.login(0, w);
-        await joinSettles(near, room, [u, w]);
-        await a.expect(`4:${room}:${w}`);
-        const far = await c.login(1, y);
-        await joinSettles(far, room, [u, w, y]);
-        const sender = await c.login(2, s);
-        await joinSettles(sender, room, [u, w, y, s]);
-        for (const x of [a, near]) await x.expect(`4:${room}:${y}`);
-        for (const x of [a, near, far]) await x.expect(`4:${room}:${s}`);
+        const members: [number, string][] = [[0, u], [0, w], [1, y], [2, s]];
+        const [a, near, far, sender] = await fillRoom(c, room, members, 2000);
 
         // n1 → n2, then back to n1 on the connection that lost (it stays open, free to log in).
         const b = await c.connect(1);

@@ -3,7 +3,9 @@
  * and N nodes started as `main.ts --cluster … --node-id … --node-ttl-ms … --db postgres://…`.
  * {@linkcode withCluster} runs a test body against it and always stops every client, node and
  * server it started, whether the body passed or threw; in between a test can kill a node, start
- * it again, and take Redis or PostgreSQL away and back.
+ * it again, and take Redis or PostgreSQL away and back. After it come the helpers the cluster
+ * test files share: waiting for a join, a room list or a logout to reach a node, logging in
+ * while a node refuses, and the skip when redis-server is missing.
  *
  * @example Usage
  * ```ts ignore
@@ -26,9 +28,9 @@ import {
   TestClient,
   type TestServer,
 } from "./helpers.ts";
-import { USERS } from "./e2e_support.ts";
+import { sessionId, sleep, USERS } from "./e2e_support.ts";
 import { startPostgres, type TestPostgres } from "./pg_support.ts";
-import { startRedis, type TestRedis } from "./redis_support.ts";
+import { REDIS_SERVER, startRedis, type TestRedis } from "./redis_support.ts";
 
 /**
  * The node TTL tests use unless they say otherwise: short, so a killed node's users are dropped
@@ -265,11 +267,16 @@ export class Cluster {
    * expecting `0:<id>`.
    */
   async login(i: number, user: string, password?: string): Promise<TestClient> {
-    const secret = password ?? this.#options.users?.[user] ?? USERS[user];
-    if (secret === undefined) throw new Error(`no password for ${user}: not a seeded user`);
-    const client = await TestClient.login(this.port(i), user, secret);
+    const client = await TestClient.login(this.port(i), user, password ?? this.password(user));
     this.#clients.push({ node: i, client });
     return client;
+  }
+
+  /** The password `user` was seeded with; throws for a user that was not. */
+  password(user: string): string {
+    const secret = this.#options.users?.[user] ?? USERS[user];
+    if (secret === undefined) throw new Error(`no password for ${user}: not a seeded user`);
+    return secret;
   }
 
   /** Logs `user` into node `i` and joins `room`, expecting `2:<room>:<members>`. */
@@ -338,5 +345,200 @@ export async function withCluster(
     await body(cluster);
   } finally {
     await cluster.close();
+  }
+}
+
+/**
+ * Whether redis-server is installed (every cluster test needs it); when it is not, warns that
+ * the tests of `file` are skipped.
+ */
+export function redisInstalled(file: string): boolean {
+  try {
+    if (Deno.statSync(REDIS_SERVER).isFile) return true;
+  } catch {
+    // Not there: skipped, said below.
+  }
+  console.warn(`SKIPPED ${file}: no ${REDIS_SERVER} (apt-get install redis-server)`);
+  return false;
+}
+
+/** Whether `pid` is a live process (a zombie counts as gone: it has exited, unreaped). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** `n` milliseconds, rounded, as a log line says them: `"12 ms"`. */
+export function ms(n: number): string {
+  return `${Math.round(n)} ms`;
+}
+
+/** A pool of users, each case of a file taking users of its own. */
+export interface UserPool {
+  /** Every user of the pool and its password, for {@linkcode ClusterOptions.users}. */
+  readonly users: Record<string, string>;
+  /** `n` users not taken before; throws once the pool is used up. */
+  take(n: number): string[];
+}
+
+/** Users `<prefix>01` … `<prefix><count>` (password `pw-<prefix><number>`), taken in order. */
+export function userPool(prefix: string, count: number): UserPool {
+  const name = (i: number) => `${prefix}${String(i).padStart(2, "0")}`;
+  const users: Record<string, string> = {};
+  for (let i = 1; i <= count; i++) users[name(i)] = `pw-${prefix}${i}`;
+  let next = 1;
+  return {
+    users,
+    take(n: number): string[] {
+      if (next + n - 1 > count) throw new Error("the user pool is used up");
+      return Array.from({ length: n }, () => name(next++));
+    },
+  };
+}
+
+/**
+ * A `t.step` for cases that share one cluster: each step closes every client of `c` when it
+ * ends, passed or failed, so the next starts with none.
+ */
+export function closingSteps(
+  t: Deno.TestContext,
+  c: Cluster,
+): (name: string, body: () => Promise<void>) => Promise<boolean> {
+  return (name, body) =>
+    t.step(name, async () => {
+      try {
+        await body();
+      } finally {
+        await c.closeClients();
+      }
+    });
+}
+
+/** Takes every line `client` has received so far, without waiting for more. */
+export async function drain(client: TestClient): Promise<string[]> {
+  const lines: string[] = [];
+  while (client.pending.length > 0) lines.push(await client.next());
+  return lines;
+}
+
+/**
+ * Joins `room` until the reply lists `members` (sorted here): while another node's join has not
+ * reached this node yet, joins again (a repeated join only repeats the reply).
+ */
+export async function joinSettles(
+  client: TestClient,
+  room: string,
+  members: string[],
+  timeoutMs = 3000,
+): Promise<void> {
+  const want = `2:${room}:${[...members].sort().join(",")}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await client.send(`2:${room}`);
+    const got = await client.next();
+    if (got === want) return;
+    if (Date.now() > deadline) throw new Error(`expected ${want}; last: ${JSON.stringify(got)}`);
+    await sleep(25);
+  }
+}
+
+/**
+ * Logs each `[node, user]` of `members` in, in order, and joins it to `room` (with
+ * {@linkcode joinSettles}); each earlier member expects its `4:`. Resolves to the clients.
+ */
+export async function fillRoom(
+  c: Cluster,
+  room: string,
+  members: [node: number, user: string][],
+  timeoutMs = 3000,
+): Promise<TestClient[]> {
+  const clients: TestClient[] = [];
+  for (const [node, user] of members) {
+    const client = await c.login(node, user);
+    const joined = members.slice(0, clients.length + 1).map(([, name]) => name);
+    await joinSettles(client, room, joined, timeoutMs);
+    for (const earlier of clients) await earlier.expect(`4:${room}:${user}`);
+    clients.push(client);
+  }
+  return clients;
+}
+
+/**
+ * Sends `1` until the reply is `expected` (a node's view follows the bus a moment later than the
+ * client that caused the change); fails with the last reply after `timeoutMs`.
+ */
+export async function listSettles(
+  client: TestClient,
+  expected: string,
+  timeoutMs = 3000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let got = "";
+  for (;;) {
+    await client.send("1");
+    got = await client.next();
+    if (got === expected) return;
+    if (Date.now() > deadline) {
+      throw new Error(`1 never said ${JSON.stringify(expected)}; last: ${JSON.stringify(got)}`);
+    }
+    await sleep(25);
+  }
+}
+
+/**
+ * From `client`, asks every 50 ms with `3:2:<user>:probe` then `1` until `user` is reported not
+ * online and the room list is `list`; resolves to the milliseconds since `since`.
+ */
+export async function untilGone(
+  client: TestClient,
+  user: string,
+  list: string,
+  timeoutMs: number,
+  since: number = performance.now(),
+): Promise<number> {
+  let last: string[] = [];
+  while (performance.now() - since < timeoutMs) {
+    await client.send(`3:2:${user}:probe\n1`);
+    last = [await client.next()];
+    if (!last[0].startsWith("1:")) last.push(await client.next());
+    if (last[0] === `9:3:not-online:${user}` && last[1] === list) {
+      return performance.now() - since;
+    }
+    await sleep(50);
+  }
+  throw new Error(`${user} still online after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+}
+
+/** One login of `user` on a new connection to node `i`: the client and its reply, `0:<id>` or `0:-1`. */
+export async function tryLogin(c: Cluster, i: number, user: string): Promise<[TestClient, string]> {
+  const client = await c.connect(i);
+  await client.send(`0:${user}:${c.password(user)}`);
+  return [client, await client.next(8000)];
+}
+
+/**
+ * Logs `user` into node `i`, on a new connection each try, while the node refuses (`0:-1`: its
+ * bus or store not back yet); resolves to the client logged in.
+ */
+export async function loginSoon(
+  c: Cluster,
+  i: number,
+  user: string,
+  timeoutMs = 10_000,
+): Promise<TestClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [client, reply] = await tryLogin(c, i, user);
+    if (reply !== "0:-1") {
+      sessionId(reply);
+      return client;
+    }
+    await client.close();
+    if (Date.now() > deadline) throw new Error(`${user} could not log in on node ${i}`);
+    await sleep(50);
   }
 }

@@ -8,45 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Cluster } from "./cluster_support.ts";
-import { REDIS_SERVER } from "./redis_support.ts";
+import { alive, Cluster, loginSoon, redisInstalled } from "./cluster_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(
-    `SKIPPED cluster_support_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`,
-  );
-}
-
-/** Whether `pid` is a live process (a zombie has exited). */
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
-
-/** Logs in, retrying while the node is not ready for logins yet (its bus reconnecting). */
-async function loginSoon(c: Cluster, node: number, user: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await c.login(node, user);
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
+const installed = redisInstalled("cluster_support_test.ts");
 
 Deno.test({
   name: "Cluster: nodes share a bus; kill -9, restart on the same port, Redis restart, clean end",
@@ -73,14 +37,14 @@ Deno.test({
       await c.restartNode(1);
       assert.equal(c.port(1), port, "a restarted node listens where it did");
       pids.push(c.node(1).process.pid);
-      await loginSoon(c, 1, "carol");
+      await loginSoon(c, 1, "carol", 15_000);
 
       const redisPid = c.redis.pid;
       await c.restartRedis();
       assert.ok(!alive(redisPid));
       pids.push(c.redis.pid);
       assert.equal(await c.redis.command("PING"), "PONG");
-      await loginSoon(c, 0, "dave");
+      await loginSoon(c, 0, "dave", 15_000);
 
       await c.restartNode(0); // SIGTERM: a clean shutdown
       pids.push(c.node(0).process.pid);

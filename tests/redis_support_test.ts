@@ -6,28 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import { freePort, infoField, REDIS_SERVER, respCommand, startRedis } from "./redis_support.ts";
+import { alive, redisInstalled } from "./cluster_support.ts";
+import { freePort, infoField, respCommand, startRedis } from "./redis_support.ts";
 
-const installed = (() => {
-  try {
-    return Deno.statSync(REDIS_SERVER).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
-  console.warn(`SKIPPED redis_support_test.ts: no ${REDIS_SERVER} (apt-get install redis-server)`);
-}
-
-/** Whether `pid` is a live process (a zombie counts as gone: it has exited, unreaped). */
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
+const installed = redisInstalled("redis_support_test.ts");
 
 Deno.test({
   name: "startRedis: answers commands, restarts empty on the same port, stops leave no process",
