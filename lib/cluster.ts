@@ -602,16 +602,7 @@ export class ClusterLink implements HubCluster {
       try {
         this.#state = "syncing";
         await this.#subscriber.subscribe(PRESENCE_CHANNEL, this.#channel);
-        await this.#commands.eval(
-          HEARTBEAT_SCRIPT,
-          2,
-          NODES_KEY,
-          LAST_BEAT_KEY,
-          this.nodeId,
-          this.#ttlMs,
-          PRESENCE_CHANNEL,
-          0,
-        );
+        await this.#heartbeatScript(false);
         await this.#reclaim();
         this.#flush();
         this.#commands.publish(
@@ -664,6 +655,20 @@ export class ClusterLink implements HubCluster {
     }
   }
 
+  /** Registers this node for another TTL; when `reap`, also reaps and returns the live nodes. */
+  #heartbeatScript(reap: boolean): Promise<string[]> {
+    return this.#commands.eval(
+      HEARTBEAT_SCRIPT,
+      2,
+      NODES_KEY,
+      LAST_BEAT_KEY,
+      this.nodeId,
+      this.#ttlMs,
+      PRESENCE_CHANNEL,
+      reap ? 1 : 0,
+    ) as Promise<string[]>;
+  }
+
   #beat(): void {
     if (this.#state !== "up") return;
     const now = Date.now();
@@ -687,16 +692,7 @@ export class ClusterLink implements HubCluster {
     this.#beatSentAt = now;
     this.stats.commands++;
     Promise.all([
-      this.#commands.eval(
-        HEARTBEAT_SCRIPT,
-        2,
-        NODES_KEY,
-        LAST_BEAT_KEY,
-        this.nodeId,
-        this.#ttlMs,
-        PRESENCE_CHANNEL,
-        reap ? 1 : 0,
-      ) as Promise<string[]>,
+      this.#heartbeatScript(reap),
       this.#subscriber.ping(), // the subscriber connection must be alive too
     ]).then(([live]) => {
       this.#beatSentAt = 0;
