@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { ParleyClient } from "../lib/client.ts";
 import { tempDir } from "./helpers.ts";
+import { startPostgres } from "./pg_support.ts";
+import { startRedis } from "./redis_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUNDLE = `${ROOT}dist/parley.js`;
@@ -72,7 +74,7 @@ async function runOnce(run: Runner, args: string[], stdin = ""): Promise<Deno.Co
 }
 
 /** Starts the server; resolves to its port and a stop function (which reports the exit code). */
-async function startServer(run: Runner, db: string) {
+async function startServer(run: Runner, db: string, extra: string[] = []) {
   const { command, args } = run([
     "--host",
     "127.0.0.1",
@@ -82,6 +84,7 @@ async function startServer(run: Runner, db: string) {
     db,
     "--hash-cost",
     "10",
+    ...extra,
   ]);
   const child = new Deno.Command(command, {
     args,
@@ -131,6 +134,55 @@ async function startServer(run: Runner, db: string) {
     await exited;
     await reading;
     throw error;
+  }
+}
+
+/** Two nodes on a throwaway Redis and PostgreSQL: a message crosses from one to the other. */
+async function clusterSession(run: Runner): Promise<void> {
+  const redis = await startRedis();
+  const pg = await startPostgres();
+  const nodes: Awaited<ReturnType<typeof startServer>>[] = [];
+  const clients: ParleyClient[] = [];
+  try {
+    const db = await pg.createDatabase();
+    for (const [user, password] of [["alice", "wonderland"], ["bob", "builder"]]) {
+      const added = await runOnce(
+        run,
+        ["--db", db, "--add-user", user, "--hash-cost", "10"],
+        password,
+      );
+      assert.equal(added.code, 0, decoder.decode(added.stderr));
+    }
+    for (const id of ["s1", "s2"]) {
+      nodes.push(await startServer(run, db, ["--cluster", redis.url, "--node-id", id]));
+    }
+    const alice = await ParleyClient.connect({ port: nodes[0].port });
+    const bob = await ParleyClient.connect({ port: nodes[1].port });
+    clients.push(alice, bob);
+    await alice.login("alice", "wonderland");
+    await bob.login("bob", "builder");
+    await alice.join("lobby");
+    await bob.join("lobby");
+    // alice's node knows bob is in the room once it has told alice so (4:lobby:bob).
+    for (;;) {
+      const event = await alice.nextEvent(5000);
+      if (event === undefined) throw new Error("alice never saw bob join from the other node");
+      if (event.type === "presence" && event.user === "bob") break;
+    }
+    await alice.say("across the bus");
+    for (;;) {
+      const event = await bob.nextEvent(5000);
+      if (event === undefined) throw new Error("bob got no message from the other node");
+      if (event.type === "message") {
+        assert.equal(event.text, "across the bus");
+        break;
+      }
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    for (const node of nodes) assert.equal(await node.stop(), 0, node.log());
+    await pg.stop();
+    await redis.stop();
   }
 }
 
@@ -210,6 +262,10 @@ Deno.test({
     assert.match(decoder.decode(version.stdout), /^parley \S+ \(deno \d+\.\d+\.\d+\)$/m);
 
     await t.step("a full session, with a restart", () => session(bundleRunner(PERMISSIONS)));
+    await t.step(
+      "two cluster nodes (Redis, PostgreSQL) talk",
+      () => clusterSession(bundleRunner(PERMISSIONS)),
+    );
 
     for (const missing of PERMISSIONS) {
       await t.step(`without ${missing} the session fails`, async () => {
@@ -262,5 +318,6 @@ if (compiled.code !== 0 && noBase && !requireCompile) {
     const version = await runOnce(binaryRunner, ["--version"]);
     assert.match(decoder.decode(version.stdout), /^parley \S+ \(deno \d+\.\d+\.\d+\)$/m);
     await t.step("a full session, with a restart", () => session(binaryRunner));
+    await t.step("two cluster nodes (Redis, PostgreSQL) talk", () => clusterSession(binaryRunner));
   });
 }
