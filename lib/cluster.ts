@@ -256,7 +256,7 @@ export class ClusterLink implements HubCluster {
   }
 
   /** `up`, `syncing` or `down`. */
-  get state(): string {
+  get state(): "down" | "syncing" | "up" {
     return this.#state;
   }
 
@@ -279,11 +279,12 @@ export class ClusterLink implements HubCluster {
     };
     this.#commands = new Redis(this.#url, redisOptions);
     this.#subscriber = new Redis(this.#url, { ...redisOptions, autoResubscribe: false });
-    for (const [name, redis] of [["commands", this.#commands], ["subscriber", this.#subscriber]]) {
-      const connection = redis as Redis;
+    const connections = [["commands", this.#commands], ["subscriber", this.#subscriber]] as const;
+    for (const [name, connection] of connections) {
+      // ioredis reports every failed reconnect too; bus-down/bus-up say what matters.
       connection.on("error", (error: Error) => {
-        if (this.#state !== "down" || !this.#closing) {
-          this.#log.debug("bus-error", { connection: name as string, error: error.message });
+        if (!this.#closing) {
+          this.#log.debug("bus-error", { connection: name, error: error.message });
         }
       });
       connection.on("close", () => this.#lost());
