@@ -40,6 +40,7 @@ import {
   seededDatabase,
   startServer,
 } from "./servers.ts";
+import { cpuModel, median } from "./stats.ts";
 
 /** How the clients are served. */
 export type Setup = "single" | "cluster1" | "cluster2";
@@ -224,13 +225,6 @@ async function usedMemory(redis: TestRedis): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function median(values: number[]): number | null {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 /** One scenario on one setup: start the nodes, drive them, measure, stop them. */
 async function runTrial(
@@ -463,14 +457,6 @@ function renderMarkdown(
     "",
   );
   return lines.join("\n");
-}
-
-function cpuModel(): string {
-  try {
-    return Deno.readTextFileSync("/proc/cpuinfo").match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "?";
-  } catch {
-    return "?";
-  }
 }
 
 function describe(r: ClusterTrial): string {

@@ -31,6 +31,7 @@ import {
   type ServerName,
   startServer,
 } from "./servers.ts";
+import { cpuModel, median } from "./stats.ts";
 
 /** A scenario of issue 4. */
 export interface Scenario {
@@ -114,13 +115,6 @@ function parseOptions(args: string[]): Options {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function median(values: number[]): number | null {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 function genConfig(
   options: Options,
@@ -358,15 +352,6 @@ function versions(servers: ServerName[]): Record<string, string> {
     if (s === "redis") v[s] = run("/usr/bin/redis-server", ["--version"]);
   }
   return v;
-}
-
-function cpuModel(): string {
-  try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    return info.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "?";
-  } catch {
-    return "?";
-  }
 }
 
 async function main(): Promise<void> {
