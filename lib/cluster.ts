@@ -38,7 +38,7 @@ import {
   parsePresence,
   type PresenceEvent,
 } from "./bus_codec.ts";
-import type { ClusterSession, Hub, HubCluster } from "./hub.ts";
+import type { Hub, HubCluster } from "./hub.ts";
 import type { Logger } from "./log.ts";
 
 /** The channel every node hears presence on. */
@@ -502,13 +502,7 @@ export class ClusterLink implements HubCluster {
       case "hello":
         if (event.node === this.nodeId) return;
         this.#checkIncarnation(event.node, event.incarnation);
-        this.#presence({
-          kind: "snapshot",
-          node: this.nodeId,
-          incarnation: this.incarnation,
-          watermark: this.#watermark,
-          sessions: this.#snapshot(),
-        });
+        this.#announceSessions();
         return;
       case "snapshot":
         if (event.node === this.nodeId) return;
@@ -568,15 +562,21 @@ export class ClusterLink implements HubCluster {
     }
   }
 
-  /** This node's sessions, and the claims it is waiting on (others already count them in). */
-  #snapshot(): ClusterSession[] {
+  /** Publishes this node's sessions and the claims it is waiting on (others count them in). */
+  #announceSessions(): void {
     const sessions = this.#hub!.clusterSessions();
     for (const claim of this.#claims.values()) {
       if (claim.fence !== 0) {
         sessions.push({ user: claim.user, fence: claim.fence, room: null, roomPasswordHash: null });
       }
     }
-    return sessions;
+    this.#presence({
+      kind: "snapshot",
+      node: this.nodeId,
+      incarnation: this.incarnation,
+      watermark: this.#watermark,
+      sessions,
+    });
   }
 
   // ---- Connection ----
@@ -605,18 +605,8 @@ export class ClusterLink implements HubCluster {
         await this.#subscriber.subscribe(PRESENCE_CHANNEL, this.#channel);
         await this.#heartbeatScript(false);
         await this.#reclaim();
-        this.#flush();
-        this.#commands.publish(
-          PRESENCE_CHANNEL,
-          formatPresence({ kind: "hello", node: this.nodeId, incarnation: this.incarnation }),
-        ).catch(() => {});
-        this.#presence({
-          kind: "snapshot",
-          node: this.nodeId,
-          incarnation: this.incarnation,
-          watermark: this.#watermark,
-          sessions: this.#snapshot(),
-        });
+        this.#presence({ kind: "hello", node: this.nodeId, incarnation: this.incarnation });
+        this.#announceSessions();
         if (!this.#resyncWanted) {
           this.stats.syncs++;
           this.#state = "up";
