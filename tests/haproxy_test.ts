@@ -6,15 +6,18 @@
  * while an empty line now and then keeps one open (the keepalive docs/cluster.md tells clients
  * to send).
  *
- * The three processes are plain single-node servers on one SQLite file: what HAProxy does does
- * not depend on whether they form a cluster. Skips, loudly, without /usr/sbin/haproxy.
+ * The three processes are cluster nodes on a throwaway Redis and PostgreSQL, as docs/cluster.md
+ * sets them up, so the test also shows two clients that HAProxy put on different nodes talking,
+ * and a killed node's user leaving their room. Skips, loudly, without /usr/sbin/haproxy.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { seedUsers, startServer, tempDir, TestClient, type TestServer } from "./helpers.ts";
-import { freePort } from "./redis_support.ts";
+import { startNode, TEST_NODE_TTL_MS } from "./cluster_support.ts";
+import { seedUsers, tempDir, TestClient, type TestServer } from "./helpers.ts";
+import { startPostgres, type TestPostgres } from "./pg_support.ts";
+import { freePort, startRedis, type TestRedis } from "./redis_support.ts";
 
 const HAPROXY = "/usr/sbin/haproxy";
 const CONFIG = new URL("../deploy/haproxy.cfg", import.meta.url).pathname;
@@ -95,6 +98,15 @@ async function servers(socket: string): Promise<Map<string, { status: string; sc
   return out;
 }
 
+/** The server (`n1`…) HAProxy sent `client`'s connection to, from `show sess`. */
+async function serverOf(socket: string, client: TestClient): Promise<string> {
+  const port = (client.conn.localAddr as Deno.NetAddr).port;
+  const sessions = await admin(socket, "show sess");
+  const match = new RegExp(`src=127\\.0\\.0\\.1:${port} .*?srv=(\\S+)`).exec(sessions);
+  if (match === null) throw new Error(`no HAProxy session from port ${port}:\n${sessions}`);
+  return match[1];
+}
+
 /** Waits until `ok` holds for the servers' stats, or fails with the last stats seen. */
 async function until(
   socket: string,
@@ -132,10 +144,8 @@ Deno.test({
     assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
 
     const temp = await tempDir();
-    const db = `${temp.dir}/parley.db`;
-    const users: Record<string, string> = {};
-    for (let i = 1; i <= 14; i++) users[`u${i}`] = "pw";
-    await seedUsers(db, users);
+    let redis: TestRedis | undefined;
+    let pg: TestPostgres | undefined;
     const nodes: TestServer[] = [];
     const clients: TestClient[] = [];
     let haproxy: Deno.ChildProcess | undefined;
@@ -149,8 +159,16 @@ Deno.test({
     const front = freePort();
     const socket = `${temp.dir}/admin.sock`;
     try {
-      for (let i = 0; i < 3; i++) {
-        nodes.push(await startServer({ db, args: ["--metrics-port", "0"] }));
+      redis = await startRedis();
+      pg = await startPostgres();
+      const db = await pg.createDatabase();
+      const users: Record<string, string> = {};
+      for (let i = 1; i <= 14; i++) users[`u${i}`] = "pw";
+      await seedUsers(db, users);
+      for (let i = 1; i <= 3; i++) {
+        nodes.push(
+          await startNode({ redis: redis.url, db, nodeId: `n${i}`, args: ["--metrics-port", "0"] }),
+        );
       }
       const ports = await Promise.all(
         nodes.map(async (n) => ({ port: n.port, metricsPort: await metricsPort(n) })),
@@ -175,28 +193,52 @@ Deno.test({
       // Six logins, one after another: leastconn puts two on each node.
       for (let i = 1; i <= 6; i++) await login(`u${i}`);
       await until(socket, (s) => [...s.values()].every((v) => v.scur === 2), "2 clients a node");
-      await clients[0].send("2:lobby");
-      await clients[0].expect("2:lobby:u1");
+      // Two clients HAProxy put on different nodes: one room, across nodes.
+      const u1 = clients[0];
+      const u1Node = await serverOf(socket, u1);
+      let u2: TestClient | undefined;
+      for (const client of clients.slice(1)) {
+        if (await serverOf(socket, client) !== u1Node) u2 = client;
+      }
+      assert.ok(u2 !== undefined, "every client on one node");
+      const u2Name = `u${clients.indexOf(u2) + 1}`;
+      await u1.send("2:lobby");
+      await u1.expect("2:lobby:u1");
+      await u2.send("2:lobby");
+      await u2.expect(`2:lobby:u1,${u2Name}`);
+      await u1.expect(`4:lobby:${u2Name}`);
+      await u1.send("3:1:through HAProxy, across nodes");
+      await u2.expect("3:through HAProxy, across nodes");
 
-      // A node killed: /healthz fails, HAProxy marks it DOWN, new clients go to the other two.
-      await nodes[1].stop("SIGKILL");
-      await until(socket, (s) => s.get("n2")?.status === "DOWN", "n2 DOWN");
+      // u2's node killed: /healthz fails, HAProxy marks it DOWN, new clients go to the other
+      // two; u2 leaves the room on the others within the node TTL.
+      const down = await serverOf(socket, u2);
+      const alive = ["n1", "n2", "n3"].filter((n) => n !== down);
+      // (Everyone sends empty lines meanwhile: the rendered config cuts a connection idle for
+      // 1.5 s, and this takes longer.)
+      const keepaliveAll = setInterval(() => {
+        for (const client of clients) client.send("").catch(() => {});
+      }, IDLE_MS / 3);
+      try {
+        await nodes[Number(down.slice(1)) - 1].stop("SIGKILL");
+        await until(socket, (s) => s.get(down)?.status === "DOWN", `${down} DOWN`);
+        await u1.expect(`5:lobby:${u2Name}`, TEST_NODE_TTL_MS + 1000);
+      } finally {
+        clearInterval(keepaliveAll);
+      }
       for (let i = 7; i <= 10; i++) await login(`u${i}`);
       const spread = await servers(socket);
-      assert.equal(spread.get("n2")?.scur, 0);
-      assert.equal((spread.get("n1")?.scur ?? 0) + (spread.get("n3")?.scur ?? 0), 8);
+      assert.equal(spread.get(down)?.scur, 0);
+      assert.equal((spread.get(alive[0])?.scur ?? 0) + (spread.get(alive[1])?.scur ?? 0), 8);
 
       // Idle: a silent client is cut after the tunnel timeout; one that sends an empty line
-      // more often than that stays, and still works; so does one that only receives. (The
-      // lurker's node is not known, so a sender on each node that runs writes to it straight,
-      // past HAProxy; where it is not, the reply is a not-online error.)
+      // more often than that stays, and still works; so does one that only receives (from a
+      // sender on a node straight, past HAProxy: the cluster finds the lurker wherever it is).
       const silent = await login("u11");
       const talker = await login("u12");
       const lurker = await login("u13");
-      for (const node of [nodes[0], nodes[2]]) {
-        clients.push(await TestClient.login(node.port, "u14", "pw"));
-      }
-      const senders = clients.slice(-2);
+      clients.push(await TestClient.login(nodes[Number(alive[0].slice(1)) - 1].port, "u14", "pw"));
+      const senders = clients.slice(-1);
       const started = Date.now();
       const keepalive = setInterval(() => {
         talker.send("").catch(() => {});
@@ -226,6 +268,8 @@ Deno.test({
         if (Deno.env.get("HAPROXY_LOG")) console.log(output);
       }
       await Promise.all(nodes.map((n) => n.stop()));
+      await pg?.stop();
+      await redis?.stop();
       await temp.remove();
     }
   },
