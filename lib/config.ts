@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { isPostgresUrl } from "./open_store.ts";
 import { normalizeOrigin } from "./websocket.ts";
 
 /** Parley's version, printed by `--version`. */
@@ -448,7 +449,7 @@ export function parseInvocation(
     }
     return { kind: "admin", command, name, config: config as unknown as Config };
   }
-  if (config.cluster !== "" && !/^postgres(ql)?:\/\//i.test(config.db as string)) {
+  if (config.cluster !== "" && !isPostgresUrl(config.db as string)) {
     throw new UsageError(
       `--cluster needs --db postgres://…: the nodes must share one store, and ${config.db} is a SQLite file`,
     );
