@@ -58,6 +58,8 @@ function ownerKey(user: string): string {
 
 /** Deliveries not yet acknowledged by Redis past which more are dropped (a stalled bus). */
 const MAX_IN_FLIGHT_BYTES = 64 << 20;
+/** The longest a `2:` reply waits for its join to come back on the bus. */
+const JOIN_ECHO_MS = 2000;
 /** Sessions re-checked by one reclaim script. */
 const RECLAIM_BATCH = 500;
 
@@ -234,6 +236,8 @@ export class ClusterLink implements HubCluster {
   /** Delivery records waiting for the end of this turn, by node: one PUBLISH per node. */
   #pending = new Map<string, Uint8Array[]>();
   #flushQueued = false;
+  /** This node's joins not yet seen back on the bus, oldest first (their `2:` replies wait). */
+  #joinsInFlight: (() => void)[] = [];
   #inFlightBytes = 0;
   #deliveryHandler: DeliveryHandler;
 
@@ -351,8 +355,27 @@ export class ClusterLink implements HubCluster {
     this.#release(user, fence);
   }
 
-  joined(user: string, fence: number, room: string, roomPasswordHash: string | null): void {
+  joined(
+    user: string,
+    fence: number,
+    room: string,
+    roomPasswordHash: string | null,
+  ): Promise<void> {
+    if (this.#state === "down") return Promise.resolve(); // the snapshot will say it
+    const { promise, resolve } = Promise.withResolvers<void>();
+    // A lost event must not hold the reply for long: the view is as good as it gets by then.
+    const timer = setTimeout(resolve, JOIN_ECHO_MS);
+    this.#joinsInFlight.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
     this.#presence({ kind: "join", user, fence, node: this.nodeId, room, roomPasswordHash });
+    return promise;
+  }
+
+  /** Lets every join waiting for its own event go (the bus is down or the link closing). */
+  #releaseJoins(): void {
+    for (const done of this.#joinsInFlight.splice(0)) done();
   }
 
   roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void {
@@ -379,6 +402,7 @@ export class ClusterLink implements HubCluster {
       } catch { /* the others will find out from the missing heartbeat */ }
     }
     this.#state = "down";
+    this.#releaseJoins();
     this.#commands?.disconnect();
     this.#subscriber?.disconnect();
   }
@@ -511,6 +535,8 @@ export class ClusterLink implements HubCluster {
         return;
       case "join":
         hub.clusterJoined(event.user, event.fence, event.node, event.room, event.roomPasswordHash);
+        // This node's own joins come back in the order it published them.
+        if (event.node === this.nodeId) this.#joinsInFlight.shift()?.();
         return;
     }
   }
@@ -586,6 +612,7 @@ export class ClusterLink implements HubCluster {
     if (this.#state === "down" || this.#closing) return;
     this.#state = "down";
     this.#pending.clear();
+    this.#releaseJoins();
     this.#log.warn("bus-down");
     // Claims cannot finish without the bus; their fences are given back on the next claim.
     for (const claim of [...this.#claims.values()]) {

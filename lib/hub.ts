@@ -77,8 +77,12 @@ export interface HubCluster {
   claim(user: string): Promise<number | null>;
   /** A session (or a granted claim this node gave up) ended: others drop it. */
   ended(user: string, fence: number): void;
-  /** A local session joined `room` (leaving the room it was in, if any). */
-  joined(user: string, fence: number, room: string, roomPasswordHash: string | null): void;
+  /**
+   * A local session joined `room` (leaving the room it was in, if any). Resolves once this node
+   * has seen every join the bus ordered before this one, so the `2:` reply lists them: of two
+   * joins at the same moment on two nodes, the later one's reply has both.
+   */
+  joined(user: string, fence: number, room: string, roomPasswordHash: string | null): Promise<void>;
   /** A run of `3:` lines (`lines` of them) for the members of `room` on each of `nodes`. */
   roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void;
   /** One `3:` line for `users`, who are all on `node`. */
@@ -697,7 +701,12 @@ export class Hub {
       room.broadcast(encodeLine("4", room.nameBytes, session.user), null);
       room.add(session);
       session.room = room;
-      this.#cluster?.joined(session.user, session.id, room.name, room.passwordHash);
+      const ordered = this.#cluster?.joined(session.user, session.id, room.name, room.passwordHash);
+      if (ordered !== undefined) {
+        await ordered;
+        this.flush();
+        if (this.#sessionsByPeer.get(peer) !== session || session.room !== room) return;
+      }
     }
     peer.send(encodeLine("2", room.nameBytes, room.sortedMembers().join(",")));
   }

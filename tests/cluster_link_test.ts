@@ -306,3 +306,22 @@ Deno.test("cluster link: Redis stalls past the TTL; nobody is declared dead, and
     assert.equal(a.hub.remoteSessionCount + b.hub.remoteSessionCount, 2);
   });
 });
+
+Deno.test("cluster link: of two joins at the same moment on two nodes, the later reply lists both, 20 times", async () => {
+  await withNodes(async (nodes) => {
+    const a = await nodes.add("a");
+    const b = await nodes.add("b");
+    const alice = await login(a.hub, "alice");
+    const bob = await login(b.hub, "bob");
+    await until("views", () => a.hub.remoteSessionCount === 1 && b.hub.remoteSessionCount === 1);
+    for (let round = 0; round < 20; round++) {
+      alice.take();
+      bob.take();
+      const room = `same-moment-${round}`;
+      await Promise.all([send(a.hub, alice, `2:${room}`), send(b.hub, bob, `2:${room}`)]);
+      const replies = [...alice.take(), ...bob.take()].filter((l) => l.startsWith("2:"));
+      assert.equal(replies.length, 2, `round ${round}: ${replies}`);
+      assert.ok(replies.includes(`2:${room}:alice,bob`), `round ${round}: ${replies}`);
+    }
+  });
+});

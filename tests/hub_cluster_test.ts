@@ -25,8 +25,9 @@ class RecordingCluster implements HubCluster {
   ended(user: string, fence: number): void {
     this.calls.push(`ended ${user} ${fence}`);
   }
-  joined(user: string, fence: number, room: string, hash: string | null): void {
+  joined(user: string, fence: number, room: string, hash: string | null): Promise<void> {
     this.calls.push(`joined ${user} ${fence} ${room} ${hash === null ? "public" : "password"}`);
+    return Promise.resolve();
   }
   roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void {
     const text = decoder.decode(chunk).replaceAll("\n", "|");
