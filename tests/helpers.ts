@@ -193,7 +193,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     }
   };
   const drained = Promise.all([readAll(child.stderr), readAll(child.stdout)]);
-  const exited = child.status.then((status) => {
+  const exited = child.status.then(async (status) => {
+    await drained; // its last words (the error) may still be in the pipe
     listening.reject(new Error(`server exited (${status.code}) before listening:\n${logText}`));
     return status;
   });

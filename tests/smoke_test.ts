@@ -101,7 +101,8 @@ async function startServer(run: Runner, db: string, extra: string[] = []) {
       if (match) found.resolve(Number(match[1]));
     }
   })();
-  const exited = child.status.then((status) => {
+  const exited = child.status.then(async (status) => {
+    await reading; // its last words (the error) may still be in the pipe
     found.reject(new Error(`the server exited (${status.code}) before listening:\n${log}`));
     return status;
   });
