@@ -10,13 +10,13 @@
  * @module
  */
 
-import { runAdmin } from "./lib/admin.ts";
-import { runChat } from "./lib/chat.ts";
-import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/config.ts";
-import { type LogFormat, Logger, type LogLevel } from "./lib/log.ts";
-import { describeDatabase } from "./lib/open_store.ts";
-import { ParleyServer } from "./lib/server.ts";
-import { promptHidden } from "./lib/terminal.ts";
+import { runAdmin } from "./lib/server/admin.ts";
+import { runChat } from "./lib/client/chat.ts";
+import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/server/config.ts";
+import { type LogFormat, Logger, type LogLevel } from "./lib/observe/log.ts";
+import { describeDatabase } from "./lib/store/open_store.ts";
+import { ParleyServer } from "./lib/server/server.ts";
+import { promptHidden } from "./lib/server/terminal.ts";
 
 /** Runs Parley with `args` and returns the exit code (the server returns once it has stopped). */
 export async function main(args: string[]): Promise<number> {

@@ -26,8 +26,8 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/password.ts";
-import { openStore } from "../lib/open_store.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openStore } from "../lib/store/open_store.ts";
 import { startPostgres, type TestPostgres } from "../tests/pg_support.ts";
 import { infoField, startRedis, type TestRedis } from "../tests/redis_support.ts";
 import type { GenConfig, GenResult, GenScenario } from "./gen.ts";

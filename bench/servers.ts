@@ -7,8 +7,8 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/password.ts";
-import { openSqliteStore } from "../lib/sqlite_store.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { PASSWORD, userName } from "./protocols.ts";
 import type { Protocol } from "./protocols.ts";
 

@@ -3,9 +3,9 @@
 // --version, environment variables and the database file's mode.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { SERVER_FLAGS, VERSION } from "../lib/config.ts";
-import { PasswordHasher } from "../lib/password.ts";
-import { openSqliteStore } from "../lib/sqlite_store.ts";
+import { SERVER_FLAGS, VERSION } from "../lib/server/config.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import {
   runCli,
   type RunResult,

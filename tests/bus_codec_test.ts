@@ -8,7 +8,7 @@ import {
   formatPresence,
   parsePresence,
   type PresenceEvent,
-} from "../lib/bus_codec.ts";
+} from "../lib/cluster/bus_codec.ts";
 
 const encoder = new TextEncoder();
 

@@ -1,6 +1,6 @@
 // `parley chat` with piped stdin (first line: the password) against the real server.
 import assert from "node:assert/strict";
-import { ParleyClient, type ParleyEvent } from "../lib/client.ts";
+import { ParleyClient, type ParleyEvent } from "../lib/client/client.ts";
 import { startServer } from "./helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

@@ -1,6 +1,6 @@
-// lib/client.ts against the real server (a subprocess on loopback).
+// lib/client/client.ts against the real server (a subprocess on loopback).
 import assert from "node:assert/strict";
-import { ParleyClient, ParleyError, type ParleyEvent } from "../lib/client.ts";
+import { ParleyClient, ParleyError, type ParleyEvent } from "../lib/client/client.ts";
 import { makeCert, startServer, tempDir } from "./helpers.ts";
 
 const USERS = { alice: "wonderland", bob: "builder", carol: "c4rol" };

@@ -1,12 +1,12 @@
-// The Redis link (lib/cluster.ts) against a real, throwaway Redis, with two or three hubs in this
+// The Redis link (lib/cluster/link.ts) against a real, throwaway Redis, with two or three hubs in this
 // process sharing one in-memory store: the claim protocol under races, liveness (heartbeats and
 // reaping), and what happens when Redis restarts. End-to-end cases over TCP, with real node
 // processes and PostgreSQL, are in tests/cluster_*_test.ts.
 import assert from "node:assert/strict";
-import { ClusterLink } from "../lib/cluster.ts";
-import { Hub } from "../lib/hub.ts";
-import { Logger } from "../lib/log.ts";
-import type { SqliteStore } from "../lib/sqlite_store.ts";
+import { ClusterLink } from "../lib/cluster/link.ts";
+import { Hub } from "../lib/hub/hub.ts";
+import { Logger } from "../lib/observe/log.ts";
+import type { SqliteStore } from "../lib/store/sqlite_store.ts";
 import { hasher, makeHub, RecordingPeer, send } from "./hub_support.ts";
 import { startRedis, type TestRedis } from "./redis_support.ts";
 

@@ -9,8 +9,8 @@ import {
   encodeMessage,
   encodeRoomList,
   parseCommand,
-} from "../lib/codec.ts";
-import { LINE_TOO_LONG, LineSplitter } from "../lib/line_splitter.ts";
+} from "../lib/protocol/codec.ts";
+import { LINE_TOO_LONG, LineSplitter } from "../lib/protocol/line_splitter.ts";
 
 const encoder = new TextEncoder();
 const RUNS = { numRuns: 300 };

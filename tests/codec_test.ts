@@ -1,4 +1,4 @@
-// Table-driven unit tests of lib/codec.ts: one case or more per rule of shared/protocol.md
+// Table-driven unit tests of lib/protocol/codec.ts: one case or more per rule of shared/protocol.md
 // ("Framing", "Names", "Client to server", "Server to client").
 import assert from "node:assert/strict";
 import {
@@ -12,7 +12,7 @@ import {
   isValidUserPassword,
   LOGGED_OUT,
   parseCommand,
-} from "../lib/codec.ts";
+} from "../lib/protocol/codec.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,4 +1,4 @@
-// Unit tests of lib/config.ts: flags, PARLEY_* environment variables, defaults, errors, --help.
+// Unit tests of lib/server/config.ts: flags, PARLEY_* environment variables, defaults, errors, --help.
 import assert from "node:assert/strict";
 import {
   ADMIN_FLAGS,
@@ -9,7 +9,7 @@ import {
   SERVER_FLAGS,
   UsageError,
   VERSION,
-} from "../lib/config.ts";
+} from "../lib/server/config.ts";
 
 function serve(args: string[], env: Record<string, string> = {}): Config {
   const run = parseInvocation(args, env);

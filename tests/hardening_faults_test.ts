@@ -2,8 +2,8 @@
 // database files, the admin CLI against a live server, file modes, passwords kept out of text.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { PasswordHasher } from "../lib/password.ts";
-import { openSqliteStore } from "../lib/sqlite_store.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { runCli, startServer, tempDir, TEST_HASH_COST, TestClient } from "./helpers.ts";
 import { sleep } from "./hardening_support.ts";
 

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/password.ts";
-import { openStore } from "../lib/open_store.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openStore } from "../lib/store/open_store.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();

@@ -1,10 +1,10 @@
-// Unit tests of the hub's cluster side (lib/hub.ts): its view of other nodes' sessions, the
+// Unit tests of the hub's cluster side (lib/hub/hub.ts): its view of other nodes' sessions, the
 // fencing rules that keep stale events from changing it, and what it hands the cluster to send.
 // The cluster here records calls and answers claims as the test says; the Redis link itself is
 // tested against a real Redis in tests/cluster_link_test.ts and end to end in tests/cluster_*.
 import assert from "node:assert/strict";
-import { parseCommand } from "../lib/codec.ts";
-import { Hub, type HubCluster } from "../lib/hub.ts";
+import { parseCommand } from "../lib/protocol/codec.ts";
+import { Hub, type HubCluster } from "../lib/hub/hub.ts";
 import { hasher, makeHub, RecordingPeer, send } from "./hub_support.ts";
 
 const encoder = new TextEncoder();

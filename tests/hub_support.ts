@@ -6,10 +6,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseCommand } from "../lib/codec.ts";
-import { Hub, type HubOptions, type Peer, type SessionEndReason } from "../lib/hub.ts";
-import { PasswordHasher } from "../lib/password.ts";
-import { openSqliteStore, type SqliteStore } from "../lib/sqlite_store.ts";
+import { parseCommand } from "../lib/protocol/codec.ts";
+import { Hub, type HubOptions, type Peer, type SessionEndReason } from "../lib/hub/hub.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
+import { openSqliteStore, type SqliteStore } from "../lib/store/sqlite_store.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

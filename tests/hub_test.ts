@@ -1,10 +1,10 @@
-// Unit tests of lib/hub.ts, driven directly with recording peers, on the real SQLite store (in
+// Unit tests of lib/hub/hub.ts, driven directly with recording peers, on the real SQLite store (in
 // memory) and the real scrypt hasher at a low cost. One scenario or more per rule of the
 // Sessions, Rooms and Messages sections of shared/protocol.md.
 import assert from "node:assert/strict";
-import { parseCommand } from "../lib/codec.ts";
-import { Hub, type HubOptions } from "../lib/hub.ts";
-import { PasswordHasher } from "../lib/password.ts";
+import { parseCommand } from "../lib/protocol/codec.ts";
+import { Hub, type HubOptions } from "../lib/hub/hub.ts";
+import { PasswordHasher } from "../lib/server/password.ts";
 import { hasher, makeHub, RecordingPeer, send, USERS } from "./hub_support.ts";
 
 const encoder = new TextEncoder();

@@ -1,6 +1,6 @@
-// Unit tests of lib/line_splitter.ts: framing as shared/protocol.md ("Framing") describes it.
+// Unit tests of lib/protocol/line_splitter.ts: framing as shared/protocol.md ("Framing") describes it.
 import assert from "node:assert/strict";
-import { LINE_TOO_LONG, LineSplitter, type SplitResult } from "../lib/line_splitter.ts";
+import { LINE_TOO_LONG, LineSplitter, type SplitResult } from "../lib/protocol/line_splitter.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

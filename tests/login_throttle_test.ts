@@ -1,7 +1,7 @@
-// Unit tests of lib/login_throttle.ts with an injected clock: failed logins slow down per
+// Unit tests of lib/transport/login_throttle.ts with an injected clock: failed logins slow down per
 // connection and per address, other addresses go at full speed, and the memory stays bounded.
 import assert from "node:assert/strict";
-import { LoginThrottle } from "../lib/login_throttle.ts";
+import { LoginThrottle } from "../lib/transport/login_throttle.ts";
 
 function clock(start = 1_000_000) {
   let now = start;

@@ -1,6 +1,6 @@
 // The operator's side: /metrics and /healthz, JSON logs, and --backup against a live server.
 import assert from "node:assert/strict";
-import { ParleyClient } from "../lib/client.ts";
+import { ParleyClient } from "../lib/client/client.ts";
 import { runCli, startServer, TestClient } from "./helpers.ts";
 
 /** The metrics port the server logged (the line may come just after the "listening" ones). */

@@ -1,7 +1,7 @@
-// Unit tests of lib/outbound.ts: a bounded per-connection FIFO with one writer loop, against
+// Unit tests of lib/transport/outbound.ts: a bounded per-connection FIFO with one writer loop, against
 // fake writers that write partially, slowly, or fail.
 import assert from "node:assert/strict";
-import { OutboundQueue, type Writer } from "../lib/outbound.ts";
+import { OutboundQueue, type Writer } from "../lib/transport/outbound.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,7 +1,7 @@
-// Unit tests of lib/password.ts: salted scrypt hashes that carry their own parameters, checked in
+// Unit tests of lib/server/password.ts: salted scrypt hashes that carry their own parameters, checked in
 // constant time, with bounded concurrency.
 import assert from "node:assert/strict";
-import { HasherBusyError, parseHash, PasswordHasher } from "../lib/password.ts";
+import { HasherBusyError, parseHash, PasswordHasher } from "../lib/server/password.ts";
 
 const encoder = new TextEncoder();
 const LOW = { logN: 10, r: 8, p: 1 };

@@ -1,11 +1,11 @@
-// Unit tests of what is PostgreSQL's own in lib/postgres_store.ts (migrations and nodes starting
+// Unit tests of what is PostgreSQL's own in lib/store/postgres_store.ts (migrations and nodes starting
 // together, a newer or non-UTF-8 database, unreachable servers, the change log under concurrent
 // writers, an outage and the pool's recovery), on one throwaway PostgreSQL with a fresh database a
 // step. The Store contract both stores share is tested in store_test.ts.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { openPostgresStore, SCHEMA_VERSION } from "../lib/postgres_store.ts";
-import { type Change, StoreError } from "../lib/store.ts";
+import { openPostgresStore, SCHEMA_VERSION } from "../lib/store/postgres_store.ts";
+import { type Change, StoreError } from "../lib/store/store.ts";
 import { startPostgres, type TestPostgres } from "./pg_support.ts";
 
 /** Runs `fn` with a plain client on `url` (to look at or set up what the store does not). */

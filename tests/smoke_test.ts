@@ -8,7 +8,7 @@
 // binary's test is reported as ignored, with the reason in its name and a banner on stderr; set
 // PARLEY_REQUIRE_COMPILE=1 (the release workflow does) to make that a failure instead.
 import assert from "node:assert/strict";
-import { ParleyClient } from "../lib/client.ts";
+import { ParleyClient } from "../lib/client/client.ts";
 import { tempDir } from "./helpers.ts";
 import { startPostgres } from "./pg_support.ts";
 import { startRedis } from "./redis_support.ts";

@@ -1,10 +1,10 @@
-// Unit tests of what is SQLite's own in lib/sqlite_store.ts (the file, its modes, migrations,
+// Unit tests of what is SQLite's own in lib/store/sqlite_store.ts (the file, its modes, migrations,
 // foreign and broken files), on real files in a temporary directory. The Store contract both
 // stores share is tested in store_test.ts.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { openSqliteStore, SCHEMA_VERSION } from "../lib/sqlite_store.ts";
-import { StoreError } from "../lib/store.ts";
+import { openSqliteStore, SCHEMA_VERSION } from "../lib/store/sqlite_store.ts";
+import { StoreError } from "../lib/store/store.ts";
 
 async function withDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "parley-store-test-" });

@@ -1,11 +1,11 @@
-// The Store contract (lib/store.ts), one suite run against both implementations: each case is a
+// The Store contract (lib/store/store.ts), one suite run against both implementations: each case is a
 // test of its own on a SQLite file in a temporary directory, and a step of one test on a
 // throwaway PostgreSQL, with a fresh database a case. What only one of them has (file modes,
 // migrations, unreachable servers) is in sqlite_store_test.ts and postgres_store_test.ts.
 import assert from "node:assert/strict";
-import { openPostgresStore } from "../lib/postgres_store.ts";
-import { openSqliteStore } from "../lib/sqlite_store.ts";
-import { type Store, StoreError } from "../lib/store.ts";
+import { openPostgresStore } from "../lib/store/postgres_store.ts";
+import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { type Store, StoreError } from "../lib/store/store.ts";
 import { startPostgres } from "./pg_support.ts";
 import { tempDir } from "./helpers.ts";
 

@@ -1,7 +1,11 @@
-// The adaptive read buffer of lib/tcp.ts: small while idle, larger while reads fill it, small
+// The adaptive read buffer of lib/transport/tcp.ts: small while idle, larger while reads fill it, small
 // again after a run of quiet reads.
 import assert from "node:assert/strict";
-import { AdaptiveReadBuffer, QUIET_READS_TO_SHRINK, SMALL_READ_BYTES } from "../lib/tcp.ts";
+import {
+  AdaptiveReadBuffer,
+  QUIET_READS_TO_SHRINK,
+  SMALL_READ_BYTES,
+} from "../lib/transport/tcp.ts";
 
 Deno.test("adaptive read buffer: starts small and stays small while reads fit", () => {
   const reads = new AdaptiveReadBuffer(SMALL_READ_BYTES, 16 * 1024);

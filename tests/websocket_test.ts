@@ -2,8 +2,8 @@
 // limits (frame size, slow consumers, flood control, login timeout, max connections across
 // transports), the Origin check, wss, the page, and the flags.
 import assert from "node:assert/strict";
-import { type Config, helpText, parseInvocation, UsageError } from "../lib/config.ts";
-import { normalizeOrigin, originAllowed } from "../lib/websocket.ts";
+import { type Config, helpText, parseInvocation, UsageError } from "../lib/server/config.ts";
+import { normalizeOrigin, originAllowed } from "../lib/transport/websocket.ts";
 import { makeCert, tempDir, TestClient } from "./helpers.ts";
 import { RawWsClient, startWsServer, WsClient } from "./ws_support.ts";
 

@@ -6,8 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { isPostgresUrl } from "./open_store.ts";
-import { normalizeOrigin } from "./websocket.ts";
+import { isPostgresUrl } from "../store/open_store.ts";
+import { normalizeOrigin } from "../transport/websocket.ts";
 
 /** Parley's version, printed by `--version`. */
 export const VERSION = "0.1.0";

@@ -38,8 +38,8 @@ import {
   parsePresence,
   type PresenceEvent,
 } from "./bus_codec.ts";
-import type { Hub, HubCluster } from "./hub.ts";
-import type { Logger } from "./log.ts";
+import type { Hub, HubCluster } from "../hub/hub.ts";
+import type { Logger } from "../observe/log.ts";
 
 /** The channel every node hears presence on. */
 export const PRESENCE_CHANNEL = "parley:presence";

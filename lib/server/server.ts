@@ -6,19 +6,19 @@
  * @module
  */
 
-import { encodeError } from "./codec.ts";
+import { encodeError } from "../protocol/codec.ts";
 import type { Config } from "./config.ts";
-import type { Connection, ConnectionContext } from "./connection.ts";
-import { ClusterLink } from "./cluster.ts";
-import { Hub } from "./hub.ts";
-import type { Logger } from "./log.ts";
-import { LoginThrottle } from "./login_throttle.ts";
-import { Metrics, type MetricsServer, serveMetrics } from "./metrics.ts";
+import type { Connection, ConnectionContext } from "../transport/connection.ts";
+import { ClusterLink } from "../cluster/link.ts";
+import { Hub } from "../hub/hub.ts";
+import type { Logger } from "../observe/log.ts";
+import { LoginThrottle } from "../transport/login_throttle.ts";
+import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
 import { PasswordHasher } from "./password.ts";
-import { openStore } from "./open_store.ts";
-import type { Store } from "./store.ts";
-import { serveTcp } from "./tcp.ts";
-import { serveWebSocket, type WebSocketServer } from "./websocket.ts";
+import { openStore } from "../store/open_store.ts";
+import type { Store } from "../store/store.ts";
+import { serveTcp } from "../transport/tcp.ts";
+import { serveWebSocket, type WebSocketServer } from "../transport/websocket.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;

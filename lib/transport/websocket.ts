@@ -17,7 +17,7 @@
  * @module
  */
 
-import { encodeError } from "./codec.ts";
+import { encodeError } from "../protocol/codec.ts";
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
 import INDEX_HTML from "./web/index.html" with { type: "text" };
 import APP_JS from "./web/app.js" with { type: "text" };

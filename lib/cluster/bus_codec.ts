@@ -1,5 +1,5 @@
 /**
- * What cluster nodes say to each other over the bus (lib/cluster.ts). Two kinds of payload:
+ * What cluster nodes say to each other over the bus (lib/cluster/link.ts). Two kinds of payload:
  *
  * - **Deliveries** go to one node's channel as binary records, so message bodies cross the bus
  *   as the exact bytes the sender's node encoded, and several records ride in one PUBLISH:

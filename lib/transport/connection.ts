@@ -7,11 +7,11 @@
  * @module
  */
 
-import { encodeError, type ErrorCode, parseCommand } from "./codec.ts";
-import type { Hub, Peer, SessionEndReason } from "./hub.ts";
-import type { Logger } from "./log.ts";
+import { encodeError, type ErrorCode, parseCommand } from "../protocol/codec.ts";
+import type { Hub, Peer, SessionEndReason } from "../hub/hub.ts";
+import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics } from "../observe/metrics.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {

@@ -6,12 +6,12 @@
  * @module
  */
 
-import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "./codec.ts";
+import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "../protocol/codec.ts";
 import type { AdminCommand, Config } from "./config.ts";
 import { PasswordHasher } from "./password.ts";
-import { isPostgresUrl, openStore } from "./open_store.ts";
-import { SqliteStore } from "./sqlite_store.ts";
-import { type Store, StoreError } from "./store.ts";
+import { isPostgresUrl, openStore } from "../store/open_store.ts";
+import { SqliteStore } from "../store/sqlite_store.ts";
+import { type Store, StoreError } from "../store/store.ts";
 import { PromptCancelled, promptHidden } from "./terminal.ts";
 
 /** Where an admin command reads its password and writes its output. */

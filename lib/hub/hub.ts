@@ -9,7 +9,7 @@
  * In a cluster the hub is also given a {@linkcode HubCluster}: it claims each login cluster-wide,
  * keeps a view of the sessions on other nodes (fed by the `cluster*` methods, and fenced so that
  * stale events change nothing), and hands the cluster what other nodes' clients must receive.
- * The Redis side of that is lib/cluster.ts; the hub still does no I/O.
+ * The Redis side of that is lib/cluster/link.ts; the hub still does no I/O.
  *
  * @module
  */
@@ -24,8 +24,8 @@ import {
   LOGGED_OUT,
   messageSize,
   writeMessage,
-} from "./codec.ts";
-import type { RoomRecord } from "./store.ts";
+} from "../protocol/codec.ts";
+import type { RoomRecord } from "../store/store.ts";
 
 const encoder = new TextEncoder();
 
@@ -62,7 +62,7 @@ export interface HubStore {
 }
 
 /**
- * What the hub tells the rest of a cluster (lib/cluster.ts carries it over Redis). Every method
+ * What the hub tells the rest of a cluster (lib/cluster/link.ts carries it over Redis). Every method
  * but {@linkcode HubCluster.claim} returns at once: the cluster queues, the hub never waits on I/O.
  * Events from other nodes come back in through the hub's `cluster*` and `deliver*` methods.
  */
@@ -208,7 +208,7 @@ class Room {
  * @example Usage
  * ```ts
  * import { Hub, type Peer } from "./hub.ts";
- * import { parseCommand } from "./codec.ts";
+ * import { parseCommand } from "../protocol/codec.ts";
  * const hub = new Hub({
  *   store: { findUser: async () => ({ passwordHash: "x" }), addRoom: async () => {} },
  *   passwords: { verify: async () => true, hash: async () => "x" },
@@ -399,7 +399,7 @@ export class Hub {
     this.#sessionsByPeer.clear();
   }
 
-  // The cluster's events, called by lib/cluster.ts in the order the bus delivered them. Each
+  // The cluster's events, called by lib/cluster/link.ts in the order the bus delivered them. Each
   // node tells its own clients about its view's changes (`4:`, `5:`, messages), so an event
   // crosses the bus once per node, not once per recipient.
 

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { LINE_TOO_LONG, LineSplitter } from "./line_splitter.ts";
+import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -14,7 +14,7 @@
  */
 
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
-import { LINE_TOO_LONG, LineSplitter } from "./line_splitter.ts";
+import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import { OutboundQueue } from "./outbound.ts";
 
 /** The read buffer of a connection that is not busy: enough for a few typical lines. */
