@@ -19,9 +19,13 @@
 
 import { encodeError } from "../protocol/codec.ts";
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
+import { normalizeOrigin, originAllowed } from "../protocol/origin.ts";
 import INDEX_HTML from "./web/index.html" with { type: "text" };
 import APP_JS from "./web/app.js" with { type: "text" };
 import STYLE_CSS from "./web/style.css" with { type: "text" };
+
+/** Re-exported: callers that found them here still do. */
+export { normalizeOrigin, originAllowed };
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -66,58 +70,6 @@ export interface WebSocketServer {
   stopAccepting(): void;
   /** Closes the listener and whatever sockets are still open on it. */
   shutdown(): Promise<void>;
-}
-
-/**
- * The canonical form of an allowed origin (`scheme://host[:port]`, lower case, no default port,
- * no path), or `null` when `text` is not an origin of an http(s) page.
- *
- * @example Usage
- * ```ts
- * import { normalizeOrigin } from "./websocket.ts";
- * normalizeOrigin("https://Game.Example:443/"); // "https://game.example"
- * normalizeOrigin("game.example"); // null
- * ```
- */
-export function normalizeOrigin(text: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    return null;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
-  if (url.username || url.password || url.search || url.hash) return null;
-  if (url.pathname !== "/" && url.pathname !== "") return null;
-  return url.origin;
-}
-
-/**
- * Whether an upgrade with this `Origin` header may go ahead. With no allowed origins, any may.
- * A request without an `Origin` header is not from a browser page (browsers always send one on
- * WebSocket upgrades) and is let in: the check exists to stop other sites' pages from using a
- * visitor's browser, and a non-browser client could send any header it liked anyway. With
- * `ownOrigin`, a page from this very server (the Origin's host equals the request's Host) is let
- * in too, so the built-in page works whatever the list says.
- *
- * @example Usage
- * ```ts
- * import { originAllowed } from "./websocket.ts";
- * originAllowed("https://game.example", ["https://game.example"], "chat.example", false); // true
- * originAllowed("https://evil.example", ["https://game.example"], "chat.example", false); // false
- * ```
- */
-export function originAllowed(
-  origin: string | null,
-  allowed: readonly string[],
-  host: string | null,
-  ownOrigin: boolean,
-): boolean {
-  if (allowed.length === 0 || origin === null) return true;
-  const normalized = normalizeOrigin(origin);
-  if (normalized === null) return false; // "null" (a sandboxed page, a file) or garbage
-  if (allowed.includes(normalized)) return true;
-  return ownOrigin && host !== null && new URL(normalized).host === host.toLowerCase();
 }
 
 /** One entry of the inbound queue: a frame's bytes, or a frame that was too long. */
