@@ -61,7 +61,7 @@ function split(max: number, chunks: Uint8Array[]): Split {
   return out;
 }
 
-/** The framing rules of protocol.md, written out plainly, as the reference. */
+/** The framing rules of docs/protocol.md, Framing, written out plainly, as the reference. */
 function referenceSplit(max: number, bytes: Uint8Array): Split {
   const out: Split = [];
   let line: number[] = [];

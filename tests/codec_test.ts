@@ -1,5 +1,5 @@
-// Table-driven unit tests of lib/protocol/codec.ts: one case or more per rule of shared/protocol.md
-// ("Framing", "Names", "Client to server", "Server to client").
+// Table-driven unit tests of lib/protocol/codec.ts: one case or more per rule of docs/protocol.md
+// (sections Framing, Names, Client lines, Server lines, Errors).
 import assert from "node:assert/strict";
 import {
   compareBytes,

@@ -1,5 +1,6 @@
 // End to end over TCP: lines, CRLF, blank lines, the line limit, bytes left at close, unreadable
-// and malformed lines, flood control and the connection cap (shared/protocol.md, "Framing").
+// and malformed lines, flood control and the connection cap (docs/protocol.md, Framing, Errors,
+// Flood control and limits).
 import assert from "node:assert/strict";
 import { e2eTest, sessionId, USERS, withServer } from "./e2e_support.ts";
 

@@ -1,5 +1,5 @@
 // End to end over TCP: the three send modes, not-online reporting, target limits, opaque bodies,
-// per-sender order and --stamp-sender (shared/protocol.md, "Messages").
+// per-sender order and --stamp-sender (docs/protocol.md, Messages, Ordering).
 import assert from "node:assert/strict";
 import { bytes, e2eTest, withServer } from "./e2e_support.ts";
 

@@ -1,5 +1,5 @@
 // End to end over TCP: the room list, join-or-create, presence, room passwords, room names, the
-// room cap, rooms that outlive a restart, and an operator removing a room (protocol.md, "Rooms").
+// room cap, rooms that outlive a restart, and an operator removing a room (docs/protocol.md, Rooms).
 import assert from "node:assert/strict";
 import { runCli } from "./helpers.ts";
 import { bytes, e2eTest, freshDatabase, USERS, withServer } from "./e2e_support.ts";

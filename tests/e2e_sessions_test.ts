@@ -1,5 +1,5 @@
 // End to end over TCP: logins, failed logins, the kick, re-login, the login timeout, and an
-// operator removing a user while the server runs (shared/protocol.md, "Sessions").
+// operator removing a user while the server runs (docs/protocol.md, Sessions).
 import assert from "node:assert/strict";
 import { runCli } from "./helpers.ts";
 import { e2eTest, sessionId, sleep, USERS, withServer } from "./e2e_support.ts";

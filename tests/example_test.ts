@@ -1,4 +1,4 @@
-// The example session of shared/protocol.md, end to end over TCP against the real server.
+// The example session of docs/protocol.md, Example, end to end over TCP against the real server.
 import assert from "node:assert/strict";
 import { startServer, TestClient } from "./helpers.ts";
 

@@ -1,4 +1,4 @@
-// Unit tests of lib/protocol/line_splitter.ts: framing as shared/protocol.md ("Framing") describes it.
+// Unit tests of lib/protocol/line_splitter.ts: framing as docs/protocol.md, Framing, describes it.
 import assert from "node:assert/strict";
 import { LINE_TOO_LONG, LineSplitter, type SplitResult } from "../lib/protocol/line_splitter.ts";
 
