@@ -15,6 +15,7 @@
 
 import process from "node:process";
 import postgres from "postgres";
+import { postgresLabel } from "./database_url.ts";
 import { type Change, type RoomRecord, type Store, StoreError, type UserRecord } from "./store.ts";
 
 /** Connections per process: the hub's queries are short, and many nodes share one server. */
@@ -83,30 +84,6 @@ function describe(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
-/** `postgres://host:port/dbname`: where the database is, with no user or password. */
-function labelOf(url: URL): string {
-  const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username);
-  return `postgres://${url.host || "?"}${url.port === "" ? ":5432" : ""}/${database}`;
-}
-
-/**
- * How messages and logs name the database `url` names: `postgres://host:port/dbname`, without
- * the user and password.
- *
- * @example Usage
- * ```ts
- * import { describePostgresUrl } from "./postgres_store.ts";
- * describePostgresUrl("postgres://parley:secret@db.internal/parley"); // "postgres://db.internal:5432/parley"
- * ```
- */
-export function describePostgresUrl(url: string): string {
-  try {
-    return labelOf(new URL(url));
-  } catch {
-    return "postgres://(not a valid URL)";
-  }
-}
-
 /**
  * The connection details `url` gives, and how to name the database in messages: the URL without
  * its user and password, `postgres://host:port/dbname`.
@@ -123,7 +100,7 @@ function parseUrl(url: string): { label: string; options: postgres.Options<never
   const port = parsed.port === "" ? 5432 : Number(parsed.port);
   const user = decodeURIComponent(parsed.username);
   const database = decodeURIComponent(parsed.pathname.slice(1)) || user;
-  const label = labelOf(parsed);
+  const label = postgresLabel(parsed);
   if (host === "") {
     throw new StoreError("io", `cannot open database ${label}: the URL names no host`);
   }
