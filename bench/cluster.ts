@@ -26,7 +26,7 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openStore } from "../lib/store/open_store.ts";
 import { startPostgres, type TestPostgres } from "../tests/pg_support.ts";
 import { infoField, startRedis, type TestRedis } from "../tests/redis_support.ts";
@@ -154,7 +154,7 @@ function parseOptions(args: string[]): ClusterBenchOptions {
 async function seedPostgres(pg: TestPostgres, count: number): Promise<string> {
   const url = await pg.createDatabase();
   const store = await openStore(url);
-  const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 }, maxWaiting: 1 << 20 });
+  const hasher = new PasswordHasher({ params: scryptParams(10), maxWaiting: 1 << 20 });
   const password = new TextEncoder().encode(PASSWORD);
   try {
     for (let i = 0; i < count; i += 64) {

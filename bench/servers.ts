@@ -7,7 +7,7 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { PASSWORD, userName } from "./protocols.ts";
 import type { Protocol } from "./protocols.ts";
@@ -81,7 +81,7 @@ export async function seededDatabase(cacheDir: string, count: number): Promise<s
   } catch { /* not made yet */ }
   for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(path + suffix).catch(() => {});
   const store = openSqliteStore(path);
-  const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 }, maxWaiting: 1 << 20 });
+  const hasher = new PasswordHasher({ params: scryptParams(10), maxWaiting: 1 << 20 });
   const password = encoder.encode(PASSWORD);
   try {
     const batch = 64;

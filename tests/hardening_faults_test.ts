@@ -2,7 +2,7 @@
 // database files, the admin CLI against a live server, file modes, passwords kept out of text.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { runCli, startServer, tempDir, TEST_HASH_COST, TestClient } from "./helpers.ts";
 import { sleep } from "./hardening_support.ts";
@@ -12,7 +12,7 @@ const decoder = new TextDecoder();
 
 /** Adds `names` with one password, hashed once (fast enough for a thousand users). */
 async function seedMany(db: string, names: string[], password: string): Promise<void> {
-  const hasher = new PasswordHasher({ params: { logN: TEST_HASH_COST, r: 8, p: 1 } });
+  const hasher = new PasswordHasher({ params: scryptParams(TEST_HASH_COST) });
   const hash = await hasher.hash(new TextEncoder().encode(password));
   const store = openSqliteStore(db);
   try {

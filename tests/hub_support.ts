@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
 import { Hub, type HubOptions, type Peer, type SessionEndReason } from "../lib/hub/hub.ts";
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore, type SqliteStore } from "../lib/store/sqlite_store.ts";
 
 const encoder = new TextEncoder();
@@ -49,7 +49,7 @@ export class RecordingPeer implements Peer {
   }
 }
 
-export const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
+export const hasher = new PasswordHasher({ params: scryptParams(10) });
 /** Every test user's password is "pw"; "Zed" sorts before the lower-case names in byte order. */
 export const USERS = ["alice", "bob", "carol", "dave", "Zed"];
 let userHash: Promise<string> | null = null;

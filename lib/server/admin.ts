@@ -8,9 +8,9 @@
 
 import { isValidUsername, isValidUserPassword, MAX_PASSWORD_BYTES } from "../protocol/codec.ts";
 import type { AdminCommand, Config } from "./config.ts";
-import { PasswordHasher } from "./password.ts";
-import { isPostgresUrl, openStore } from "../store/open_store.ts";
-import { SqliteStore } from "../store/sqlite_store.ts";
+import { PasswordHasher, scryptParams } from "./password.ts";
+import { isPostgresUrl } from "../store/database_url.ts";
+import { openStore } from "../store/open_store.ts";
 import { type Store, StoreError } from "../store/store.ts";
 import { PromptCancelled, promptHidden } from "./terminal.ts";
 
@@ -98,7 +98,7 @@ async function execute(
   config: Config,
   io: AdminIO,
 ): Promise<void> {
-  const hasher = () => new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
+  const hasher = () => new PasswordHasher({ params: scryptParams(config.hashCost) });
   switch (command) {
     case "add-user": {
       if (await store.findUser(name)) throw new AdminError(`user ${name} already exists`);
@@ -138,6 +138,8 @@ async function execute(
       io.out(`removed room ${name}`);
       return;
     case "backup": {
+      // Loaded here, not above: only a SQLite backup needs the SQLite driver.
+      const { SqliteStore } = await import("../store/sqlite_store.ts");
       if (!(store instanceof SqliteStore)) throw new AdminError("--backup copies a SQLite file");
       const { users, rooms } = await store.backup(name);
       io.out(`backed up ${config.db} to ${name} (${users} users, ${rooms} rooms)`);

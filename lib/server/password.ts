@@ -21,7 +21,22 @@ export interface ScryptParams {
 }
 
 /** The production cost: N = 2^15, r = 8, p = 1 (about 32 MiB and 100 ms a hash here). */
-export const DEFAULT_SCRYPT: ScryptParams = { logN: 15, r: 8, p: 1 };
+export const DEFAULT_SCRYPT: Readonly<ScryptParams> = { logN: 15, r: 8, p: 1 };
+
+/**
+ * The production parameters at another cost: only N is tunable (`--hash-cost`); r and p stay
+ * as {@linkcode DEFAULT_SCRYPT} has them.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scryptParams } from "./password.ts";
+ * assert.deepEqual(scryptParams(10), { logN: 10, r: 8, p: 1 });
+ * ```
+ */
+export function scryptParams(logN: number): ScryptParams {
+  return { ...DEFAULT_SCRYPT, logN };
+}
 
 const SALT_BYTES = 16;
 const KEY_BYTES = 32;

@@ -14,7 +14,7 @@ import { Hub } from "../hub/hub.ts";
 import type { Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
-import { PasswordHasher } from "./password.ts";
+import { PasswordHasher, scryptParams } from "./password.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
@@ -134,7 +134,7 @@ export class ParleyServer {
     const store = await openStore(config.db);
     let server: ParleyServer | undefined;
     try {
-      const hasher = new PasswordHasher({ params: { logN: config.hashCost, r: 8, p: 1 } });
+      const hasher = new PasswordHasher({ params: scryptParams(config.hashCost) });
       await hasher.prepare();
       server = new ParleyServer(config, store, hasher, log);
       server.hub.loadRooms(await store.listRooms());
