@@ -3,7 +3,7 @@
 // transports), the Origin check, wss, the page, and the flags.
 import assert from "node:assert/strict";
 import { type Config, helpText, parseInvocation, UsageError } from "../lib/server/config.ts";
-import { normalizeOrigin, originAllowed } from "../lib/transport/websocket.ts";
+import { normalizeOrigin, originAllowed } from "../lib/protocol/origin.ts";
 import { makeCert, tempDir, TestClient } from "./helpers.ts";
 import { RawWsClient, startWsServer, WsClient } from "./ws_support.ts";
 

@@ -1,7 +1,7 @@
 /**
- * Which page origins may open a WebSocket: the canonical form of an origin, and the check of an
- * upgrade's `Origin` header against the allowed list. Pure, so flag parsing can use it without
- * loading a transport.
+ * Origins, as the WebSocket port's `Origin` check compares them: the canonical form of an allowed
+ * origin, and whether a request's `Origin` may go ahead. Pure functions, so the configuration can
+ * check `--ws-origin` without importing a transport.
  *
  * @module
  */
@@ -12,9 +12,10 @@
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeOrigin } from "./origin.ts";
- * normalizeOrigin("https://Game.Example:443/"); // "https://game.example"
- * normalizeOrigin("game.example"); // null
+ * assert.equal(normalizeOrigin("https://Game.Example:443/"), "https://game.example");
+ * assert.equal(normalizeOrigin("game.example"), null);
  * ```
  */
 export function normalizeOrigin(text: string): string | null {
@@ -40,9 +41,12 @@ export function normalizeOrigin(text: string): string | null {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { originAllowed } from "./origin.ts";
- * originAllowed("https://game.example", ["https://game.example"], "chat.example", false); // true
- * originAllowed("https://evil.example", ["https://game.example"], "chat.example", false); // false
+ * const allowed = ["https://game.example"];
+ * assert.equal(originAllowed("https://game.example", allowed, "chat.example", false), true);
+ * assert.equal(originAllowed("https://evil.example", allowed, "chat.example", false), false);
+ * assert.equal(originAllowed(null, allowed, "chat.example", false), true);
  * ```
  */
 export function originAllowed(

@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { isPostgresUrl } from "../store/open_store.ts";
-import { normalizeOrigin } from "../transport/websocket.ts";
+import { normalizeOrigin } from "../protocol/origin.ts";
 
 /** Parley's version, printed by `--version`. */
 export const VERSION = "0.1.0";
