@@ -5,15 +5,17 @@
  * @module
  */
 
+import { DEFAULT_MAX_LOGIN_FAILURES, FREE_LOGIN_FAILURES } from "../protocol/limits.ts";
+
 /** Options of {@linkcode LoginThrottle}. */
 export interface LoginThrottleOptions {
-  /** Failures allowed before any delay. Default 3. */
+  /** Failures allowed before any delay. Default {@linkcode FREE_LOGIN_FAILURES}. */
   freeFailures?: number;
   /** The first delay; each further failure doubles it. Default 250 ms. */
   baseDelayMs?: number;
   /** The longest delay. Default 5,000 ms. */
   maxDelayMs?: number;
-  /** Failures after which a connection is closed. Default 10. */
+  /** Failures after which a connection is closed. Default {@linkcode DEFAULT_MAX_LOGIN_FAILURES}. */
   maxFailuresPerConnection?: number;
   /** How long an address's failure count takes to halve. Default 60,000 ms. */
   halfLifeMs?: number;
@@ -52,10 +54,11 @@ export class LoginThrottle {
   #addresses = new Map<string, AddressRecord>();
 
   constructor(options: LoginThrottleOptions = {}) {
-    this.freeFailures = options.freeFailures ?? 3;
+    this.freeFailures = options.freeFailures ?? FREE_LOGIN_FAILURES;
     this.baseDelayMs = options.baseDelayMs ?? 250;
     this.maxDelayMs = options.maxDelayMs ?? 5000;
-    this.maxFailuresPerConnection = options.maxFailuresPerConnection ?? 10;
+    this.maxFailuresPerConnection = options.maxFailuresPerConnection ??
+      DEFAULT_MAX_LOGIN_FAILURES;
     this.halfLifeMs = options.halfLifeMs ?? 60_000;
     this.#now = options.now ?? Date.now;
   }

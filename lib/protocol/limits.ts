@@ -1,0 +1,38 @@
+/**
+ * The limits a Parley server enforces unless its flags say otherwise, defined once: the flags
+ * (lib/server) show and apply them, the hub falls back on them, and the client sizes its line
+ * buffer by them.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES_CEILING } from "./limits.ts";
+ * assert.equal(DEFAULT_MAX_LINE_BYTES, 65536);
+ * assert.ok(DEFAULT_MAX_LINE_BYTES <= MAX_LINE_BYTES_CEILING);
+ * ```
+ *
+ * @module
+ */
+
+/** The longest line a client may send, before its LF (`--max-line-bytes`). */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+/** The most `--max-line-bytes` may be set to, so also the longest line a client must accept. */
+export const MAX_LINE_BYTES_CEILING = 16 << 20;
+/** How long a connection may stay without a session (`--login-timeout-ms`). */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
+/** The most rooms there may be (`--max-rooms`). */
+export const DEFAULT_MAX_ROOMS = 10_000;
+/** The most distinct users one `3:2` may name (`--max-targets`). */
+export const DEFAULT_MAX_TARGETS = 100;
+/** The most open connections (`--max-connections`). */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** Output a client may leave unread before it is dropped (`--max-pending-bytes`). */
+export const DEFAULT_MAX_PENDING_BYTES = 4 << 20;
+/** Lines a client may send back to back (`--rate-burst`). */
+export const DEFAULT_RATE_BURST = 2000;
+/** Lines a second a client may send sustained (`--rate-per-second`). */
+export const DEFAULT_RATE_PER_SECOND = 500;
+/** Failed logins after which a connection is closed (`--max-login-failures`). */
+export const DEFAULT_MAX_LOGIN_FAILURES = 10;
+/** Failed logins answered at once; each later one is answered more slowly. */
+export const FREE_LOGIN_FAILURES = 3;
