@@ -9,6 +9,7 @@ import {
   parsePresence,
   type PresenceEvent,
 } from "../lib/cluster/bus_codec.ts";
+import { bytes as concat } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -22,16 +23,6 @@ function decodeAll(payload: Uint8Array): Record[] {
     room: (room, chunk, lines) => out.push({ kind: "room", room, chunk: chunk.slice(), lines }),
     direct: (users, line) => out.push({ kind: "direct", users, line: line.slice() }),
   });
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
   return out;
 }
 
@@ -63,7 +54,7 @@ Deno.test("bus codec: any sequence of delivery records comes back as it went, by
   fc.assert(
     fc.property(fc.array(record, { maxLength: 8 }), (records) => {
       assert.deepEqual(
-        decodeAll(concat(records.map(encodeRecord))),
+        decodeAll(concat(...records.map(encodeRecord))),
         records.map((r) => ({ ...r })),
       );
     }),
@@ -74,7 +65,7 @@ Deno.test("bus codec: any sequence of delivery records comes back as it went, by
 Deno.test("bus codec: every cut-short payload throws BusFrameError, never reads past its end", () => {
   fc.assert(
     fc.property(fc.array(record, { minLength: 1, maxLength: 4 }), fc.nat(), (records, cut) => {
-      const payload = concat(records.map(encodeRecord));
+      const payload = concat(...records.map(encodeRecord));
       const at = cut % payload.length; // strictly shorter
       const shortened = payload.slice(0, at);
       const whole = new Set<number>();
@@ -93,7 +84,7 @@ Deno.test("bus codec: every cut-short payload throws BusFrameError, never reads 
 
 Deno.test("bus codec: an unknown record kind throws, after handing on the records before it", () => {
   const seen: string[] = [];
-  const payload = concat([encodeDirect(["bob"], encoder.encode("3:x\n")), new Uint8Array([9])]);
+  const payload = concat(encodeDirect(["bob"], encoder.encode("3:x\n")), [9]);
   assert.throws(
     () =>
       decodeDeliveries(payload, {

@@ -7,8 +7,13 @@
  * @module
  */
 
+import { compareBytes } from "../lib/protocol/codec.ts";
 import { type StartOptions, startServer, tempDir, TestClient, type TestServer } from "./helpers.ts";
 import { startPostgres, type TestPostgres } from "./pg_support.ts";
+
+export { bytes, sleep } from "./helpers.ts";
+
+const encoder = new TextEncoder();
 
 /** The users every end-to-end server starts with. `Zed` sorts before the others (byte order). */
 export const USERS: Readonly<Record<string, string>> = {
@@ -60,6 +65,23 @@ export class Scope {
     await client.send(`2:${room}`);
     await client.expect(`2:${room}:${members}`);
     return client;
+  }
+
+  /**
+   * Logs each of `users` in and has it join `room` in turn, checking each `2:` reply (the users
+   * joined so far, sorted) and the `4:` line every earlier joiner gets. The room must be empty
+   * before. Resolves to the clients, in the order of `users`.
+   */
+  async room(room: string, ...users: string[]): Promise<TestClient[]> {
+    const clients: TestClient[] = [];
+    for (const user of users) {
+      const members = users.slice(0, clients.length + 1)
+        .sort((a, b) => compareBytes(encoder.encode(a), encoder.encode(b))).join(",");
+      const client = await this.inRoom(user, room, members);
+      for (const earlier of clients) await earlier.expect(`4:${room}:${user}`);
+      clients.push(client);
+    }
+    return clients;
   }
 
   /** Closes every client the scope opened. */
@@ -172,13 +194,6 @@ export function sessionId(line: string): number {
   return Number(match[1]);
 }
 
-/** Sleeps `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-const encoder = new TextEncoder();
-
 /** A client that reads lines as raw bytes (no decoding), for opaque-body and framing tests. */
 export class RawClient {
   readonly conn: Deno.TcpConn;
@@ -266,18 +281,4 @@ export class RawClient {
     } catch { /* already closed */ }
     await this.#reader;
   }
-}
-
-/** Concatenates byte strings. */
-export function bytes(...parts: (string | Uint8Array | number[])[]): Uint8Array {
-  const arrays = parts.map((p) =>
-    typeof p === "string" ? encoder.encode(p) : p instanceof Uint8Array ? p : new Uint8Array(p)
-  );
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    out.set(a, at);
-    at += a.length;
-  }
-  return out;
 }

@@ -15,6 +15,49 @@ const decoder = new TextDecoder();
 /** The password-hash cost tests use unless they are about hashing (2^10: about 3 ms). */
 export const TEST_HASH_COST = 10;
 
+/** Waits `ms` milliseconds: for time that must pass, never as a guess at "long enough". */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` every 20 ms until it holds; fails loudly, naming `what`, after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** Concatenates byte strings: UTF-8 text, byte arrays, or lists of byte values. */
+export function bytes(...parts: (string | Uint8Array | number[])[]): Uint8Array {
+  const arrays = parts.map((p) =>
+    typeof p === "string" ? encoder.encode(p) : p instanceof Uint8Array ? p : new Uint8Array(p)
+  );
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
+
+/**
+ * The flags every test server gets: loopback, a free port, the database `db` and the test hash
+ * cost, then `extra`.
+ */
+export function serverFlags(db: string, extra: readonly string[] = []): string[] {
+  const base = { "--host": "127.0.0.1", "--port": "0", "--db": db };
+  return [...Object.entries(base).flat(), "--hash-cost", String(TEST_HASH_COST), ...extra];
+}
+
 /** Makes a temporary directory, removed by the returned function. */
 export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
@@ -149,20 +192,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   }
   if (options.users) await seedUsers(db, options.users);
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--db",
-      db,
-      "--hash-cost",
-      String(TEST_HASH_COST),
-      ...(options.args ?? []),
-    ],
+    args: ["run", "-A", MAIN, ...serverFlags(db, options.args)],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -340,9 +370,15 @@ export class TestClient {
     }
   }
 
+  /** Sends `line` and expects the next line to be exactly `reply`. */
+  async ask(line: string, reply: string, timeoutMs = 5000): Promise<void> {
+    await this.send(line);
+    await this.expect(reply, timeoutMs);
+  }
+
   /** Waits `ms` and fails if any line arrived meanwhile. */
   async expectNothing(ms = 200): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    await sleep(ms);
     if (this.#lines.length > 0) {
       throw new Error(`expected nothing, got ${JSON.stringify(this.#lines)}`);
     }

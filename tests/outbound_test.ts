@@ -2,6 +2,7 @@
 // fake writers that write partially, slowly, or fail.
 import assert from "node:assert/strict";
 import { OutboundQueue, type Writer } from "../lib/transport/outbound.ts";
+import { bytes } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -20,13 +21,7 @@ class FakeWriter implements Writer {
   }
   /** Every byte written so far, in order. */
   get written(): Uint8Array {
-    const out = new Uint8Array(this.chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
+    return bytes(...this.chunks);
   }
   get text(): string {
     return decoder.decode(this.written);

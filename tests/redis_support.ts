@@ -20,6 +20,8 @@
  * @module
  */
 
+import { bytes } from "./helpers.ts";
+
 /** Where Debian's redis-server package puts the server. */
 export const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -252,16 +254,10 @@ const decoder = new TextDecoder();
 /** `args` as a RESP array of bulk strings. */
 function encodeCommand(args: (string | number)[]): Uint8Array {
   const parts = args.map((a) => encoder.encode(String(a)));
-  const head = (text: string) => encoder.encode(text);
-  const chunks: Uint8Array[] = [head(`*${parts.length}\r\n`)];
-  for (const part of parts) chunks.push(head(`$${part.length}\r\n`), part, head("\r\n"));
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return bytes(
+    `*${parts.length}\r\n`,
+    ...parts.flatMap((part) => [`$${part.length}\r\n`, part, "\r\n"]),
+  );
 }
 
 /** An error reply, kept apart from a string reply until the whole reply is read. */

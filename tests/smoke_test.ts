@@ -9,7 +9,7 @@
 // PARLEY_REQUIRE_COMPILE=1 (the release workflow does) to make that a failure instead.
 import assert from "node:assert/strict";
 import { ParleyClient } from "../lib/client/client.ts";
-import { tempDir } from "./helpers.ts";
+import { serverFlags, tempDir } from "./helpers.ts";
 import { startPostgres } from "./pg_support.ts";
 import { startRedis } from "./redis_support.ts";
 
@@ -75,17 +75,7 @@ async function runOnce(run: Runner, args: string[], stdin = ""): Promise<Deno.Co
 
 /** Starts the server; resolves to its port and a stop function (which reports the exit code). */
 async function startServer(run: Runner, db: string, extra: string[] = []) {
-  const { command, args } = run([
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--db",
-    db,
-    "--hash-cost",
-    "10",
-    ...extra,
-  ]);
+  const { command, args } = run(serverFlags(db, extra));
   const child = new Deno.Command(command, {
     args,
     stdin: "null",
@@ -138,6 +128,21 @@ async function startServer(run: Runner, db: string, extra: string[] = []) {
   }
 }
 
+type ClientEvent = NonNullable<Awaited<ReturnType<ParleyClient["nextEvent"]>>>;
+
+/** The first event of `client` that `wanted` accepts (others are skipped); fails after 5 s. */
+async function nextEvent(
+  client: ParleyClient,
+  wanted: (event: ClientEvent) => boolean,
+  what: string,
+): Promise<ClientEvent> {
+  for (;;) {
+    const event = await client.nextEvent(5000);
+    if (event === undefined) throw new Error(`no event within 5 s while waiting for ${what}`);
+    if (wanted(event)) return event;
+  }
+}
+
 /** Two nodes on a throwaway Redis and PostgreSQL: a message crosses from one to the other. */
 async function clusterSession(run: Runner): Promise<void> {
   const redis = await startRedis();
@@ -165,20 +170,10 @@ async function clusterSession(run: Runner): Promise<void> {
     await alice.join("lobby");
     await bob.join("lobby");
     // alice's node knows bob is in the room once it has told alice so (4:lobby:bob).
-    for (;;) {
-      const event = await alice.nextEvent(5000);
-      if (event === undefined) throw new Error("alice never saw bob join from the other node");
-      if (event.type === "presence" && event.user === "bob") break;
-    }
+    await nextEvent(alice, (e) => e.type === "presence" && e.user === "bob", "bob's join");
     await alice.say("across the bus");
-    for (;;) {
-      const event = await bob.nextEvent(5000);
-      if (event === undefined) throw new Error("bob got no message from the other node");
-      if (event.type === "message") {
-        assert.equal(event.text, "across the bus");
-        break;
-      }
-    }
+    const got = await nextEvent(bob, (e) => e.type === "message", "a message across the bus");
+    assert.equal(got.type === "message" && got.text, "across the bus");
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     for (const node of nodes) assert.equal(await node.stop(), 0, node.log());
@@ -215,14 +210,8 @@ async function session(run: Runner): Promise<void> {
       await alice.join("lobby");
       assert.deepEqual((await bob.join("lobby")).members, ["alice", "bob"]);
       await alice.say("hello from the shipped build");
-      for (;;) {
-        const event = await bob.nextEvent(5000);
-        if (event === undefined) throw new Error("bob got no message");
-        if (event.type === "message") {
-          assert.equal(event.text, "hello from the shipped build");
-          break;
-        }
-      }
+      const got = await nextEvent(bob, (e) => e.type === "message", "a message");
+      assert.equal(got.type === "message" && got.text, "hello from the shipped build");
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       const code = await first.stop();
