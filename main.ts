@@ -14,7 +14,7 @@ import { runAdmin } from "./lib/server/admin.ts";
 import { runChat } from "./lib/client/chat.ts";
 import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/server/config.ts";
 import { type LogFormat, Logger, type LogLevel } from "./lib/observe/log.ts";
-import { describeDatabase } from "./lib/store/open_store.ts";
+import { describeDatabase } from "./lib/store/database_url.ts";
 import { ParleyServer } from "./lib/server/server.ts";
 import { promptHidden } from "./lib/server/terminal.ts";
 

@@ -1,0 +1,356 @@
+/**
+ * The server's flags: one table that gives each {@linkcode Config} field its flag, its default,
+ * its bounds and its `--help` line, so parsing, defaults and `--help` never disagree. Each flag
+ * also reads `PARLEY_<FLAG>` from the environment.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_LOGIN_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_MAX_LOGIN_FAILURES,
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_MAX_ROOMS,
+  DEFAULT_MAX_TARGETS,
+  DEFAULT_RATE_BURST,
+  DEFAULT_RATE_PER_SECOND,
+  FREE_LOGIN_FAILURES,
+  MAX_LINE_BYTES_CEILING,
+} from "../protocol/limits.ts";
+import type { LogFormat, LogLevel } from "../observe/log.ts";
+import { DEFAULT_SCRYPT } from "./password.ts";
+
+/** Everything the server and the admin commands are configured with. */
+export interface Config {
+  host: string;
+  port: number;
+  db: string;
+  stampSender: boolean;
+  maxLineBytes: number;
+  loginTimeoutMs: number;
+  maxRooms: number;
+  maxTargets: number;
+  maxConnections: number;
+  maxPendingBytes: number;
+  rateBurst: number;
+  ratePerSecond: number;
+  hashCost: number;
+  tlsCert: string;
+  tlsKey: string;
+  tlsPort: number;
+  logLevel: LogLevel;
+  maxLoginFailures: number;
+  wsPort: number;
+  wsOrigins: string[];
+  web: boolean;
+  logFormat: LogFormat;
+  metricsPort: number;
+  metricsHost: string;
+  cluster: string;
+  nodeId: string;
+  nodeTtlMs: number;
+}
+
+/** A bad flag or value; `main.ts` prints its message and exits non-zero. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** What `node:util`'s parseArgs gives for a flag: a word, a switch, or every use of a list. */
+export type RawValue = string | boolean | (string | boolean)[];
+
+/**
+ * How one setting is read. `list` is a repeatable flag (`--ws-origin A --ws-origin B`), or a
+ * comma-separated variable.
+ */
+export interface Flag<T> {
+  /** The flag's name, without `--`. */
+  flag: string;
+  kind: "string" | "integer" | "boolean" | "list";
+  default: T;
+  help: string;
+  /** Reads a value given as `source` (`--port`, `PARLEY_PORT`); throws {@linkcode UsageError}. */
+  parse(raw: RawValue, source: string): T;
+}
+
+/** The last use of a flag given more than once wins. */
+function last(raw: RawValue): string | boolean {
+  return Array.isArray(raw) ? raw[raw.length - 1] : raw;
+}
+
+function text(flag: string, value: string, help: string): Flag<string> {
+  return { flag, kind: "string", default: value, help, parse: (raw) => String(last(raw)) };
+}
+
+/** A word from a fixed list. */
+function choice<T extends string>(
+  flag: string,
+  value: T,
+  choices: readonly T[],
+  help: string,
+): Flag<T> {
+  const parse = (raw: RawValue, source: string): T => {
+    const word = String(last(raw));
+    const chosen = choices.find((item) => item === word);
+    if (chosen === undefined) {
+      throw new UsageError(`${source} must be one of ${choices.join(", ")} (got "${word}")`);
+    }
+    return chosen;
+  };
+  return { flag, kind: "string", default: value, help, parse };
+}
+
+function integer(
+  flag: string,
+  value: number,
+  min: number,
+  max: number,
+  help: string,
+): Flag<number> {
+  const parse = (raw: RawValue, source: string): number => {
+    const word = String(last(raw));
+    const number = /^-?\d+$/.test(word.trim()) ? Number(word) : NaN;
+    if (!Number.isSafeInteger(number) || number < min || number > max) {
+      throw new UsageError(
+        `${source} must be a whole number from ${min} to ${max} (got "${word}")`,
+      );
+    }
+    return number;
+  };
+  return { flag, kind: "integer", default: value, help, parse };
+}
+
+/** A switch: off unless given (a variable may say 1/0, true/false, yes/no, on/off). */
+function toggle(flag: string, help: string): Flag<boolean> {
+  const parse = (raw: RawValue, source: string): boolean => {
+    const value = last(raw);
+    if (typeof value === "boolean") return value;
+    const word = value.trim().toLowerCase();
+    if (["1", "true", "yes", "on"].includes(word)) return true;
+    if (["0", "false", "no", "off", ""].includes(word)) return false;
+    throw new UsageError(`${source} must be true or false (got "${value}")`);
+  };
+  return { flag, kind: "boolean", default: false, help, parse };
+}
+
+/** A repeatable flag, or a comma-separated variable; empty by default. */
+function list(flag: string, help: string): Flag<string[]> {
+  const parse = (raw: RawValue): string[] => {
+    const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
+    return items.map((item) => item.trim()).filter((item) => item !== "");
+  };
+  return { flag, kind: "list", default: [], help, parse };
+}
+
+const PORT_MAX = 65535;
+
+/**
+ * Every {@linkcode Config} field's flag, in `--help` order. The type makes the table complete:
+ * a field without a flag, or a flag of the wrong kind, does not compile.
+ */
+export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
+  host: text("host", "0.0.0.0", "address to listen on"),
+  port: integer(
+    "port",
+    7777,
+    -1,
+    PORT_MAX,
+    "plain TCP port (0: any free port; --port=-1: no plain TCP, only TLS or WebSocket)",
+  ),
+  db: text(
+    "db",
+    "parley.db",
+    "SQLite database file, or a postgres://user:pass@host:port/dbname URL",
+  ),
+  stampSender: toggle("stamp-sender", "deliver messages as 3:<sender>:<message>"),
+  maxLineBytes: integer(
+    "max-line-bytes",
+    DEFAULT_MAX_LINE_BYTES,
+    64,
+    MAX_LINE_BYTES_CEILING,
+    "longest line a client may send",
+  ),
+  loginTimeoutMs: integer(
+    "login-timeout-ms",
+    DEFAULT_LOGIN_TIMEOUT_MS,
+    1,
+    86_400_000,
+    "close connections that are not logged in after this long",
+  ),
+  maxRooms: integer("max-rooms", DEFAULT_MAX_ROOMS, 0, 10_000_000, "most rooms there may be"),
+  maxTargets: integer(
+    "max-targets",
+    DEFAULT_MAX_TARGETS,
+    1,
+    100_000,
+    "most distinct users one 3:2 may name",
+  ),
+  maxConnections: integer(
+    "max-connections",
+    DEFAULT_MAX_CONNECTIONS,
+    1,
+    10_000_000,
+    "most open connections; the next gets 9:?:server-full",
+  ),
+  maxPendingBytes: integer(
+    "max-pending-bytes",
+    DEFAULT_MAX_PENDING_BYTES,
+    1024,
+    1 << 30,
+    "output a client may leave unread before it is dropped",
+  ),
+  rateBurst: integer(
+    "rate-burst",
+    DEFAULT_RATE_BURST,
+    0,
+    100_000_000,
+    "lines a client may send back to back (0: no flood control)",
+  ),
+  ratePerSecond: integer(
+    "rate-per-second",
+    DEFAULT_RATE_PER_SECOND,
+    1,
+    100_000_000,
+    "lines a second a client may send sustained",
+  ),
+  maxLoginFailures: integer(
+    "max-login-failures",
+    DEFAULT_MAX_LOGIN_FAILURES,
+    1,
+    1000,
+    `failed logins after which a connection is closed (replies slow down after ${FREE_LOGIN_FAILURES})`,
+  ),
+  hashCost: integer(
+    "hash-cost",
+    DEFAULT_SCRYPT.logN,
+    1,
+    24,
+    "scrypt cost of new password hashes, as log2 N",
+  ),
+  tlsCert: text("tls-cert", "", "TLS certificate (PEM)"),
+  tlsKey: text("tls-key", "", "TLS private key (PEM)"),
+  tlsPort: integer(
+    "tls-port",
+    7778,
+    0,
+    PORT_MAX,
+    "TLS port, used when --tls-cert and --tls-key are given",
+  ),
+  logLevel: choice(
+    "log-level",
+    "info",
+    ["debug", "info", "warn", "error"],
+    "least severe log line written",
+  ),
+  wsPort: integer(
+    "ws-port",
+    -1,
+    -1,
+    PORT_MAX,
+    "WebSocket port, wss with the TLS flags (-1: off; 0: any free port)",
+  ),
+  wsOrigins: list(
+    "ws-origin",
+    "an Origin allowed on --ws-port (repeatable; env: comma-separated); none given: any origin is allowed",
+  ),
+  web: toggle("web", "serve the web client page at / on --ws-port"),
+  logFormat: choice(
+    "log-format",
+    "text",
+    ["text", "json"],
+    "log lines as key=value text or as JSON objects",
+  ),
+  metricsPort: integer(
+    "metrics-port",
+    -1,
+    -1,
+    PORT_MAX,
+    "serve /metrics and /healthz over HTTP on this port (-1: off; 0: any free port)",
+  ),
+  metricsHost: text("metrics-host", "127.0.0.1", "address the metrics endpoint listens on"),
+  cluster: text(
+    "cluster",
+    "",
+    "join the cluster whose bus is this Redis (redis://host:port[/db]); needs a postgres --db",
+  ),
+  nodeId: text(
+    "node-id",
+    "",
+    "this node's name in the cluster, logs and metrics (default: host name and pid)",
+  ),
+  nodeTtlMs: integer(
+    "node-ttl-ms",
+    10_000,
+    500,
+    3_600_000,
+    "how long a silent cluster node keeps its users before the others drop them",
+  ),
+};
+
+function isConfigKey(name: string): name is keyof Config {
+  return Object.hasOwn(FLAGS, name);
+}
+
+/** The {@linkcode Config} fields, in `--help` order. */
+export const CONFIG_KEYS: readonly (keyof Config)[] = Object.keys(FLAGS).filter(isConfigKey);
+
+/** A flag as `--help` and the tests see it: which field it sets, and its default. */
+export interface ServerFlag {
+  key: keyof Config;
+  flag: string;
+  kind: Flag<unknown>["kind"];
+  default: Config[keyof Config];
+  help: string;
+}
+
+/** The server flags, in `--help` order. */
+export const SERVER_FLAGS: readonly ServerFlag[] = CONFIG_KEYS.map((key) => {
+  const { flag, kind, help } = FLAGS[key];
+  return { key, flag, kind, default: FLAGS[key].default, help };
+});
+
+/** The admin commands: each runs against the database and exits. */
+export const ADMIN_FLAGS = {
+  "add-user": { takesName: true, help: "add a user (password from stdin or a prompt)" },
+  "remove-user": { takesName: true, help: "remove a user (logs it out of a running server)" },
+  "set-password": { takesName: true, help: "change a user's password" },
+  "list-users": { takesName: false, help: "print every username, one a line" },
+  "list-rooms": { takesName: false, help: "print every room, one a line" },
+  "remove-room": { takesName: true, help: "remove a room" },
+  backup: {
+    takesName: true,
+    arg: "FILE",
+    help: "write a consistent copy of the database to FILE (safe while the server runs)",
+  },
+} as const;
+
+/** An admin command's name. */
+export type AdminCommand = keyof typeof ADMIN_FLAGS;
+
+function isAdminCommand(name: string): name is AdminCommand {
+  return Object.hasOwn(ADMIN_FLAGS, name);
+}
+
+/** The admin commands' names, in `--help` order. */
+export const ADMIN_COMMANDS: readonly AdminCommand[] = Object.keys(ADMIN_FLAGS).filter(
+  isAdminCommand,
+);
+
+/**
+ * The environment variable that sets `flag`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { envName } from "./flags.ts";
+ * assert.equal(envName("max-rooms"), "PARLEY_MAX_ROOMS");
+ * ```
+ */
+export function envName(flag: string): string {
+  return "PARLEY_" + flag.toUpperCase().replaceAll("-", "_");
+}
