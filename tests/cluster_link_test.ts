@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { ClusterLink } from "../lib/cluster/link.ts";
 import { Hub } from "../lib/hub/hub.ts";
 import { Logger } from "../lib/observe/log.ts";
+import { hubEdge } from "../lib/server/hub_edge.ts";
 import type { SqliteStore } from "../lib/store/sqlite_store.ts";
 import { hasher, makeHub, RecordingPeer, send } from "./hub_support.ts";
 import { startRedis, type TestRedis } from "./redis_support.ts";
@@ -99,8 +100,14 @@ class Nodes {
     if (cuttable) this.proxies.push(proxy = new CuttableProxy(this.redis.port));
     const url = proxy?.url ?? this.redis.url;
     const link = new ClusterLink({ url, nodeId: id, nodeTtlMs: TTL_MS, log });
-    const hub = new Hub({ store: this.store, passwords: hasher, cluster: link });
-    await link.start(hub);
+    const work = hubEdge({
+      store: this.store,
+      passwords: hasher,
+      claims: link,
+      onError: (error) => this.logs.push(`${id}: edge error ${error}`),
+    });
+    const hub = new Hub({ work, cluster: link });
+    await link.start(hub.clusterEvents);
     assert.ok(link.up, `${id} is up`);
     const node = { id, hub, link, proxy };
     this.nodes.push(node);
