@@ -2,33 +2,43 @@
 import assert from "node:assert/strict";
 import { startServer, TestClient } from "./helpers.ts";
 
+/**
+ * The example, one step a row: who acts, then either a line it sends (`C`) or a line it must
+ * receive next (`S`), in the order the page tells the story.
+ */
+const EXAMPLE: readonly (readonly ["alice" | "bob", "C" | "S", string])[] = [
+  ["alice", "C", "0:alice:wonderland"],
+  ["alice", "S", "0:1"],
+  ["alice", "C", "2:lobby"],
+  ["alice", "S", "2:lobby:alice"],
+  ["bob", "C", "0:bob:builder"],
+  ["bob", "S", "0:2"],
+  ["bob", "C", "2:lobby"],
+  ["bob", "S", "2:lobby:alice,bob"],
+  ["alice", "S", "4:lobby:bob"],
+  ["alice", "C", "3:1:hello"],
+  ["bob", "S", "3:hello"],
+  ["alice", "C", "1"],
+  ["alice", "S", "1:lobby,alice,bob"],
+  ["alice", "C", "3:2:bob:carol:aGk="],
+  ["bob", "S", "3:aGk="],
+  ["alice", "S", "9:3:not-online:carol"],
+];
+
 Deno.test("the protocol's example session works as written", async () => {
   const server = await startServer({ users: { alice: "wonderland", bob: "builder" } });
-  const clients: TestClient[] = [];
+  const clients = {
+    alice: await TestClient.connect(server.port),
+    bob: await TestClient.connect(server.port),
+  };
   try {
-    const alice = await TestClient.connect(server.port);
-    clients.push(alice);
-    await alice.send("0:alice:wonderland");
-    await alice.expect("0:1");
-    await alice.send("2:lobby");
-    await alice.expect("2:lobby:alice");
-
-    const bob = await TestClient.login(server.port, "bob", "builder");
-    clients.push(bob);
-    await bob.send("2:lobby");
-    await bob.expect("2:lobby:alice,bob");
-    await alice.expect("4:lobby:bob");
-
-    await alice.send("3:1:hello");
-    await bob.expect("3:hello");
-    await alice.send("1");
-    await alice.expect("1:lobby,alice,bob");
-    await alice.send("3:2:bob:carol:aGk=");
-    await bob.expect("3:aGk=");
-    await alice.expect("9:3:not-online:carol");
-    assert.equal(alice.pending.length + bob.pending.length, 0);
+    for (const [who, direction, line] of EXAMPLE) {
+      if (direction === "C") await clients[who].send(line);
+      else await clients[who].expect(line);
+    }
+    assert.equal(clients.alice.pending.length + clients.bob.pending.length, 0);
   } finally {
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(Object.values(clients).map((c) => c.close()));
     await server.stop();
   }
 });

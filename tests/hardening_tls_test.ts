@@ -1,29 +1,49 @@
 // Issue 3, TLS: Deno.listenTls beside plain TCP, and instead of it (--port=-1), with a throwaway
 // self-signed certificate made by openssl at test time.
 import assert from "node:assert/strict";
-import { runCli, startServer, tempDir, TestClient } from "./helpers.ts";
-import { makeCert } from "./hardening_support.ts";
+import { runCli, startServer, tempDir, TestClient, type TestServer } from "./helpers.ts";
+import { makeCert, type TestCert } from "./hardening_support.ts";
 
-Deno.test("TLS beside TCP: a TLS client and a TCP client chat through the same hub", async () => {
+/**
+ * Starts a server with a throwaway certificate (TLS on a free port, plus `args`), runs `body`,
+ * then closes the clients `body` put in `clients`, stops the server and removes the files.
+ */
+async function withTlsServer(
+  users: Record<string, string>,
+  args: string[],
+  body: (server: TestServer, cert: TestCert, clients: TestClient[]) => Promise<void>,
+): Promise<void> {
   const temp = await tempDir();
   const clients: TestClient[] = [];
-  const cert = await makeCert(temp.dir);
-  const server = await startServer({
-    users: { alice: "wonderland", bob: "builder" },
-    args: ["--tls-cert", cert.certPath, "--tls-key", cert.keyPath, "--tls-port", "0"],
-  });
   try {
+    const cert = await makeCert(temp.dir);
+    const server = await startServer({
+      users,
+      args: [...args, "--tls-cert", cert.certPath, "--tls-key", cert.keyPath, "--tls-port", "0"],
+    });
+    try {
+      await body(server, cert, clients);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await server.stop();
+    }
+  } finally {
+    await temp.remove();
+  }
+}
+
+Deno.test("TLS beside TCP: a TLS client and a TCP client chat through the same hub", async () => {
+  const users = { alice: "wonderland", bob: "builder" };
+  await withTlsServer(users, [], async (server, cert, clients) => {
     assert.ok(server.tlsPort! > 0 && server.port > 0);
     const alice = await TestClient.connectTls(server.tlsPort!, cert.pem);
     clients.push(alice);
     await alice.send("0:alice:wonderland");
     assert.match(await alice.next(), /^0:\d+$/);
-    await alice.send("2:lobby");
-    await alice.expect("2:lobby:alice");
+    await alice.ask("2:lobby", "2:lobby:alice");
     const bob = await TestClient.login(server.port, "bob", "builder");
     clients.push(bob);
-    await bob.send("2:lobby");
-    await bob.expect("2:lobby:alice,bob");
+    await bob.ask("2:lobby", "2:lobby:alice,bob");
     await alice.expect("4:lobby:bob");
     await bob.send("3:1:over tcp");
     await alice.expect("3:over tcp");
@@ -35,32 +55,18 @@ Deno.test("TLS beside TCP: a TLS client and a TCP client chat through the same h
     await plain.send("0:alice:wonderland").catch(() => {});
     await plain.expectClosed();
     assert.equal(plain.pending.length, 0);
-    await alice.send("1");
-    await alice.expect("1:lobby,alice,bob");
-  } finally {
-    await Promise.all(clients.map((c) => c.close()));
-    await server.stop();
-    await temp.remove();
-  }
+    await alice.ask("1", "1:lobby,alice,bob");
+  });
 });
 
 Deno.test("TLS instead of TCP (--port=-1): only the TLS port listens, and it serves the protocol", async () => {
-  const temp = await tempDir();
-  const clients: TestClient[] = [];
-  const cert = await makeCert(temp.dir);
-  const server = await startServer({
-    users: { alice: "wonderland" },
-    args: ["--port=-1", "--tls-cert", cert.certPath, "--tls-key", cert.keyPath, "--tls-port", "0"],
-  });
-  try {
+  await withTlsServer({ alice: "wonderland" }, ["--port=-1"], async (server, cert, clients) => {
     assert.equal(server.port, -1);
     assert.doesNotMatch(server.log(), /listening transport=tcp/);
     const alice = await TestClient.connectTls(server.tlsPort!, cert.pem);
     clients.push(alice);
-    await alice.send("0:alice:wonderland");
-    await alice.expect("0:1");
-    await alice.send("3:0:x");
-    await alice.expect("9:3:not-in-room");
+    await alice.ask("0:alice:wonderland", "0:1");
+    await alice.ask("3:0:x", "9:3:not-in-room");
     // A client that does not trust the certificate is refused by its own TLS check.
     await assert.rejects(async () => {
       const untrusting = await Deno.connectTls({ hostname: "localhost", port: server.tlsPort! });
@@ -73,11 +79,7 @@ Deno.test("TLS instead of TCP (--port=-1): only the TLS port listens, and it ser
     const status = await server.stop("SIGTERM");
     assert.equal(status.code, 0);
     await alice.expect("0:-1"); // the graceful shutdown reaches TLS clients too
-  } finally {
-    await Promise.all(clients.map((c) => c.close()));
-    await server.stop();
-    await temp.remove();
-  }
+  });
 });
 
 Deno.test("TLS misconfiguration: one line naming the file, a non-zero exit", async () => {
