@@ -17,10 +17,8 @@ e2eTest("unknown codes get 9:?:malformed, before and after a login", async () =>
       }
     }
     // The line was refused, not the connection: both carry on.
-    await alice.send("1");
-    await alice.expect("1:");
-    await anon.send("1");
-    await anon.expect("0:-1");
+    await alice.ask("1", "1:");
+    await anon.ask("1", "0:-1");
   });
 });
 
@@ -84,9 +82,7 @@ e2eTest("CRLF lines work (nc -C) and the CR is not part of a field or a body", a
 
 e2eTest("bytes after the last LF when the peer closes are ignored", async () => {
   await withServer({}, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
+    const [alice, bob] = await s.room("lobby", "alice", "bob");
     await bob.write("3:1:complete\n3:1:partial");
     await (bob.conn as Deno.TcpConn).closeWrite();
     await alice.expect("3:complete");
@@ -101,9 +97,7 @@ e2eTest(
   "line limit: a line of exactly the limit is fine, CR counted; one byte more gets 9:?:too-long and a close",
   async () => {
     await withServer({ args: LIMIT }, async (s) => {
-      const alice = await s.inRoom("alice", "lobby", "alice");
-      const bob = await s.inRoom("bob", "lobby", "alice,bob");
-      await alice.expect("4:lobby:bob");
+      const [alice, bob] = await s.room("lobby", "alice", "bob");
       const fill = (n: number) => "x".repeat(n);
       // 1,024 bytes before the LF: "3:1:" and 1,020 bytes of body.
       await alice.send(`3:1:${fill(1020)}`);
@@ -112,8 +106,7 @@ e2eTest(
       await alice.send(`3:1:${fill(1019)}\r`);
       await bob.expect(`3:${fill(1019)}`);
       // 1,025 bytes before the LF because of the CR: too long.
-      await alice.send(`3:1:${fill(1020)}\r`);
-      await alice.expect("9:?:too-long");
+      await alice.ask(`3:1:${fill(1020)}\r`, "9:?:too-long");
       await alice.expectClosed();
       await bob.expect("5:lobby:alice");
       await bob.expectNothing(50);
@@ -151,10 +144,8 @@ e2eTest("line limit: the default is 65,536 bytes", async () => {
   await withServer({}, async (s) => {
     const alice = await s.login("alice");
     const body = "b".repeat(65536 - "3:2:alice:".length);
-    await alice.send(`3:2:alice:${body}`);
-    await alice.expect(`3:${body}`);
-    await alice.send(`3:2:alice:${body}b`);
-    await alice.expect("9:?:too-long");
+    await alice.ask(`3:2:alice:${body}`, `3:${body}`);
+    await alice.ask(`3:2:alice:${body}b`, "9:?:too-long");
     await alice.expectClosed();
   });
 });
@@ -176,7 +167,6 @@ e2eTest("--max-connections: one more connection gets 9:?:server-full and is clos
     const extra = await s.connect();
     await extra.expect("9:?:server-full");
     await extra.expectClosed();
-    await alice.send("1");
-    await alice.expect("1:");
+    await alice.ask("1", "1:");
   });
 });

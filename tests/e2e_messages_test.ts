@@ -7,19 +7,15 @@ e2eTest(
   "3:0 goes to everyone in my room, me included; 3:1 to everyone but me; other rooms hear nothing",
   async () => {
     await withServer({}, async (s) => {
-      const alice = await s.inRoom("alice", "lobby", "alice");
-      const bob = await s.inRoom("bob", "lobby", "alice,bob");
-      await alice.expect("4:lobby:bob");
+      const [alice, bob] = await s.room("lobby", "alice", "bob");
       const carol = await s.inRoom("carol", "den", "carol");
       const dave = await s.login("dave"); // in no room
 
-      await alice.send("3:0:to all");
-      await alice.expect("3:to all");
+      await alice.ask("3:0:to all", "3:to all");
       await bob.expect("3:to all");
       await alice.send("3:1:to others");
       await bob.expect("3:to others");
-      await carol.send("3:0:den only");
-      await carol.expect("3:den only");
+      await carol.ask("3:0:den only", "3:den only");
       await Promise.all([alice, bob, carol, dave].map((c) => c.expectNothing(100)));
     });
   },
@@ -27,11 +23,8 @@ e2eTest(
 
 e2eTest("an empty message is allowed in every mode: 3:0: delivers 3:", async () => {
   await withServer({}, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
-    await alice.send("3:0:");
-    await alice.expect("3:");
+    const [alice, bob] = await s.room("lobby", "alice", "bob");
+    await alice.ask("3:0:", "3:");
     await bob.expect("3:");
     await alice.send("3:1:");
     await bob.expect("3:");
@@ -46,8 +39,7 @@ e2eTest("3:0 and 3:1 outside a room get 9:3:not-in-room", async () => {
     const alice = await s.login("alice");
     const bob = await s.login("bob");
     for (const line of ["3:0:hi", "3:1:hi", "3:0:"]) {
-      await alice.send(line);
-      await alice.expect("9:3:not-in-room");
+      await alice.ask(line, "9:3:not-in-room");
     }
     await bob.expectNothing(50);
   });
@@ -92,9 +84,7 @@ e2eTest(
 
 e2eTest("3:2 with no targets or an empty target is 9:3:malformed and sends nothing", async () => {
   await withServer({}, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
+    const [alice, bob] = await s.room("lobby", "alice", "bob");
     for (const line of ["3:2::hi", "3:2:hi", "3:2:", "3:2:bob::hi", "3:2::", "3:2:bob:::hi"]) {
       await alice.send(line);
       await alice.expect("9:3:malformed", 2000).catch((error) => {
@@ -115,8 +105,7 @@ e2eTest(
     await withServer({}, async (s) => {
       const alice = await s.login("alice");
       const bob = await s.login("bob");
-      await alice.send(`3:2:bob:${names(100).join(":")}:too many`);
-      await alice.expect("9:3:too-many-targets");
+      await alice.ask(`3:2:bob:${names(100).join(":")}:too many`, "9:3:too-many-targets");
       await bob.expectNothing(100);
       // 100 distinct (and duplicates on top) is fine.
       const ninetyNine = names(99);
@@ -134,8 +123,7 @@ e2eTest(
       const alice = await s.login("alice");
       const bob = await s.login("bob");
       const carol = await s.login("carol");
-      await alice.send("3:2:bob:carol:dave:zz:hi");
-      await alice.expect("9:3:too-many-targets");
+      await alice.ask("3:2:bob:carol:dave:zz:hi", "9:3:too-many-targets");
       await Promise.all([bob, carol].map((c) => c.expectNothing(100)));
       await alice.send("3:2:bob:carol:dave:bob:carol:dave:hi");
       await bob.expect("3:hi");
@@ -198,12 +186,7 @@ e2eTest(
 
 e2eTest("per-sender order: room messages in order to every member", async () => {
   await withServer({ args: ["--rate-burst", "0"] }, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    const carol = await s.inRoom("carol", "lobby", "alice,bob,carol");
-    await alice.expect("4:lobby:bob");
-    await alice.expect("4:lobby:carol");
-    await bob.expect("4:lobby:carol");
+    const [alice, bob, carol] = await s.room("lobby", "alice", "bob", "carol");
     const count = 3000;
     let text = "";
     for (let i = 0; i < count; i++) text += `3:1:${i}\n`;
@@ -220,11 +203,8 @@ e2eTest("per-sender order: room messages in order to every member", async () => 
 
 e2eTest("--stamp-sender: messages arrive as 3:<sender>:<message> in every mode", async () => {
   await withServer({ args: ["--stamp-sender"] }, async (s) => {
-    const alice = await s.inRoom("alice", "lobby", "alice");
-    const bob = await s.inRoom("bob", "lobby", "alice,bob");
-    await alice.expect("4:lobby:bob");
-    await alice.send("3:0:all:of:us");
-    await alice.expect("3:alice:all:of:us");
+    const [alice, bob] = await s.room("lobby", "alice", "bob");
+    await alice.ask("3:0:all:of:us", "3:alice:all:of:us");
     await bob.expect("3:alice:all:of:us");
     await bob.send("3:1:");
     await alice.expect("3:bob:");
