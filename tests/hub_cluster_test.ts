@@ -4,15 +4,22 @@
 // tested against a real Redis in tests/cluster_link_test.ts and end to end in tests/cluster_*.
 import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
-import { Hub, type HubCluster } from "../lib/hub/hub.ts";
-import { hasher, makeHub, RecordingPeer, send } from "./hub_support.ts";
+import type { ClusterEvents, Hub, HubCluster } from "../lib/hub/hub.ts";
+import type { EdgeClaims } from "../lib/server/hub_edge.ts";
+import type { SqliteStore } from "../lib/store/sqlite_store.ts";
+import { makeHub, RecordingPeer, send } from "./hub_support.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A cluster that records what the hub asks of it; claims get fences the test hands out. */
-class RecordingCluster implements HubCluster {
+/**
+ * A cluster that records what the hub asks of it. Claims (made by the edge) get fences the test
+ * hands out; a join comes back to the hub as the bus would hand it back, on the next microtask.
+ */
+class RecordingCluster implements HubCluster, EdgeClaims {
   readonly nodeId = "here";
+  /** The hub whose joins come back (set once it is made). */
+  events: ClusterEvents | null = null;
   calls: string[] = [];
   nextFence = 100;
   /** What the next claims resolve to: a fence (default: the next one) or null. */
@@ -25,9 +32,9 @@ class RecordingCluster implements HubCluster {
   ended(user: string, fence: number): void {
     this.calls.push(`ended ${user} ${fence}`);
   }
-  joined(user: string, fence: number, room: string, hash: string | null): Promise<void> {
+  joined(user: string, fence: number, room: string, hash: string | null): void {
     this.calls.push(`joined ${user} ${fence} ${room} ${hash === null ? "public" : "password"}`);
-    return Promise.resolve();
+    queueMicrotask(() => this.events?.clusterJoined(user, fence, this.nodeId, room, hash));
   }
   roomRun(nodes: Iterable<string>, room: Uint8Array, chunk: Uint8Array, lines: number): void {
     const text = decoder.decode(chunk).replaceAll("\n", "|");
@@ -43,9 +50,11 @@ class RecordingCluster implements HubCluster {
   }
 }
 
-async function clusterHub() {
+/** A hub in a cluster of recorded calls (on its own store, or on `store`, shared). */
+async function clusterHub(store?: SqliteStore) {
   const cluster = new RecordingCluster();
-  const made = await makeHub({ cluster });
+  const made = await makeHub({ cluster, claims: cluster }, store);
+  cluster.events = made.hub.clusterEvents;
   return { ...made, cluster };
 }
 
@@ -85,7 +94,7 @@ Deno.test("hub cluster: a grant overtaken by a newer claim is given back, not st
   const loggingIn = send(hub, peer, "0:alice:pw");
   while (cluster.calls.length === 0) await new Promise((r) => setTimeout(r, 1));
   // The newer claim's event is handled before our grant's continuation runs.
-  hub.clusterClaim("alice", 8, "there");
+  hub.clusterEvents.clusterClaim("alice", 8, "there");
   resolve(7);
   await loggingIn;
   assert.deepEqual(peer.take(), ["0:-1", "@ended:login-failed"]);
@@ -104,9 +113,13 @@ Deno.test("hub cluster: a newer claim elsewhere ends the local session: 0:-1 and
   alice.take();
   bob.take();
   cluster.take();
-  assert.equal(hub.clusterClaim("alice", 99, "there"), 0, "an older fence is stale");
+  assert.equal(hub.clusterEvents.clusterClaim("alice", 99, "there"), 0, "an older fence is stale");
   assert.deepEqual(alice.take(), []);
-  assert.equal(hub.clusterClaim("alice", 500, "there"), 100, "returns the fence it ended");
+  assert.equal(
+    hub.clusterEvents.clusterClaim("alice", 500, "there"),
+    100,
+    "returns the fence it ended",
+  );
   assert.deepEqual(alice.take(), ["0:-1", "@ended:replaced"]);
   assert.deepEqual(bob.take(), ["5:lobby:alice"]);
   assert.deepEqual(cluster.take(), ["ended alice 100"]);
@@ -123,12 +136,12 @@ Deno.test("hub cluster: remote members are listed, told of, and reached once per
   await send(hub, bob, "2:lobby");
   bob.take();
   cluster.take();
-  hub.clusterClaim("alice", 500, "n2");
-  hub.clusterJoined("alice", 500, "n2", "lobby", null);
-  hub.clusterClaim("carol", 501, "n3");
-  hub.clusterJoined("carol", 501, "n3", "lobby", null);
-  hub.clusterClaim("dave", 502, "n3");
-  hub.clusterJoined("dave", 502, "n3", "lobby", null);
+  hub.clusterEvents.clusterClaim("alice", 500, "n2");
+  hub.clusterEvents.clusterJoined("alice", 500, "n2", "lobby", null);
+  hub.clusterEvents.clusterClaim("carol", 501, "n3");
+  hub.clusterEvents.clusterJoined("carol", 501, "n3", "lobby", null);
+  hub.clusterEvents.clusterClaim("dave", 502, "n3");
+  hub.clusterEvents.clusterJoined("dave", 502, "n3", "lobby", null);
   assert.deepEqual(bob.take(), ["4:lobby:alice", "4:lobby:carol", "4:lobby:dave"]);
   await send(hub, bob, "1");
   assert.deepEqual(bob.take(), ["1:lobby,alice,bob,carol,dave"]);
@@ -139,8 +152,8 @@ Deno.test("hub cluster: remote members are listed, told of, and reached once per
   // One run for both messages, once per node (n3 has two members), not once per recipient.
   assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:one|3:two|"]);
   // Switching rooms elsewhere: 5: here; a session ending elsewhere: 5: here.
-  hub.clusterJoined("carol", 501, "n3", "den", null);
-  hub.clusterEnded("dave", 502, "n3");
+  hub.clusterEvents.clusterJoined("carol", 501, "n3", "den", null);
+  hub.clusterEvents.clusterEnded("dave", 502, "n3");
   assert.deepEqual(bob.take(), ["5:lobby:carol", "5:lobby:dave"]);
   await send(hub, bob, "1");
   assert.deepEqual(bob.take(), ["1:den,carol:lobby,alice,bob"]);
@@ -152,13 +165,13 @@ Deno.test("hub cluster: stale events (older fences, wrong node) change nothing",
   const bob = await login(hub, "bob");
   await send(hub, bob, "2:lobby");
   bob.take();
-  hub.clusterClaim("alice", 600, "n2");
-  hub.clusterJoined("alice", 600, "n2", "lobby", null);
+  hub.clusterEvents.clusterClaim("alice", 600, "n2");
+  hub.clusterEvents.clusterJoined("alice", 600, "n2", "lobby", null);
   bob.take();
-  hub.clusterJoined("alice", 599, "n1", "lobby", null); // an older session's late join
-  hub.clusterEnded("alice", 599, "n1"); // and its late end
-  hub.clusterEnded("alice", 600, "n1"); // the right fence from the wrong node
-  hub.clusterClaim("alice", 598, "n1");
+  hub.clusterEvents.clusterJoined("alice", 599, "n1", "lobby", null); // an older session's late join
+  hub.clusterEvents.clusterEnded("alice", 599, "n1"); // and its late end
+  hub.clusterEvents.clusterEnded("alice", 600, "n1"); // the right fence from the wrong node
+  hub.clusterEvents.clusterClaim("alice", 598, "n1");
   assert.deepEqual(bob.take(), []);
   await send(hub, bob, "2:lobby");
   assert.deepEqual(bob.take(), ["2:lobby:alice,bob"]);
@@ -167,8 +180,8 @@ Deno.test("hub cluster: stale events (older fences, wrong node) change nothing",
 
 Deno.test("hub cluster: a room first seen in another node's join is made here with its hash", async () => {
   const { hub, store } = await clusterHub();
-  hub.clusterClaim("alice", 700, "n2");
-  hub.clusterJoined("alice", 700, "n2", "vip", "scrypt$not-a-real-hash");
+  hub.clusterEvents.clusterClaim("alice", 700, "n2");
+  hub.clusterEvents.clusterJoined("alice", 700, "n2", "vip", "scrypt$not-a-real-hash");
   assert.ok(hub.hasRoom("vip"));
   const bob = await login(hub, "bob");
   bob.take();
@@ -182,7 +195,7 @@ Deno.test("hub cluster: a room first seen in another node's join is made here wi
 Deno.test("hub cluster: a room another node stored first is joined, its password checked", async () => {
   const { hub, store } = await clusterHub();
   // Another node on the same store creates "den" with a password; no event reaches this one.
-  const other = new Hub({ store, passwords: hasher, cluster: new RecordingCluster() });
+  const { hub: other } = await clusterHub(store);
   const carol = await login(other, "carol");
   await send(other, carol, "2:den:secret");
   assert.deepEqual(carol.take().slice(-1), ["2:den:carol"]);
@@ -202,18 +215,18 @@ Deno.test("hub cluster: a snapshot replaces the node's part; a node down drops i
   const bob = await login(hub, "bob");
   await send(hub, bob, "2:lobby");
   bob.take();
-  hub.clusterClaim("alice", 800, "n2");
-  hub.clusterJoined("alice", 800, "n2", "lobby", null);
-  hub.clusterClaim("carol", 801, "n2");
+  hub.clusterEvents.clusterClaim("alice", 800, "n2");
+  hub.clusterEvents.clusterJoined("alice", 800, "n2", "lobby", null);
+  hub.clusterEvents.clusterClaim("carol", 801, "n2");
   bob.take();
-  hub.clusterClaim("Zed", 900, "n2"); // claimed after n2 wrote the snapshot below
-  hub.clusterNodeSessions("n2", [
+  hub.clusterEvents.clusterClaim("Zed", 900, "n2"); // claimed after n2 wrote the snapshot below
+  hub.clusterEvents.clusterNodeSessions("n2", [
     { user: "carol", fence: 801, room: "lobby", roomPasswordHash: null },
     { user: "dave", fence: 802, room: null, roomPasswordHash: null },
   ], 850);
   assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:carol"]);
   assert.equal(hub.remoteSessionCount, 3, "carol, dave, and Zed: newer than the snapshot");
-  hub.clusterNodeDown("n2");
+  hub.clusterEvents.clusterNodeDown("n2");
   assert.deepEqual(bob.take(), ["5:lobby:carol"]);
   assert.equal(hub.remoteSessionCount, 0);
   await send(hub, bob, "3:2:carol,dave:hi");
@@ -228,9 +241,9 @@ Deno.test("hub cluster: deliveries from the bus reach this node's members only",
   await send(hub, bob, "2:lobby");
   bob.take();
   carol.take();
-  hub.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
-  hub.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
-  hub.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
+  hub.clusterEvents.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
+  hub.clusterEvents.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
+  hub.clusterEvents.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
   assert.deepEqual(bob.take(), ["3:a", "3:b"]);
   assert.deepEqual(carol.take(), ["3:d"]);
   assert.equal(hub.deliveries, 3);
@@ -241,21 +254,21 @@ Deno.test("hub cluster: a node declared down while alive comes back with its nex
   const { hub, store } = await clusterHub();
   const bob = await login(hub, "bob");
   await send(hub, bob, "2:lobby");
-  hub.clusterClaim("alice", 900, "n2");
-  hub.clusterJoined("alice", 900, "n2", "lobby", null);
-  assert.deepEqual(hub.clusterNodes(), ["n2"]);
+  hub.clusterEvents.clusterClaim("alice", 900, "n2");
+  hub.clusterEvents.clusterJoined("alice", 900, "n2", "lobby", null);
+  assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
   bob.take();
-  hub.clusterNodeDown("n2");
-  assert.deepEqual(hub.clusterNodes(), []);
+  hub.clusterEvents.clusterNodeDown("n2");
+  assert.deepEqual(hub.clusterEvents.clusterNodes(), []);
   // n2 was only stalled: it resyncs and lists the same session, same fence.
-  hub.clusterNodeSessions("n2", [
+  hub.clusterEvents.clusterNodeSessions("n2", [
     { user: "alice", fence: 900, room: "lobby", roomPasswordHash: null },
   ], 900);
   assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:alice"]);
-  assert.deepEqual(hub.clusterNodes(), ["n2"]);
+  assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
   // An ended session is not revived by a late join of it.
-  hub.clusterEnded("alice", 900, "n2");
-  hub.clusterJoined("alice", 900, "n2", "lobby", null);
+  hub.clusterEvents.clusterEnded("alice", 900, "n2");
+  hub.clusterEvents.clusterJoined("alice", 900, "n2", "lobby", null);
   assert.deepEqual(bob.take(), ["5:lobby:alice"]);
   assert.equal(hub.remoteSessionCount, 0);
   await store.close();

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
 import { Hub, type HubOptions, type Peer, type SessionEndReason } from "../lib/hub/hub.ts";
+import { type EdgeClaims, type EdgePasswords, hubEdge } from "../lib/server/hub_edge.ts";
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore, type SqliteStore } from "../lib/store/sqlite_store.ts";
 
@@ -40,6 +41,14 @@ export class RecordingPeer implements Peer {
   sessionEnded(reason: SessionEndReason): void {
     this.log.push(`@ended:${reason}`);
   }
+  #done: (() => void)[] = [];
+  commandDone(): void {
+    for (const resolve of this.#done.splice(0)) resolve();
+  }
+  /** Resolves when the hub finishes this peer's pending command. */
+  nextDone(): Promise<void> {
+    return new Promise((resolve) => this.#done.push(resolve));
+  }
   /** What was recorded since the last take. */
   take(): string[] {
     const log = this.log;
@@ -54,26 +63,39 @@ export const hasher = new PasswordHasher({ params: scryptParams(10) });
 export const USERS = ["alice", "bob", "carol", "dave", "Zed"];
 let userHash: Promise<string> | null = null;
 
-/** A hub on a fresh in-memory store holding the test users, and the errors it reports. */
+/** What a test hub is made with: the hub's options, and the edge's store parts to swap. */
+export interface TestHubOptions extends Partial<Omit<HubOptions, "work">> {
+  /** The password hasher (default: the real one at a low cost). */
+  passwords?: EdgePasswords;
+  /** The cluster's claims (with `cluster`). */
+  claims?: EdgeClaims;
+}
+
+/**
+ * A hub on a fresh in-memory store holding the test users (or on `shared`), with the real edge (the store and
+ * the hasher), and the errors the edge reports.
+ */
 export async function makeHub(
-  options: Partial<HubOptions> = {},
+  options: TestHubOptions = {},
+  shared?: SqliteStore,
 ): Promise<{ hub: Hub; store: SqliteStore; errors: unknown[] }> {
-  const store = openSqliteStore(":memory:");
+  const store = shared ?? openSqliteStore(":memory:");
   userHash ??= hasher.hash(encoder.encode("pw"));
-  for (const name of USERS) await store.addUser(name, await userHash);
+  if (shared === undefined) {
+    for (const name of USERS) await store.addUser(name, await userHash);
+  }
   const errors: unknown[] = [];
+  const { passwords = hasher, claims, ...hubOptions } = options;
   const hub = new Hub({
-    store,
-    passwords: hasher,
-    onError: (error) => errors.push(error),
-    ...options,
+    work: hubEdge({ store, passwords, claims, onError: (error) => errors.push(error) }),
+    ...hubOptions,
   });
   return { hub, store, errors };
 }
 
 /** Sends one client line from `peer` and waits for the hub to finish with it. */
-export async function send(hub: Hub, peer: Peer, line: string | Uint8Array): Promise<void> {
+export function send(hub: Hub, peer: RecordingPeer, line: string | Uint8Array): Promise<void> {
   const command = parseCommand(typeof line === "string" ? encoder.encode(line) : line);
   assert.ok(command !== null, "not a blank line");
-  await hub.handle(peer, command);
+  return hub.handle(peer, command) ? Promise.resolve() : peer.nextDone();
 }

@@ -3,9 +3,10 @@
 // Sessions, Rooms and Messages sections of shared/protocol.md.
 import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
-import { Hub, type HubOptions } from "../lib/hub/hub.ts";
+import { Hub } from "../lib/hub/hub.ts";
+import { hubEdge } from "../lib/server/hub_edge.ts";
 import { PasswordHasher } from "../lib/server/password.ts";
-import { hasher, makeHub, RecordingPeer, send, USERS } from "./hub_support.ts";
+import { hasher, makeHub, RecordingPeer, send, type TestHubOptions, USERS } from "./hub_support.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -18,7 +19,7 @@ type Step = [conn: string, line: string, expect: Record<string, string[]>];
 
 interface Scenario {
   rule: string;
-  options?: Partial<HubOptions>;
+  options?: TestHubOptions;
   /** Lines sent before the steps, their replies discarded (`[conn, line]`). */
   setup?: [string, string][];
   steps: Step[];
@@ -795,8 +796,9 @@ Deno.test("hub: a new room's name outlives the read buffer it came in", async ()
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const buffer = encoder.encode("2:lobby");
-    await hub.handle(a, parseCommand(buffer)!);
+    const joined = send(hub, a, buffer);
     buffer.fill(0x78); // the transport reads the next chunk into the same buffer
+    await joined;
     await send(hub, a, "1");
     await send(hub, b, "2:lobby");
     assert.deepEqual(a.take(), ["2:lobby:alice", "1:lobby,alice", "4:lobby:bob"]);
@@ -891,12 +893,14 @@ Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and r
     hub.connect(a);
     const busy = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
     const failing = new Hub({
-      store,
-      passwords: { verify: () => Promise.reject(new Error("busy")), hash: busy.hash.bind(busy) },
-      onError: (e) => errors.push(e),
+      work: hubEdge({
+        store,
+        passwords: { verify: () => Promise.reject(new Error("busy")), hash: busy.hash.bind(busy) },
+        onError: (e) => errors.push(e),
+      }),
     });
     failing.connect(a);
-    await failing.handle(a, parseCommand(encoder.encode("0:alice:pw"))!);
+    await send(failing, a, "0:alice:pw");
     assert.deepEqual(a.take(), ["0:-1", "@ended:login-failed"]);
     assert.equal(errors.length, 1);
   } finally {

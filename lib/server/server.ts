@@ -11,6 +11,7 @@ import type { Config } from "./config.ts";
 import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
+import { hubEdge } from "./hub_edge.ts";
 import type { Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
@@ -111,12 +112,15 @@ export class ParleyServer {
       log,
     });
     this.hub = new Hub({
-      store,
-      passwords: hasher,
+      work: hubEdge({
+        store,
+        passwords: hasher,
+        claims: this.cluster ?? undefined,
+        onError: (error) => log.error("server-error", { error: describe(error) }),
+      }),
       stampSender: config.stampSender,
       maxRooms: config.maxRooms,
       maxTargets: config.maxTargets,
-      onError: (error) => log.error("server-error", { error: describe(error) }),
       cluster: this.cluster ?? undefined,
     });
     this.#context = {
@@ -142,7 +146,7 @@ export class ParleyServer {
       if (server.cluster !== null) {
         log.context = { node: server.cluster.nodeId };
         log.info("cluster", { bus: redactUrl(config.cluster), ttl_ms: config.nodeTtlMs });
-        await server.cluster.start(server.hub);
+        await server.cluster.start(server.hub.clusterEvents);
       }
       server.#listen();
       const started = server;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { encodeError, type ErrorCode, parseCommand } from "../protocol/codec.ts";
+import { type Command, encodeError, type ErrorCode, parseCommand } from "../protocol/codec.ts";
 import type { Hub, Peer, SessionEndReason } from "../hub/hub.ts";
 import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
@@ -101,6 +101,8 @@ export class Connection implements Peer {
   readonly metrics: Metrics;
   #strikes = 0;
   #refilledAt = performance.now();
+  /** Resolves when the hub finishes the command it left pending (null: none is). */
+  #commandDone: (() => void) | null = null;
 
   constructor(transport: Transport, context: ConnectionContext) {
     this.#transport = transport;
@@ -147,11 +149,24 @@ export class Connection implements Peer {
       const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
       if (delay > 0) {
         return new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
-          if (!this.#closed) return this.#context.hub.handle(this, command);
+          if (!this.#closed) return this.#toHub(command);
         });
       }
     }
-    return this.#context.hub.handle(this, command);
+    return this.#toHub(command);
+  }
+
+  /** Hands a command to the hub; a promise when the hub leaves it pending (a login, a join). */
+  #toHub(command: Command): void | Promise<void> {
+    if (this.#context.hub.handle(this, command)) return;
+    return new Promise<void>((resolve) => this.#commandDone = resolve);
+  }
+
+  /** The hub finished the command it left pending: the next line may go. */
+  commandDone(): void {
+    const done = this.#commandDone;
+    this.#commandDone = null;
+    done?.();
   }
 
   /** The transport saw a line pass the limit: say so and hang up. */
@@ -243,6 +258,7 @@ export class Connection implements Peer {
     this.#closed = true;
     clearTimeout(this.#loginTimer);
     this.#transport.close();
+    this.commandDone(); // a read loop waiting on the hub ends now: nothing more is read
     // Leave the hub after the current turn: close() can be reached from inside a broadcast.
     queueMicrotask(() => {
       this.#context.hub.disconnect(this);

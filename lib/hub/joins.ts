@@ -1,0 +1,162 @@
+/**
+ * Joining a room (`2:`): creating it when it does not exist, checking its password, and, in a
+ * cluster, waiting for the bus to order the join among everyone else's before it takes effect.
+ *
+ * The rule this file keeps (docs/protocol.md, Rooms): the joiner's `2:` reply comes before any
+ * `3:`, `4:` or `5:` of that room reaches it. A join takes effect in one synchronous step
+ * ({@linkcode Joins.moveInto}): the session becomes a member and gets its `2:` together, so
+ * nothing of the room can reach it in between. In a cluster that step happens when the bus
+ * hands this node's own join event back, so every node applies the joins of a room in the same
+ * order, and a `2:` lists everyone whose join the bus ordered earlier.
+ *
+ * @module
+ */
+
+import { encodeError, encodeLine } from "../protocol/codec.ts";
+import type { HubCluster, HubWork, StoredRoom } from "./ports.ts";
+import { leaveRoom, type Room, type Session } from "./room.ts";
+import type { Rooms } from "./rooms.ts";
+import type { Client, JoinArgs, Tickets } from "./tickets.ts";
+
+/** What {@linkcode Joins} works with: the hub's own parts. */
+export interface JoinsOptions {
+  tickets: Tickets;
+  rooms: Rooms;
+  work: HubWork;
+  cluster: HubCluster | null;
+  /** The most rooms there may be. */
+  maxRooms: number;
+}
+
+/** The hub's joins. Each method returns whether the join is finished (false: it waits). */
+export class Joins {
+  #tickets: Tickets;
+  #rooms: Rooms;
+  #work: HubWork;
+  #cluster: HubCluster | null;
+  #maxRooms: number;
+  /** Joins waiting for a room being created, by room name: their tickets. */
+  #creating = new Map<string, number[]>();
+
+  constructor(options: JoinsOptions) {
+    this.#tickets = options.tickets;
+    this.#rooms = options.rooms;
+    this.#work = options.work;
+    this.#cluster = options.cluster;
+    this.#maxRooms = options.maxRooms;
+  }
+
+  /** A `2:` line. */
+  join(join: JoinArgs): boolean {
+    const { client, name } = join;
+    const room = this.#rooms.get(name);
+    if (room !== undefined) return this.#checkPassword(join, room);
+    const waiting = this.#creating.get(name);
+    if (waiting !== undefined) {
+      waiting.push(this.#tickets.request(client, { kind: "await-room", join }));
+      return false;
+    }
+    if (this.#rooms.size + this.#creating.size >= this.#maxRooms) {
+      client.peer.send(ROOM_LIMIT);
+      return true;
+    }
+    this.#creating.set(name, []);
+    const ticket = this.#tickets.request(client, { kind: "create", join });
+    this.#work.storeRoom(ticket, name, join.password);
+    return false;
+  }
+
+  /** The edge stored a new room (or found it stored already), or failed to. */
+  roomStored(ticket: number, outcome: StoredRoom | null): void {
+    const tickets = this.#tickets;
+    const op = tickets.take(ticket);
+    if (op?.kind !== "create") return;
+    const { join } = op;
+    const waiting = this.#creating.get(join.name) ?? [];
+    this.#creating.delete(join.name);
+    // An event from another node may have brought the room in while it was stored.
+    const room = outcome === null ? undefined : this.#rooms.get(join.name) ??
+      this.#rooms.add(join.name, join.nameBytes, outcome.record.passwordHash);
+    if (tickets.current(ticket, join.client)) {
+      if (room === undefined) {
+        join.client.peer.send(SERVER_ERROR);
+        tickets.done(join.client);
+      } else if (outcome?.created && room.passwordHash === outcome.record.passwordHash) {
+        tickets.finish(join.client, this.#enter(join.client, join.session, room));
+      } else {
+        // Made first elsewhere: joined as an existing room, password and all.
+        tickets.finish(join.client, this.#checkPassword(join, room));
+      }
+    }
+    // Joins that waited for this one go again: as joins of an existing room, or, if it failed,
+    // from the start (someone else may be creating it by now).
+    for (const waiter of waiting) {
+      const wait = tickets.take(waiter);
+      if (wait?.kind === "await-room" && tickets.current(waiter, wait.join.client)) {
+        wait.join.client.pending = 0;
+        tickets.finish(wait.join.client, this.join(wait.join));
+      }
+    }
+  }
+
+  /** The edge checked a room password. */
+  roomPasswordChecked(ticket: number, ok: boolean): void {
+    const tickets = this.#tickets;
+    const op = tickets.take(ticket);
+    if (op?.kind !== "room-password" || !tickets.current(ticket, op.client)) return;
+    if (!ok) {
+      op.client.peer.send(ROOM_PASSWORD);
+      tickets.done(op.client);
+    } else if (this.#rooms.get(op.room.name) !== op.room) {
+      op.client.peer.send(SERVER_ERROR); // removed while the password was checked
+      tickets.done(op.client);
+    } else {
+      tickets.finish(op.client, this.#enter(op.client, op.session, op.room));
+    }
+  }
+
+  /** This node's own join came back from the bus: it takes effect now, in the bus's order. */
+  ownJoinOrdered(session: Session, client: Client, name: string | null): void {
+    const op = this.#tickets.of(client);
+    if (op?.kind !== "join-echo" || op.session !== session || op.room.name !== name) return;
+    this.#tickets.take(client.pending);
+    if (this.#rooms.get(op.room.name) !== op.room) client.peer.send(SERVER_ERROR); // removed
+    else this.moveInto(session, op.room);
+    this.#tickets.done(client);
+  }
+
+  /** Leaves the old room (`5:` there), enters `room` (`4:` there), and replies `2:`. */
+  moveInto(session: Session, room: Room): true {
+    if (session.room !== room) {
+      leaveRoom(session);
+      room.broadcast(encodeLine("4", room.nameBytes, session.user), null);
+      room.add(session);
+      session.room = room;
+    }
+    session.peer.send(encodeLine("2", room.nameBytes, room.sortedMembers().join(",")));
+    return true;
+  }
+
+  #checkPassword({ client, session, password }: JoinArgs, room: Room): boolean {
+    if (room.passwordHash === null) {
+      if (password.length === 0) return this.#enter(client, session, room);
+      client.peer.send(ROOM_PASSWORD);
+      return true;
+    }
+    const ticket = this.#tickets.request(client, { kind: "room-password", client, session, room });
+    this.#work.checkRoomPassword(ticket, password, room.passwordHash);
+    return false;
+  }
+
+  /** The password is right: the session moves into `room` (in a cluster, once the bus says). */
+  #enter(client: Client, session: Session, room: Room): boolean {
+    if (session.room === room || this.#cluster === null) return this.moveInto(session, room);
+    this.#tickets.request(client, { kind: "join-echo", client, session, room });
+    this.#cluster.joined(session.user, session.id, room.name, room.passwordHash);
+    return false;
+  }
+}
+
+const ROOM_PASSWORD = encodeError("2", "room-password");
+const ROOM_LIMIT = encodeError("2", "room-limit");
+const SERVER_ERROR = encodeError("2", "server-error");

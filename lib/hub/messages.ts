@@ -1,0 +1,170 @@
+/**
+ * Routing of `3:` messages: to a room (batched into runs), to named users here and on other
+ * nodes, and what other nodes hand this one to deliver.
+ *
+ * @module
+ */
+
+import { encodeError, encodeMessage } from "../protocol/codec.ts";
+import type { ClusterView } from "./cluster_view.ts";
+import type { HubCluster } from "./ports.ts";
+import type { Room, Session } from "./room.ts";
+import { RoomRuns } from "./room_runs.ts";
+
+/** What {@linkcode Messages} routes with. */
+export interface MessagesOptions {
+  /** The sessions on this node, by user. */
+  sessions: ReadonlyMap<string, Session>;
+  /** The sessions on other nodes. */
+  view: ClusterView;
+  cluster: HubCluster | null;
+  /** Deliver messages as `3:<sender>:<message>`. */
+  stampSender: boolean;
+  /** The most distinct targets of a `3:2`. */
+  maxTargets: number;
+  /** Runs a task when the current one ends (sends the pending run). */
+  schedule: (task: () => void) => void;
+}
+
+/**
+ * The hub's message router.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ClusterView } from "./cluster_view.ts";
+ * import { Messages } from "./messages.ts";
+ * import { Session } from "./room.ts";
+ * const got: string[] = [];
+ * const peer = {
+ *   send: (line: Uint8Array) => got.push(new TextDecoder().decode(line)),
+ *   sessionStarted() {},
+ *   sessionEnded() {},
+ *   commandDone() {},
+ * };
+ * const alice = new Session(1, "alice", peer);
+ * const messages = new Messages({
+ *   sessions: new Map([["alice", alice]]),
+ *   view: new ClusterView(),
+ *   cluster: null,
+ *   stampSender: false,
+ *   maxTargets: 100,
+ *   schedule: () => {},
+ * });
+ * messages.tell(alice, ["alice", "bob"], new TextEncoder().encode("hi"));
+ * assert.deepEqual(got, ["3:hi\n", "9:3:not-online:bob\n"]);
+ * ```
+ */
+export class Messages {
+  #sessions: ReadonlyMap<string, Session>;
+  #view: ClusterView;
+  #cluster: HubCluster | null;
+  #stampSender: boolean;
+  #maxTargets: number;
+  #runs: RoomRuns;
+  #deliveries = 0;
+
+  constructor(options: MessagesOptions) {
+    this.#sessions = options.sessions;
+    this.#view = options.view;
+    this.#cluster = options.cluster;
+    this.#stampSender = options.stampSender;
+    this.#maxTargets = options.maxTargets;
+    this.#runs = new RoomRuns(options.schedule, (room, chunk, lines, except) => {
+      this.#deliveries += room.broadcast(chunk, except) * lines;
+      // The sender is on this node, so every member elsewhere gets the whole run.
+      if (room.nodes.size > 0) {
+        this.#cluster?.roomRun(room.nodes.keys(), room.nameBytes, chunk, lines);
+      }
+    });
+  }
+
+  /** How many `3:` messages have been handed to recipients (one per recipient). */
+  get deliveries(): number {
+    return this.#deliveries;
+  }
+
+  /** Sends the pending run of room messages now. */
+  flush(): void {
+    this.#runs.flush();
+  }
+
+  /** `3:0` (`echo`) or `3:1` from `session` to its room. */
+  say(session: Session, echo: boolean, body: Uint8Array): void {
+    const room = session.room;
+    if (room === null) {
+      session.peer.send(NOT_IN_ROOM);
+      return;
+    }
+    const sender = this.#stampSender ? (session.userBytes ??= encoder.encode(session.user)) : null;
+    this.#runs.add(room, echo ? null : session, body, sender);
+  }
+
+  /** `3:2` from `session` to `targets`, wherever they are. */
+  tell(session: Session, targets: string[], body: Uint8Array): void {
+    this.flush();
+    // Short lists (the usual case) are deduplicated in place: no Set per message.
+    const distinct = targets.length <= SMALL_TARGET_LIST ? dedupe(targets) : [...new Set(targets)];
+    if (distinct.length > this.#maxTargets) {
+      session.peer.send(TOO_MANY_TARGETS);
+      return;
+    }
+    const line = encodeMessage(body, this.#stampSender ? session.user : undefined);
+    let notOnline: string[] | null = null;
+    let elsewhere: Map<string, string[]> | null = null;
+    for (let i = 0; i < distinct.length; i++) {
+      const target = distinct[i];
+      const recipient = this.#sessions.get(target);
+      if (recipient !== undefined) {
+        recipient.peer.send(line);
+        this.#deliveries++;
+        continue;
+      }
+      const remote = this.#view.get(target);
+      if (remote === undefined) (notOnline ??= []).push(target);
+      else {
+        elsewhere ??= new Map();
+        const users = elsewhere.get(remote.node);
+        if (users === undefined) elsewhere.set(remote.node, [target]);
+        else users.push(target);
+      }
+    }
+    // One message per node that holds recipients, never one per recipient.
+    if (elsewhere !== null && this.#cluster !== null) {
+      for (const [node, users] of elsewhere) this.#cluster.direct(node, users, line);
+    }
+    if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
+  }
+
+  /** A run of `3:` lines from another node for this node's members of `room`. */
+  deliverRoom(room: Room | undefined, chunk: Uint8Array, lines: number): void {
+    if (room !== undefined) this.#deliveries += room.broadcast(chunk, null) * lines;
+  }
+
+  /** A `3:` line from another node for `users` on this node (those still here get it). */
+  deliverDirect(users: readonly string[], line: Uint8Array): void {
+    for (const user of users) {
+      const session = this.#sessions.get(user);
+      if (session === undefined) continue;
+      session.peer.send(line);
+      this.#deliveries++;
+    }
+  }
+}
+
+/** Target lists up to this long are deduplicated by comparing names pairwise. */
+const SMALL_TARGET_LIST = 16;
+
+/** `names` without repeats, first occurrences kept in order (the array itself when it has none). */
+function dedupe(names: string[]): string[] {
+  for (let i = 1; i < names.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (names[i] === names[j]) return [...new Set(names)];
+    }
+  }
+  return names;
+}
+
+const encoder = new TextEncoder();
+const NOT_IN_ROOM = encodeError("3", "not-in-room");
+const TOO_MANY_TARGETS = encodeError("3", "too-many-targets");

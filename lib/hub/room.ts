@@ -1,0 +1,118 @@
+/**
+ * The hub's records: a session on this node, a session on another node as this node's view
+ * holds it, and a room with its members on every node.
+ *
+ * @module
+ */
+
+import { encodeLine } from "../protocol/codec.ts";
+import type { Peer } from "./ports.ts";
+
+/** A session on this node. */
+export class Session {
+  room: Room | null = null;
+  /** The username as UTF-8, made the first time a message is stamped with it. */
+  userBytes: Uint8Array | null = null;
+  /** `id` is also the session's fence in a cluster (see ClusterLink.claim). */
+  constructor(readonly id: number, readonly user: string, readonly peer: Peer) {}
+}
+
+/** A session on another node, as this node's view of the cluster holds it. */
+export class RemoteSession {
+  room: Room | null = null;
+  constructor(readonly user: string, readonly node: string, readonly fence: number) {}
+}
+
+/**
+ * A room: its members here and elsewhere, and where its messages must go.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RemoteSession, Room } from "./room.ts";
+ * const room = new Room("lobby", new TextEncoder().encode("lobby"), null);
+ * room.addRemote(new RemoteSession("bob", "node-2", 7));
+ * assert.deepEqual(room.sortedMembers(), ["bob"]);
+ * assert.deepEqual([...room.nodes.keys()], ["node-2"]);
+ * ```
+ */
+export class Room {
+  /** The members on this node. */
+  readonly members = new Map<string, Session>();
+  /** The members on other nodes. */
+  readonly remote = new Map<string, RemoteSession>();
+  /** How many of the remote members each other node has: where a room message must go. */
+  readonly nodes = new Map<string, number>();
+  #sorted: string[] | null = null;
+  constructor(
+    readonly name: string,
+    readonly nameBytes: Uint8Array,
+    readonly passwordHash: string | null,
+  ) {}
+
+  /** Member names on every node, sorted; cached until the membership changes. */
+  sortedMembers(): string[] {
+    return this.#sorted ??= [...this.members.keys(), ...this.remote.keys()].sort();
+  }
+
+  addRemote(member: RemoteSession): void {
+    this.remote.set(member.user, member);
+    this.nodes.set(member.node, (this.nodes.get(member.node) ?? 0) + 1);
+    this.#sorted = null;
+  }
+
+  deleteRemote(member: RemoteSession): void {
+    this.remote.delete(member.user);
+    const left = (this.nodes.get(member.node) ?? 1) - 1;
+    if (left === 0) this.nodes.delete(member.node);
+    else this.nodes.set(member.node, left);
+    this.#sorted = null;
+  }
+
+  add(session: Session): void {
+    this.members.set(session.user, session);
+    this.#sorted = null;
+  }
+
+  delete(session: Session): void {
+    this.members.delete(session.user);
+    this.#sorted = null;
+  }
+
+  clear(): void {
+    this.members.clear();
+    this.remote.clear();
+    this.nodes.clear();
+    this.#sorted = null;
+  }
+
+  /** Sends `line` to every member on this node but `except`; returns how many it went to. */
+  broadcast(line: Uint8Array, except: Session | null): number {
+    let sent = 0;
+    for (const member of this.members.values()) {
+      if (member !== except) {
+        member.peer.send(line);
+        sent++;
+      }
+    }
+    return sent;
+  }
+}
+
+/** `session` leaves its room, if it is in one; the members left behind get `5:`. */
+export function leaveRoom(session: Session): void {
+  const room = session.room;
+  if (room === null) return;
+  room.delete(session);
+  session.room = null;
+  if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, session.user), null);
+}
+
+/** A session on another node leaves its room, if it is in one (`5:` to this node's members). */
+export function leaveRemoteRoom(remote: RemoteSession): void {
+  const room = remote.room;
+  if (room === null) return;
+  room.deleteRemote(remote);
+  remote.room = null;
+  if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, remote.user), null);
+}

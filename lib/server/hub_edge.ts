@@ -1,0 +1,123 @@
+/**
+ * The hub's edge: the slow work the synchronous hub asks for (the store, the password hasher,
+ * the cluster's claims), done asynchronously, with each outcome fed back into the hub as an
+ * event. Failures that are the server's (a store write failing, a busy hasher) are reported
+ * and become a failed login or a `9:2:server-error`; the server carries on.
+ *
+ * @module
+ */
+
+import type { HubResults, HubWork, StoredRoom } from "../hub/ports.ts";
+import type { RoomRecord } from "../store/store.ts";
+
+/** What the edge needs of the store. */
+export interface EdgeStore {
+  /** The user's password hash, or undefined if there is no such user. */
+  findUser(name: string): Promise<{ passwordHash: string } | undefined>;
+  /** Stores a new room durably; rejects when it exists already. */
+  addRoom(name: string, passwordHash: string | null): Promise<void>;
+  /** The stored room, or undefined. */
+  findRoom(name: string): Promise<RoomRecord | undefined>;
+}
+
+/** What the edge needs of the password hasher (see password.ts). */
+export interface EdgePasswords {
+  /** Whether the password matches; with `undefined` it does the same work and returns false. */
+  verify(password: Uint8Array, stored: string | undefined): Promise<boolean>;
+  /** A new hash of the password. */
+  hash(password: Uint8Array): Promise<string>;
+}
+
+/** What the edge needs of the cluster (see lib/cluster/link.ts). */
+export interface EdgeClaims {
+  /**
+   * Claims `user` cluster-wide: the claim's fence once no other node has a live session of the
+   * user, or null when it was refused.
+   */
+  claim(user: string): Promise<number | null>;
+}
+
+/** What {@linkcode hubEdge} works with. */
+export interface HubEdgeOptions {
+  store: EdgeStore;
+  passwords: EdgePasswords;
+  /** The cluster, if this node is in one. */
+  claims?: EdgeClaims;
+  /** Called with failures that are the server's, not the client's. */
+  onError: (error: unknown) => void;
+}
+
+/**
+ * The `work` option of a Hub: the edge that does its slow work.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hubEdge } from "./hub_edge.ts";
+ * const answers: string[] = [];
+ * const work = hubEdge({
+ *   store: {
+ *     findUser: () => Promise.resolve({ passwordHash: "h" }),
+ *     addRoom: () => Promise.resolve(),
+ *     findRoom: () => Promise.resolve(undefined),
+ *   },
+ *   passwords: { verify: () => Promise.resolve(true), hash: () => Promise.resolve("h") },
+ *   onError: () => {},
+ * })({
+ *   loginChecked: (ticket, ok) => answers.push(`login ${ticket} ${ok}`),
+ *   claimDecided() {},
+ *   roomStored() {},
+ *   roomPasswordChecked() {},
+ * });
+ * work.checkLogin(1, "alice", new TextEncoder().encode("pw"));
+ * assert.deepEqual(answers, []); // never answered at once
+ * await new Promise((resolve) => setTimeout(resolve, 0));
+ * assert.deepEqual(answers, ["login 1 true"]);
+ * ```
+ */
+export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWork {
+  const { store, passwords, claims, onError } = options;
+  /** The outcome of `task`, or `fallback` (reported) when it fails. */
+  const attempt = async <T>(task: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await task();
+    } catch (error) {
+      onError(error);
+      return fallback;
+    }
+  };
+  return (results) => ({
+    checkLogin(ticket, username, password) {
+      void attempt(async () => {
+        const user = await store.findUser(username);
+        return await passwords.verify(password, user?.passwordHash);
+      }, false).then((ok) => results.loginChecked(ticket, ok));
+    },
+    claim(ticket, username) {
+      if (claims === undefined) {
+        queueMicrotask(() => results.claimDecided(ticket, null));
+        return;
+      }
+      void attempt(() => claims.claim(username), null)
+        .then((fence) => results.claimDecided(ticket, fence));
+    },
+    storeRoom(ticket, name, password) {
+      void attempt(async (): Promise<StoredRoom | null> => {
+        const hash = password.length === 0 ? null : await passwords.hash(password);
+        try {
+          await store.addRoom(name, hash);
+          return { record: { name, passwordHash: hash }, created: true };
+        } catch (error) {
+          // Another node or the admin CLI made it first: join the stored one.
+          const stored = await store.findRoom(name).catch(() => undefined);
+          if (stored === undefined) throw error;
+          return { record: stored, created: false };
+        }
+      }, null).then((outcome) => results.roomStored(ticket, outcome));
+    },
+    checkRoomPassword(ticket, password, passwordHash) {
+      void attempt(() => passwords.verify(password, passwordHash), false)
+        .then((ok) => results.roomPasswordChecked(ticket, ok));
+    },
+  });
+}
