@@ -19,7 +19,7 @@ import { PasswordHasher, scryptParams } from "./password.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
-import { serveWebSocket, type WebSocketServer } from "../transport/websocket.ts";
+import { refuseWebSocket, serveWebSocket, type WebSocketOptions } from "../transport/websocket.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;
@@ -27,6 +27,11 @@ const CHANGE_POLL_MS = 250;
 const READ_BUFFER_BYTES = 16 * 1024;
 
 const SERVER_FULL = encodeError("?", "server-full");
+/** After a failed accept (EMFILE, say) the loop waits this long, doubling up to the maximum. */
+const ACCEPT_BACKOFF_MIN_MS = 100;
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+/** Sockets being refused at once (while full) beyond which more are closed without an answer. */
+const MAX_REFUSING = 64;
 
 function describe(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
@@ -59,6 +64,28 @@ function readPem(path: string, what: string): string {
     return Deno.readTextFileSync(path);
   } catch (error) {
     throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describe(error)}`);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* gone already */ }
+}
+
+/** A TLS listener with the PEMs read once for every TLS port; the error names the files. */
+function listenTls(
+  hostname: string,
+  port: number,
+  pems: { cert: string; key: string },
+  files: { tlsCert: string; tlsKey: string },
+): Deno.TlsListener {
+  try {
+    return Deno.listenTls({ hostname, port, ...pems });
+  } catch (error) {
+    throw new Error(
+      `cannot serve TLS with ${files.tlsCert} and ${files.tlsKey}: ${describe(error)}`,
+    );
   }
 }
 
@@ -97,7 +124,11 @@ export class ParleyServer {
   /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
   readonly metrics: Metrics = new Metrics();
   #metricsServer: MetricsServer | undefined;
-  #webSocket: WebSocketServer | undefined;
+  /** What the WebSocket port serves, with --ws-port. */
+  #webSocketOptions: WebSocketOptions | undefined;
+  /** WebSocket sockets still in their HTTP exchange: they count against --max-connections. */
+  #handshakes = new Set<Deno.Conn>();
+  #refusing = 0;
   /** The link to the other nodes, with --cluster. */
   readonly cluster: ClusterLink | null;
 
@@ -172,78 +203,68 @@ export class ParleyServer {
   }
 
   #listen(): void {
-    const { host, port, tlsCert, tlsKey, tlsPort } = this.#config;
+    const { host, port, tlsCert, tlsKey, tlsPort, wsPort } = this.#config;
     if (port >= 0) this.#serveListener(Deno.listen({ hostname: host, port }), "tcp");
-    if (tlsCert && tlsKey) {
-      let tls: Deno.TlsListener;
-      try {
-        tls = Deno.listenTls({
-          hostname: host,
-          port: tlsPort,
-          cert: readPem(tlsCert, "certificate"),
-          key: readPem(tlsKey, "key"),
-        });
-      } catch (error) {
-        if (error instanceof TlsSetupError) throw error;
-        throw new Error(`cannot serve TLS with ${tlsCert} and ${tlsKey}: ${describe(error)}`);
-      }
-      this.#serveListener(tls, "tls");
+    const tls = tlsCert && tlsKey
+      ? { cert: readPem(tlsCert, "certificate"), key: readPem(tlsKey, "key") }
+      : null;
+    if (tls !== null) this.#serveListener(listenTls(host, tlsPort, tls, this.#config), "tls");
+    if (wsPort >= 0) {
+      // WebSocket (and the page) on --ws-port: TLS only when the TLS flags are given.
+      const { wsOrigins, web, stampSender } = this.#config;
+      this.#webSocketOptions = { origins: wsOrigins, web, stampSender };
+      if (tls === null) this.#serveListener(Deno.listen({ hostname: host, port: wsPort }), "ws");
+      else this.#serveListener(listenTls(host, wsPort, tls, this.#config), "wss");
     }
-    if (this.#config.wsPort >= 0) this.#serveWebSocket();
   }
 
-  /** WebSocket (and the web page) on --ws-port: its connections join the same set and limit. */
-  #serveWebSocket(): void {
-    const { host, wsPort, wsOrigins, web, stampSender, tlsCert, tlsKey } = this.#config;
-    const ws = serveWebSocket({
-      hostname: host,
-      port: wsPort,
-      tls: tlsCert && tlsKey
-        ? { cert: Deno.readTextFileSync(tlsCert), key: Deno.readTextFileSync(tlsKey) }
-        : undefined,
-      origins: wsOrigins,
-      web,
-      stampSender,
-      context: this.#context,
-      admit: () => this.#stopping === null && this.#connections.size < this.#config.maxConnections,
-      opened: (connection) => this.#connections.add(connection),
-    });
-    this.#webSocket = ws;
-    this.addresses.push({ transport: ws.transport, hostname: ws.hostname, port: ws.port });
-    this.#log.info("listening", { transport: ws.transport, address: `${ws.hostname}:${ws.port}` });
-  }
-
-  #serveListener(listener: Deno.Listener, transport: "tcp" | "tls"): void {
+  #serveListener(listener: Deno.Listener, transport: ListenAddress["transport"]): void {
     this.#listeners.push(listener);
     const address = listener.addr as Deno.NetAddr;
     this.addresses.push({ transport, hostname: address.hostname, port: address.port });
     this.#log.info("listening", { transport, address: `${address.hostname}:${address.port}` });
-    void this.#acceptLoop(listener);
+    void this.#acceptLoop(listener, transport);
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener, transport: ListenAddress["transport"]): Promise<void> {
+    let backoffMs = 0;
+    let loggedAt = -Infinity;
+    let suppressed = 0;
     while (this.#stopping === null) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopping !== null || error instanceof Deno.errors.BadResource) return;
-        this.#log.warn("accept-error", { error: String(error) });
+        // Out of descriptors, say: retrying at once would spin, and log as fast as it spins.
+        const now = performance.now();
+        if (now - loggedAt >= 1000) {
+          this.#log.warn("accept-error", { transport, error: String(error), suppressed });
+          loggedAt = now;
+          suppressed = 0;
+        } else {
+          suppressed++;
+        }
+        backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
         continue;
       }
-      this.#accept(conn);
+      backoffMs = 0;
+      this.#accept(conn, transport);
     }
   }
 
-  #accept(conn: Deno.Conn): void {
+  /**
+   * Admission, for every listener: a socket counts against --max-connections from its first
+   * byte (a WebSocket one while it is still sending its HTTP request, too).
+   */
+  #accept(conn: Deno.Conn, transport: ListenAddress["transport"]): void {
     const remote = conn.remoteAddr as Deno.NetAddr;
-    if (this.#connections.size >= this.#config.maxConnections) {
-      this.#log.warn("server-full", { address: remote.hostname });
-      conn.write(SERVER_FULL).catch(() => {}).finally(() => {
-        try {
-          conn.close();
-        } catch { /* gone already */ }
-      });
+    const webSocket = transport === "ws" || transport === "wss";
+    if (this.#connections.size + this.#handshakes.size >= this.#config.maxConnections) {
+      this.#log.warn("server-full", { address: remote.hostname, transport });
+      if (webSocket) this.#refuseWebSocket(conn);
+      else conn.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(conn));
       return;
     }
     if ("setNoDelay" in conn) {
@@ -251,7 +272,26 @@ export class ParleyServer {
       tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
       tcp.setKeepAlive(true); // find dead peers and end their sessions
     }
-    this.#connections.add(serveTcp(conn, this.#context));
+    if (webSocket) this.#serveWebSocket(conn);
+    else this.#connections.add(serveTcp(conn, this.#context));
+  }
+
+  /** A WebSocket socket: counted as a handshake until it upgrades (or is answered and closed). */
+  #serveWebSocket(conn: Deno.Conn): void {
+    this.#handshakes.add(conn);
+    serveWebSocket(conn, this.#context, this.#webSocketOptions!).then((connection) => {
+      this.#handshakes.delete(conn);
+      if (connection === null || connection.isClosed) return; // closed: it left the set already
+      if (this.#stopping !== null) connection.close(); // upgraded while shutdown closed the rest
+      else this.#connections.add(connection);
+    });
+  }
+
+  /** One too many on the WebSocket port: answered, boundedly, with server-full. */
+  #refuseWebSocket(conn: Deno.Conn): void {
+    if (this.#refusing >= MAX_REFUSING || this.#stopping !== null) return closeQuietly(conn);
+    this.#refusing++;
+    refuseWebSocket(conn).finally(() => this.#refusing--);
   }
 
   #serveMetrics(): void {
@@ -319,12 +359,11 @@ export class ParleyServer {
           listener.close();
         } catch { /* already closed */ }
       }
-      this.#webSocket?.stopAccepting();
+      for (const conn of this.#handshakes) closeQuietly(conn);
       this.hub.logoutAll();
       await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
-      await this.#webSocket?.shutdown(); // after the flush: it closes open sockets at once
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
       await this.#store.close();
       this.#log.info("stopped", { connections: connections.length });

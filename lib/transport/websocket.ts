@@ -1,345 +1,296 @@
 /**
- * The WebSocket transport: the same protocol for browsers and game engines, through
- * `Deno.serve` and `Deno.upgradeWebSocket` on `--ws-port`, and (with `--web`) the web page at `/`.
+ * The WebSocket transport: the same protocol for browsers and game engines on `--ws-port`, and
+ * (with `--web`) the web page at `/`. It runs on a socket the server accepted, like tcp.ts: the
+ * request head is read within a byte bound and a deadline, then frames are parsed byte by byte
+ * (ws_frames.ts) into the same bounded {@linkcode LineSplitter}, {@linkcode Connection} and
+ * {@linkcode OutboundQueue} as TCP.
  *
- * Framing: each text frame is one line, with no LF needed; a frame may also hold several
- * LF-separated lines (a CR just before an LF, or at the end of the frame, is dropped). Binary
- * frames are read the same way, as the bytes of lines. Each server line goes out as one text
- * frame without its LF; the rare line that is not valid UTF-8 (message text is opaque bytes)
- * goes out as a binary frame holding those exact bytes, since a text frame could not carry it.
+ * Framing: each text message is one line, with no LF needed; a message may also hold several
+ * LF-separated lines (a CR just before an LF, or at the end of the message, is dropped). Binary
+ * messages are read the same way, as the bytes of lines. Each server line goes out as one text
+ * frame without its LF; the rare line that is not valid UTF-8 (message text is opaque bytes) goes
+ * out as a binary frame holding those exact bytes, since a text frame could not carry it.
  *
- * Limits: a frame longer than `--max-line-bytes` (one trailing LF not counted) gets `9:?:too-long`
- * and the connection is closed; a client whose `bufferedAmount` would pass `--max-pending-bytes`
- * is dropped as a slow consumer; frames waiting to be handled (while a login is checked) are
- * bounded by the same byte count. The login clock, flood control and login throttling are
- * {@linkcode Connection}'s, exactly as for TCP.
+ * Limits: a message longer than `--max-line-bytes` (one trailing LF not counted) gets
+ * `9:?:too-long` and the connection is closed, as soon as its frames announce that much (its bytes
+ * are never gathered); output past `--max-pending-bytes` drops the client as a slow consumer; the
+ * read loop waits for each line to be handled, so nothing queues while a login is checked. The
+ * server's close sends a close frame and ends the socket within {@linkcode CLOSE_TIMEOUT_MS}.
  *
  * @module
  */
 
-import { encodeError } from "../protocol/codec.ts";
+import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
+import type { Logger } from "../observe/log.ts";
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
-import { normalizeOrigin, originAllowed } from "../protocol/origin.ts";
-import INDEX_HTML from "./web/index.html" with { type: "text" };
-import APP_JS from "./web/app.js" with { type: "text" };
-import STYLE_CSS from "./web/style.css" with { type: "text" };
+import { OutboundQueue } from "./outbound.ts";
+import { AdaptiveReadBuffer, SMALL_READ_BYTES } from "./tcp.ts";
+import { acceptUpgrade, closeQuietly, type WebSocketOptions, writeAll } from "./ws_handshake.ts";
+import {
+  CLOSE_NO_STATUS,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  encodeClose,
+  encodeFrame,
+  encodeLines,
+  FrameParser,
+  OPCODE_PONG,
+} from "./ws_frames.ts";
 
-/** Re-exported: callers that found them here still do. */
-export { normalizeOrigin, originAllowed };
+export { refuseWebSocket, type WebSocketOptions } from "./ws_handshake.ts";
+
+/** How long a closing connection waits for the peer's close frame before it ends the socket. */
+export const CLOSE_TIMEOUT_MS = 5000;
 
 const LF = 0x0a;
 const CR = 0x0d;
-const encoder = new TextEncoder();
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-/** `9:?:server-full` as a frame. */
-const SERVER_FULL = new TextDecoder().decode(encodeError("?", "server-full")).trimEnd();
-/** How often `drained()` looks at `bufferedAmount`. */
-const DRAIN_POLL_MS = 10;
-
-/** What {@linkcode serveWebSocket} needs. */
-export interface WebSocketServerOptions {
-  /** Address to listen on. */
-  hostname: string;
-  /** Port to listen on (0: any free port). */
-  port: number;
-  /** PEM certificate and key (the contents): serve wss instead of ws. */
-  tls?: { cert: string; key: string };
-  /** Allowed `Origin` values, already normalized (see {@linkcode normalizeOrigin}); empty: any. */
-  origins: readonly string[];
-  /** Serve the web page at `/`. */
-  web: boolean;
-  /** Whether the server stamps senders (`3:<sender>:<message>`); the page reads it. */
-  stampSender: boolean;
-  /** What every connection shares. */
-  context: ConnectionContext;
-  /** Whether one more connection may open (max connections, counted across all transports). */
-  admit(): boolean;
-  /** A connection opened; the server adds it to its set. */
-  opened(connection: Connection): void;
-}
-
-/** A running WebSocket listener. */
-export interface WebSocketServer {
-  /** `ws`, or `wss` with TLS. */
-  readonly transport: "ws" | "wss";
-  /** The address it listens on. */
-  readonly hostname: string;
-  /** The port it listens on (the real one when asked for 0). */
-  readonly port: number;
-  /** Refuses new upgrades and page requests from now on (503); open connections carry on. */
-  stopAccepting(): void;
-  /** Closes the listener and whatever sockets are still open on it. */
-  shutdown(): Promise<void>;
-}
-
-/** One entry of the inbound queue: a frame's bytes, or a frame that was too long. */
-type Inbound = Uint8Array | "too-long";
-
-/** The last output decoded for sending: a broadcast shares one buffer among all its recipients. */
-let lastOutput: Uint8Array | null = null;
-let lastFrames: (string | Uint8Array)[] = [];
-
-/** One server line's bytes (without its LF) as a frame: text when UTF-8, else the exact bytes. */
-function frameOf(body: Uint8Array): string | Uint8Array {
-  try {
-    return utf8.decode(body);
-  } catch {
-    return body;
-  }
-}
+const LF_ONLY = new Uint8Array([LF]);
+const EMPTY = new Uint8Array(0);
 
 /**
- * Server output (one line, or a run of lines, each ending in LF) as frames, one per line.
- */
-function framesOf(output: Uint8Array): (string | Uint8Array)[] {
-  if (output === lastOutput) return lastFrames;
-  const frames: (string | Uint8Array)[] = [];
-  let start = 0;
-  while (start < output.length) {
-    let end = output.indexOf(LF, start);
-    if (end === -1) end = output.length;
-    frames.push(frameOf(output.subarray(start, end)));
-    start = end + 1;
-  }
-  lastOutput = output;
-  lastFrames = frames;
-  return frames;
-}
-
-/** A frame's size as the line limit counts it: its bytes, one trailing LF not counted. */
-function frameSize(bytes: Uint8Array): number {
-  return bytes.length > 0 && bytes[bytes.length - 1] === LF ? bytes.length - 1 : bytes.length;
-}
-
-/** The lines of a frame: LF-separated, a CR before an LF or at the frame's end dropped. */
-function* linesOf(frame: Uint8Array): Generator<Uint8Array> {
-  let start = 0;
-  while (start < frame.length) {
-    let end = frame.indexOf(LF, start);
-    const next = end === -1 ? frame.length : end + 1;
-    if (end === -1) end = frame.length;
-    yield frame.subarray(start, end > start && frame[end - 1] === CR ? end - 1 : end);
-    start = next;
-  }
-}
-
-/** Serves one upgraded socket: a {@linkcode Connection} once it opens. */
-function serveSocket(
-  socket: WebSocket,
-  remoteAddress: string,
-  options: WebSocketServerOptions,
-): void {
-  const { context } = options;
-  const { maxLineBytes, maxPendingBytes } = context.limits;
-  socket.binaryType = "arraybuffer";
-  let connection: Connection | null = null;
-  let hungUp = false;
-  const inbound: Inbound[] = [];
-  let inboundBytes = 0;
-  let pumping = false;
-
-  const hangUp = () => {
-    if (hungUp) return;
-    hungUp = true;
-    inbound.length = 0;
-    try {
-      socket.close(1000);
-    } catch { /* closed already */ }
-  };
-
-  const transport: Transport = {
-    remoteAddress,
-    get pendingBytes() {
-      return socket.bufferedAmount;
-    },
-    send(output) {
-      if (hungUp || socket.readyState !== WebSocket.OPEN) return false;
-      if (socket.bufferedAmount + output.length > maxPendingBytes) return false;
-      for (const frame of framesOf(output)) socket.send(frame);
-      return true;
-    },
-    async drained() {
-      while (!hungUp && socket.readyState === WebSocket.OPEN && socket.bufferedAmount > 0) {
-        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-      }
-    },
-    close: hangUp,
-  };
-
-  // Lines are handled one at a time, in order, each waiting for the last (a login, a join).
-  const pump = async () => {
-    if (pumping) return;
-    pumping = true;
-    try {
-      while (inbound.length > 0 && connection !== null && !connection.isClosed) {
-        const frame = inbound.shift()!;
-        if (frame === "too-long") return await connection.lineTooLong();
-        inboundBytes -= frame.length;
-        for (const line of linesOf(frame)) {
-          const pending = connection.handleLine(line);
-          if (pending !== undefined) await pending;
-          if (connection.isClosed) return;
-        }
-      }
-    } catch (error) {
-      context.log.error("server-error", { error: String(error) });
-      connection?.close();
-    } finally {
-      pumping = false;
-    }
-  };
-
-  socket.onopen = () => {
-    if (!options.admit()) {
-      context.log.warn("server-full", { address: remoteAddress, transport: "ws" });
-      socket.send(SERVER_FULL);
-      hangUp();
-      return;
-    }
-    connection = new Connection(transport, context);
-    options.opened(connection);
-    connection.start();
-  };
-
-  socket.onmessage = (event: MessageEvent) => {
-    if (connection === null || connection.isClosed || hungUp) return;
-    const data = event.data;
-    let bytes: Uint8Array | null = null;
-    if (typeof data === "string") {
-      // A UTF-16 length already past the limit (plus a trailing LF) is past it in UTF-8 too.
-      if (data.length <= maxLineBytes + 1) bytes = encoder.encode(data);
-    } else if (data instanceof ArrayBuffer) {
-      bytes = new Uint8Array(data);
-    } else {
-      return; // Blob: not produced with binaryType "arraybuffer"
-    }
-    if (bytes === null || frameSize(bytes) > maxLineBytes) {
-      inbound.push("too-long");
-    } else {
-      inboundBytes += bytes.length;
-      if (inboundBytes > maxPendingBytes) {
-        // Sent far ahead of what the server has handled (possible only while a login waits).
-        context.log.warn("closing", { address: remoteAddress, why: "inbound backlog" });
-        connection.close();
-        return;
-      }
-      inbound.push(bytes);
-    }
-    void pump();
-  };
-
-  socket.onclose = () => {
-    hungUp = true;
-    inbound.length = 0;
-    connection?.close();
-  };
-  socket.onerror = () => {}; // a close event follows
-}
-
-/** The page, with the server's stamp-sender setting filled in for the script to read. */
-function pageResponse(path: string, stampSender: boolean, head: boolean): Response | null {
-  const files: Record<string, [string, string]> = {
-    "/": [
-      INDEX_HTML.replace("__STAMP_SENDER__", String(stampSender)),
-      "text/html; charset=utf-8",
-    ],
-    "/index.html": [
-      INDEX_HTML.replace("__STAMP_SENDER__", String(stampSender)),
-      "text/html; charset=utf-8",
-    ],
-    "/app.js": [APP_JS, "text/javascript; charset=utf-8"],
-    "/style.css": [STYLE_CSS, "text/css; charset=utf-8"],
-  };
-  const file = files[path];
-  if (file === undefined) return null;
-  return new Response(head ? null : file[0], {
-    headers: {
-      "content-type": file[1],
-      "cache-control": "no-cache",
-      "x-content-type-options": "nosniff",
-      "referrer-policy": "no-referrer",
-      "content-security-policy":
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-    },
-  });
-}
-
-function text(status: number, body: string): Response {
-  return new Response(body + "\n", {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8" },
-  });
-}
-
-/**
- * Starts the WebSocket listener (and the page, with `web`). Each accepted socket becomes a
- * {@linkcode Connection} handed to `opened`.
+ * Serves one accepted socket on the WebSocket port: reads its request head, answers a page or an
+ * error and closes, or upgrades it and resolves to its {@linkcode Connection} (whose read loop
+ * then runs in the background). Resolves to `null` when there is no connection; never rejects.
  *
  * @example Usage
  * ```ts ignore
- * const ws = serveWebSocket({ hostname: "127.0.0.1", port: 0, origins: [], web: true, ... });
- * console.log(ws.port);
- * ws.stopAccepting();
- * await ws.shutdown();
+ * const connection = await serveWebSocket(await listener.accept(), context, options);
  * ```
  */
-export function serveWebSocket(options: WebSocketServerOptions): WebSocketServer {
-  let accepting = true;
-  const handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
-    if (!accepting) return text(503, "shutting down");
-    const url = new URL(request.url);
-    const upgrade = request.headers.get("upgrade")?.toLowerCase() === "websocket";
-    if (!upgrade) {
-      if (request.method !== "GET" && request.method !== "HEAD") return text(405, "GET only");
-      if (options.web) {
-        const page = pageResponse(url.pathname, options.stampSender, request.method === "HEAD");
-        if (page !== null) return page;
-      } else if (url.pathname === "/") {
-        return text(426, "Parley speaks WebSocket here: connect with a WebSocket client");
-      }
-      return text(404, "not found");
+export async function serveWebSocket(
+  conn: Deno.Conn,
+  context: ConnectionContext,
+  options: WebSocketOptions,
+): Promise<Connection | null> {
+  try {
+    const rest = await acceptUpgrade(conn, options, context.log);
+    return rest === null ? null : new WebSocketTransport(conn, context, rest).connection;
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset)
+    ) {
+      context.log.error("server-error", { transport: "ws", error: String(error) });
     }
-    if (url.pathname !== "/") return text(404, "WebSocket upgrades are served at /");
-    const remoteAddress = info.remoteAddr.hostname; // read it now: it is gone after the upgrade
-    const origin = request.headers.get("origin");
-    if (!originAllowed(origin, options.origins, request.headers.get("host"), options.web)) {
-      options.context.log.warn("origin-refused", {
-        address: remoteAddress,
-        origin: origin ?? "",
-      });
-      return text(403, "origin not allowed");
+    closeQuietly(conn);
+    return null;
+  }
+}
+
+/**
+ * The last output framed: a broadcast hands every recipient the same buffer, and server frames
+ * are not masked, so all of them get the same frames, encoded once.
+ */
+let lastOutput: Uint8Array | null = null;
+let lastFramed: Uint8Array = EMPTY;
+
+/** One upgraded socket: the {@linkcode Transport} its {@linkcode Connection} talks to. */
+class WebSocketTransport implements Transport {
+  readonly remoteAddress: string;
+  readonly connection: Connection;
+  #conn: Deno.Conn;
+  #queue: OutboundQueue;
+  #limits: ConnectionContext["limits"];
+  #log: Logger;
+  /** The latest write the queue started, so the close frame can wait for a frame in flight. */
+  #lastWrite: Promise<number> | null = null;
+  #closing = false;
+  #closeCode = CLOSE_NORMAL;
+  #closeSent = false;
+  /** The peer sent its close, ended its stream or broke the protocol: nothing more to wait for. */
+  #peerDone = false;
+  #hungUp = false;
+  #hangUpTimer: ReturnType<typeof setTimeout> | undefined;
+  // The message being read: its size so far, its last byte, and its unfinished line.
+  #messageBytes = 0;
+  #lastByte = -1;
+  #splitter: LineSplitter | null = null;
+
+  constructor(conn: Deno.Conn, context: ConnectionContext, rest: Uint8Array) {
+    this.#conn = conn;
+    this.#limits = context.limits;
+    this.#log = context.log;
+    this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.#queue = new OutboundQueue(this, context.limits.maxPendingBytes, () => this.#failed());
+    this.connection = new Connection(this, context);
+    this.connection.start();
+    void this.#readLoop(rest);
+  }
+
+  get pendingBytes(): number {
+    return this.#queue.pendingBytes;
+  }
+
+  send(output: Uint8Array): boolean {
+    if (output !== lastOutput) {
+      lastFramed = encodeLines(output);
+      lastOutput = output;
     }
-    let upgraded: { socket: WebSocket; response: Response };
+    return this.#queue.push(lastFramed);
+  }
+
+  drained(): Promise<void> {
+    return this.#queue.drained();
+  }
+
+  /** The queue's writer: the socket, with the latest write remembered. */
+  write(bytes: Uint8Array): Promise<number> {
+    return this.#lastWrite = this.#conn.write(bytes);
+  }
+
+  /** Drops unsent output, sends a close frame, and ends the socket within the close timeout. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#queue.close();
+    this.#hangUpTimer = setTimeout(() => this.#hangUp(), CLOSE_TIMEOUT_MS);
+    void this.#sendClose();
+  }
+
+  async #sendClose(): Promise<void> {
+    // A batch being written is finished first (the queue goes on with it after close()), so the
+    // close frame starts on a frame boundary.
+    for (let write = this.#lastWrite; write !== null; write = this.#lastWrite) {
+      await write.catch(() => {});
+      if (this.#lastWrite === write) break;
+    }
+    if (this.#hungUp) return;
     try {
-      upgraded = Deno.upgradeWebSocket(request);
+      await writeAll(this.#conn, encodeClose(this.#closeCode));
     } catch {
-      return text(400, "bad WebSocket upgrade");
+      return this.#hangUp();
     }
-    serveSocket(upgraded.socket, remoteAddress, options);
-    return upgraded.response;
-  };
-  const log = options.context.log;
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    ...(options.tls ?? {}),
-    onListen: () => {}, // the server logs its own "listening" line
-    onError: (error) => {
-      log.error("server-error", { transport: "ws", error: String(error) });
-      return text(500, "server error");
-    },
-  }, handler);
-  const address = server.addr;
-  return {
-    transport: options.tls ? "wss" : "ws",
-    hostname: address.hostname,
-    port: address.port,
-    stopAccepting() {
-      accepting = false;
-    },
-    async shutdown() {
-      accepting = false;
-      await server.shutdown();
-    },
-  };
+    this.#closeSent = true;
+    if (this.#peerDone) this.#hangUp();
+  }
+
+  #hangUp(): void {
+    if (this.#hungUp) return;
+    this.#hungUp = true;
+    clearTimeout(this.#hangUpTimer);
+    closeQuietly(this.#conn);
+  }
+
+  /** The peer is done: end the socket once our close frame is out. */
+  #peerFinished(): void {
+    this.#peerDone = true;
+    this.connection.close();
+    if (this.#closeSent) this.#hangUp();
+  }
+
+  /** A write failed: the peer is gone. */
+  #failed(): void {
+    this.#peerDone = true;
+    this.connection.close();
+  }
+
+  async #readLoop(rest: Uint8Array): Promise<void> {
+    const reads = new AdaptiveReadBuffer(SMALL_READ_BYTES, this.#limits.readBufferBytes);
+    const parser = new FrameParser(this.#limits.maxLineBytes + 1);
+    try {
+      // The bytes that came with the request head are the first frames.
+      if (rest.length > 0 && !await this.#handleChunk(parser, rest, true)) return;
+      while (!this.#hungUp) {
+        const buffer = reads.buffer;
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        this.connection.metrics.bytesIn += n;
+        // Views into `buffer` (payloads, lines) are all handled before the next read reuses it.
+        if (!await this.#handleChunk(parser, buffer.subarray(0, n), reads.isSmall)) return;
+        reads.afterRead(n);
+      }
+    } catch {
+      // A reset, or a read on a socket we closed: either way the peer is gone.
+    } finally {
+      reads.release();
+      this.#peerFinished();
+    }
+  }
+
+  /** Handles one read's frames; false once nothing more is to be read. */
+  async #handleChunk(parser: FrameParser, chunk: Uint8Array, quiet: boolean): Promise<boolean> {
+    const connection = this.connection;
+    parser.push(chunk);
+    for (let event = parser.next(); event !== null; event = parser.next()) {
+      if (event === "close") {
+        if (!this.#closing) this.#closeCode = echoCode(parser.closeCode);
+        return false;
+      }
+      if (event === "error") {
+        this.#log.info("closing", { address: this.remoteAddress, why: parser.error });
+        if (!this.#closing) this.#closeCode = CLOSE_PROTOCOL_ERROR;
+        return false;
+      }
+      // Once closing, frames are read only to find the peer's close.
+      if (connection.isClosed) continue;
+      if (event === "data") {
+        await this.#messageBytesIn(parser.payload, parser.final);
+      } else if (event === "too-big") {
+        await connection.lineTooLong();
+      } else if (event === "ping") {
+        if (!this.#queue.push(encodeFrame(OPCODE_PONG, parser.payload))) connection.close();
+      }
+    }
+    const splitter = this.#splitter;
+    if (splitter !== null) {
+      // An idle connection keeps no splitter; a busy one keeps no view of a reused buffer.
+      if (quiet && splitter.bufferedBytes === 0) this.#splitter = null;
+      else splitter.push(EMPTY);
+    }
+    return true;
+  }
+
+  /** The next bytes of a message (`final`: the last ones): its lines go to the connection. */
+  async #messageBytesIn(piece: Uint8Array, final: boolean): Promise<void> {
+    const connection = this.connection;
+    const maxLineBytes = this.#limits.maxLineBytes;
+    this.#messageBytes += piece.length;
+    if (piece.length > 0) this.#lastByte = piece[piece.length - 1];
+    if (final) {
+      // The parser let in one byte more than the limit: a trailing LF, which does not count.
+      const tooLong = this.#messageBytes > maxLineBytes && this.#lastByte !== LF;
+      this.#messageBytes = 0;
+      this.#lastByte = -1;
+      if (tooLong) return await connection.lineTooLong();
+    }
+    const splitter = this.#splitter ??= new LineSplitter(maxLineBytes);
+    // The last line of a message needs no LF. When the splitter holds nothing, it is a view of
+    // this piece; else the splitter finishes it, given the LF the message left out.
+    let tail: Uint8Array | null = null;
+    let body = piece;
+    if (final && splitter.bufferedBytes === 0) {
+      const lastLf = piece.lastIndexOf(LF);
+      tail = piece.subarray(lastLf + 1);
+      body = piece.subarray(0, lastLf + 1);
+    }
+    splitter.push(body);
+    for (let line = splitter.next(); line !== null; line = splitter.next()) {
+      if (!await this.#lineIn(line)) return;
+    }
+    if (!final) return;
+    if (tail === null) {
+      splitter.push(LF_ONLY);
+      const line = splitter.next();
+      if (line !== null) await this.#lineIn(line);
+    } else {
+      const end = tail.length > 0 && tail[tail.length - 1] === CR ? tail.length - 1 : tail.length;
+      await this.#lineIn(tail.subarray(0, end));
+    }
+  }
+
+  /** Hands a line to the connection and waits for it; false once the connection is closed. */
+  async #lineIn(line: Uint8Array | typeof LINE_TOO_LONG): Promise<boolean> {
+    const connection = this.connection;
+    if (line === LINE_TOO_LONG) {
+      await connection.lineTooLong(); // not reached: messages are bounded first
+      return false;
+    }
+    const pending = connection.handleLine(line);
+    if (pending !== undefined) await pending;
+    return !connection.isClosed;
+  }
+}
+
+/** The code to answer a peer's close with: its own (RFC 6455 §5.5.1), or 1000 when it gave none. */
+function echoCode(code: number): number {
+  return code === CLOSE_NO_STATUS ? CLOSE_NORMAL : code;
 }
