@@ -25,9 +25,33 @@
  * @module
  */
 
+import { MAX_LINE_BYTES_CEILING } from "../protocol/limits.ts";
 import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
+import { EventQueue } from "./event_queue.ts";
+import { joinLine, loginLine, ROOMS_LINE, sayLine, tellLine } from "./commands.ts";
+import {
+  type JoinedEvent,
+  ParleyError,
+  type ParleyEvent,
+  parseError,
+  parseJoined,
+  parseMessage,
+  parsePresence,
+  parseRooms,
+  type RoomInfo,
+} from "./events.ts";
 
-const encoder = new TextEncoder();
+export {
+  type ErrorEvent,
+  type JoinedEvent,
+  type MessageEvent,
+  ParleyError,
+  type ParleyEvent,
+  type PresenceEvent,
+  type RoomInfo,
+  type SessionEndedEvent,
+} from "./events.ts";
+
 const decoder = new TextDecoder();
 
 /** Where and how to connect. */
@@ -43,108 +67,19 @@ export interface ConnectOptions {
   tls?: boolean | { caCerts?: string[]; serverName?: string };
   /** The server runs with `--stamp-sender`: read messages as `3:<sender>:<text>`. */
   stampSender?: boolean;
-  /** The longest line accepted from the server (default 16 MiB); a longer one closes. */
+  /**
+   * The longest line accepted from the server (default 16 MiB, the most any server's
+   * `--max-line-bytes` allows); a longer one closes.
+   */
   maxLineBytes?: number;
   /** Events held unread before the client gives up and closes (default 100,000). */
   maxBufferedEvents?: number;
-}
-
-/** A message for this client (`3:`). */
-export interface MessageEvent {
-  type: "message";
-  /** The message as text (invalid UTF-8 replaced). */
-  text: string;
-  /** The message's bytes as the sender sent them. */
-  bytes: Uint8Array;
-  /** The sender, when the server stamps senders (and `stampSender` is set). */
-  sender?: string;
-}
-
-/** This client joined a room (`2:`, the reply to {@linkcode ParleyClient.join}). */
-export interface JoinedEvent {
-  type: "joined";
-  room: string;
-  /** Everyone in the room now, this client included, sorted. */
-  members: string[];
-}
-
-/** Someone joined (`4:`) or left (`5:`) this client's room. */
-export interface PresenceEvent {
-  type: "presence";
-  action: "join" | "leave";
-  room: string;
-  user: string;
-}
-
-/** A command failed (`9:`) and no request was waiting for the answer (a send, usually). */
-export interface ErrorEvent {
-  type: "error";
-  /** The failed command's code (`0` to `3`), or `?`. */
-  code: string;
-  /** Why, e.g. `not-online`, `not-in-room`, `rate-limited`. */
-  reason: string;
-  /** More, e.g. the users who got nothing. */
-  detail?: string;
-}
-
-/** The server ended this session (`0:-1`): the user logged in elsewhere, or was removed. */
-export interface SessionEndedEvent {
-  type: "session-ended";
-}
-
-/** Everything the event stream yields. */
-export type ParleyEvent =
-  | MessageEvent
-  | JoinedEvent
-  | PresenceEvent
-  | ErrorEvent
-  | SessionEndedEvent;
-
-/** A room in the room list. */
-export interface RoomInfo {
-  name: string;
-  /** Who is in it now, sorted. */
-  members: string[];
-}
-
-/** A request the server refused (`9:` or `0:-1`). */
-export class ParleyError extends Error {
-  /** The code of the failed command, `?`, or `0` with reason `logged-out` for `0:-1`. */
-  readonly code: string;
-  readonly reason: string;
-  readonly detail?: string;
-  constructor(code: string, reason: string, detail?: string) {
-    super(`${code}:${reason}${detail === undefined ? "" : `:${detail}`}`);
-    this.name = "ParleyError";
-    this.code = code;
-    this.reason = reason;
-    this.detail = detail;
-  }
 }
 
 interface Pending {
   code: "0" | "1" | "2";
   resolve: (line: string) => void;
   reject: (error: Error) => void;
-}
-
-function checkBody(text: string | Uint8Array, allowColon: boolean): Uint8Array {
-  const bytes = typeof text === "string" ? encoder.encode(text) : text;
-  if (bytes.includes(0x0a)) throw new TypeError("a message cannot contain a line feed");
-  if (!allowColon && bytes.includes(0x3a)) {
-    throw new TypeError("a direct message cannot contain ':' (encode it, e.g. as base64)");
-  }
-  return bytes;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /**
@@ -164,10 +99,8 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 export class ParleyClient implements AsyncIterable<ParleyEvent> {
   readonly #conn: Deno.Conn;
   readonly #stampSender: boolean;
-  readonly #maxBufferedEvents: number;
+  readonly #events: EventQueue<ParleyEvent>;
   #pending: Pending[] = [];
-  #events: ParleyEvent[] = [];
-  #waiting: (() => void) | null = null;
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
   #failure: Error | null = null;
@@ -178,8 +111,8 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
   private constructor(conn: Deno.Conn, options: ConnectOptions) {
     this.#conn = conn;
     this.#stampSender = options.stampSender ?? false;
-    this.#maxBufferedEvents = options.maxBufferedEvents ?? 100_000;
-    this.#reader = this.#read(options.maxLineBytes ?? 16 << 20);
+    this.#events = new EventQueue(options.maxBufferedEvents ?? 100_000);
+    this.#reader = this.#read(options.maxLineBytes ?? MAX_LINE_BYTES_CEILING);
   }
 
   /**
@@ -200,17 +133,18 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
     let conn: Deno.Conn;
     if (options.tls) {
       const tls = options.tls === true ? {} : options.tls;
-      conn = await Deno.connectTls({
+      const tlsConn = await Deno.connectTls({
         hostname: tls.serverName ?? hostname,
         port: options.port,
         caCerts: tls.caCerts,
       });
       try {
-        await (conn as Deno.TlsConn).handshake(); // certificate problems fail here, not later
+        await tlsConn.handshake(); // certificate problems fail here, not later
       } catch (error) {
-        conn.close();
+        tlsConn.close();
         throw error;
       }
+      conn = tlsConn;
     } else {
       const tcp = await Deno.connect({ hostname, port: options.port });
       tcp.setNoDelay(true);
@@ -234,8 +168,7 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * ```
    */
   async login(username: string, password: string | Uint8Array): Promise<number> {
-    const pw = typeof password === "string" ? encoder.encode(password) : password;
-    const line = await this.#request("0", concat(encoder.encode(`0:${username}:`), pw));
+    const line = await this.#request("0", loginLine(username, password));
     this.sessionId = Number(line.slice(2));
     return this.sessionId;
   }
@@ -249,12 +182,7 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * ```
    */
   async rooms(): Promise<RoomInfo[]> {
-    const line = await this.#request("1", encoder.encode("1"));
-    if (line === "1:") return [];
-    return line.slice(2).split(":").map((field) => {
-      const [name, ...members] = field.split(",");
-      return { name, members };
-    });
+    return parseRooms(await this.#request("1", ROOMS_LINE));
   }
 
   /**
@@ -267,13 +195,7 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * ```
    */
   async join(room: string, password: string | Uint8Array = ""): Promise<JoinedEvent> {
-    const pw = typeof password === "string" ? encoder.encode(password) : password;
-    const head = encoder.encode(`2:${room}`);
-    const line = await this.#request(
-      "2",
-      pw.length === 0 ? head : concat(head, encoder.encode(":"), pw),
-    );
-    return this.#parseJoined(line);
+    return parseJoined(await this.#request("2", joinLine(room, password)));
   }
 
   /**
@@ -287,8 +209,7 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * ```
    */
   say(text: string | Uint8Array, options: { echo?: boolean } = {}): Promise<void> {
-    const prefix = encoder.encode(options.echo ? "3:0:" : "3:1:");
-    return this.#write(concat(prefix, checkBody(text, true), encoder.encode("\n")));
+    return this.#write(sayLine(text, options.echo ?? false));
   }
 
   /**
@@ -301,31 +222,15 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * ```
    */
   tell(users: string[], text: string | Uint8Array): Promise<void> {
-    if (users.length === 0) throw new TypeError("tell needs at least one user");
-    for (const user of users) {
-      if (user === "" || /[:\n]/.test(user)) throw new TypeError(`not a username: "${user}"`);
-    }
-    const head = encoder.encode(`3:2:${users.join(":")}:`);
-    return this.#write(concat(head, checkBody(text, false), encoder.encode("\n")));
+    return this.#write(tellLine(users, text));
   }
 
   /**
    * The events, in the order the server sent them. The stream ends when the connection closes
    * and throws if it failed. Iterating the client itself is the same.
    */
-  async *events(): AsyncGenerator<ParleyEvent> {
-    for (;;) {
-      const event = this.#events.shift();
-      if (event !== undefined) {
-        yield event;
-        continue;
-      }
-      if (this.#closed) {
-        if (this.#failure) throw this.#failure;
-        return;
-      }
-      await new Promise<void>((resolve) => this.#waiting = resolve);
-    }
+  events(): AsyncGenerator<ParleyEvent> {
+    return this.#events.items();
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<ParleyEvent> {
@@ -340,19 +245,8 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
    * const event = await client.nextEvent(1000);
    * ```
    */
-  async nextEvent(timeoutMs = Infinity): Promise<ParleyEvent | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#events.length === 0 && !this.#closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiting = resolve;
-        if (Number.isFinite(left)) timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-    return this.#events.shift();
+  nextEvent(timeoutMs = Infinity): Promise<ParleyEvent | undefined> {
+    return this.#events.next(timeoutMs);
   }
 
   /** Closes the connection; waiting requests reject, and the event stream ends. */
@@ -370,7 +264,7 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
     const reply = new Promise<string>((resolve, reject) => {
       this.#pending.push({ code, resolve, reject });
     });
-    this.#write(concat(line, encoder.encode("\n"))).catch(() => {});
+    this.#write(line).catch(() => {});
     return reply;
   }
 
@@ -399,82 +293,45 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
       }
       this.#shutdown(null);
     } catch (error) {
-      this.#shutdown(this.#closed ? null : error as Error);
+      if (this.#closed) return; // close() cut the read short: not a failure
+      this.#shutdown(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
+  /** Hands a line to the request it answers, or to the event stream, or both (a `2:`). */
   #dispatch(line: Uint8Array): void {
-    const code = line[0];
-    if (code === 0x33 /* 3 */ && line[1] === 0x3a) {
-      let bytes = line.slice(2);
-      let sender: string | undefined;
-      if (this.#stampSender) {
-        const colon = bytes.indexOf(0x3a);
-        if (colon !== -1) {
-          sender = decoder.decode(bytes.subarray(0, colon));
-          bytes = bytes.slice(colon + 1);
-        }
-      }
-      this.#emit({ type: "message", text: decoder.decode(bytes), bytes, sender });
+    if (line[0] === 0x33 /* 3 */ && line[1] === 0x3a) {
+      this.#emit(parseMessage(line.slice(2), this.#stampSender));
       return;
     }
     const text = decoder.decode(line);
-    const head = this.#pending[0];
     switch (text[0]) {
-      case "0": {
-        if (head?.code === "0") {
-          this.#pending.shift();
-          if (text === "0:-1") head.reject(new ParleyError("0", "logged-out"));
-          else head.resolve(text);
-          return;
-        }
-        if (text !== "0:-1") return; // a reply nobody asked for: ignore
-        this.sessionId = null;
-        // A request that needs a session gets 0:-1 as its answer; either way the session is over.
-        if (head !== undefined) {
-          this.#pending.shift();
-          head.reject(new ParleyError("0", "logged-out"));
-        }
-        this.#emit({ type: "session-ended" });
+      case "0":
+        this.#loginReply(text);
         return;
-      }
       case "1":
-        if (head?.code === "1") {
-          this.#pending.shift();
-          head.resolve(text);
-        }
+        this.#answer("1", text);
         return;
-      case "2": {
-        const joined = this.#parseJoined(text);
-        if (head?.code === "2") {
-          this.#pending.shift();
-          head.resolve(text);
-        }
-        this.#emit(joined);
+      case "2":
+        this.#answer("2", text);
+        this.#emit(parseJoined(text));
         return;
-      }
       case "4":
       case "5": {
-        const at = text.indexOf(":", 2);
-        if (at === -1) return;
-        this.#emit({
-          type: "presence",
-          action: text[0] === "4" ? "join" : "leave",
-          room: text.slice(2, at),
-          user: text.slice(at + 1),
-        });
+        const presence = parsePresence(text);
+        if (presence !== null) this.#emit(presence);
         return;
       }
       case "9": {
-        const [, errorCode = "?", reason = "", ...rest] = text.split(":");
-        const detail = rest.length > 0 ? rest.join(":") : undefined;
+        const error = parseError(text);
         // An error answers the waiting request of the same code; `?` errors answer any request.
-        if (head !== undefined && (head.code === errorCode || errorCode === "?")) {
+        const head = this.#pending[0];
+        if (head !== undefined && (head.code === error.code || error.code === "?")) {
           this.#pending.shift();
-          head.reject(new ParleyError(errorCode, reason, detail));
+          head.reject(new ParleyError(error.code, error.reason, error.detail));
           return;
         }
-        this.#emit({ type: "error", code: errorCode, reason, detail });
+        this.#emit(error);
         return;
       }
       default:
@@ -482,29 +339,37 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
     }
   }
 
-  #parseJoined(text: string): JoinedEvent {
-    const at = text.lastIndexOf(":");
-    const members = text.slice(at + 1);
-    return {
-      type: "joined",
-      room: text.slice(2, at),
-      members: members === "" ? [] : members.split(","),
-    };
+  /** Resolves the waiting request if it has `code`; a reply nobody asked for is dropped. */
+  #answer(code: Pending["code"], line: string): void {
+    const head = this.#pending[0];
+    if (head?.code !== code) return;
+    this.#pending.shift();
+    head.resolve(line);
+  }
+
+  /** `0:<id>` answers a login; `0:-1` refuses one, or ends the session. */
+  #loginReply(line: string): void {
+    const head = this.#pending[0];
+    if (head?.code === "0") {
+      this.#pending.shift();
+      if (line === "0:-1") head.reject(new ParleyError("0", "logged-out"));
+      else head.resolve(line);
+      return;
+    }
+    if (line !== "0:-1") return; // a reply nobody asked for: ignore
+    this.sessionId = null;
+    // A request that needs a session gets 0:-1 as its answer; either way the session is over.
+    if (head !== undefined) {
+      this.#pending.shift();
+      head.reject(new ParleyError("0", "logged-out"));
+    }
+    this.#emit({ type: "session-ended" });
   }
 
   #emit(event: ParleyEvent): void {
-    if (this.#events.length >= this.#maxBufferedEvents) {
-      this.#shutdown(new Error(`more than ${this.#maxBufferedEvents} events were left unread`));
-      return;
-    }
-    this.#events.push(event);
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiting = this.#waiting;
-    this.#waiting = null;
-    waiting?.();
+    if (this.#closed || this.#events.push(event)) return;
+    // Nobody is reading: holding more would only grow memory until the process fails.
+    this.#shutdown(new Error(`more than ${this.#events.capacity} events were left unread`));
   }
 
   #shutdown(error: Error | null): void {
@@ -519,6 +384,6 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
     for (const request of pending) {
       request.reject(error ?? new Error("the connection closed before the server answered"));
     }
-    this.#wake();
+    this.#events.end(error);
   }
 }
