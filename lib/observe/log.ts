@@ -21,9 +21,23 @@ export type LogFields = Record<string, string | number | boolean | undefined>;
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Logger } from "./log.ts";
- * const log = new Logger("info");
- * log.info("listening", { address: "127.0.0.1:7777" });
+ * const lines: string[] = [];
+ * const log = new Logger("info", (line) => lines.push(line));
+ * log.info("listening", { address: "127.0.0.1:7777", note: "two words" });
+ * log.debug("ignored"); // below the level
+ * assert.equal(lines.length, 1);
+ * assert.match(lines[0], /^\S+ info listening address=127\.0\.0\.1:7777 note="two words"$/);
+ *
+ * const json: string[] = [];
+ * new Logger("info", (line) => json.push(line), "json").warn("slow", { ms: 120 });
+ * assert.deepEqual({ ...JSON.parse(json[0]), time: "-" }, {
+ *   time: "-",
+ *   level: "warn",
+ *   event: "slow",
+ *   ms: 120,
+ * });
  * ```
  */
 export class Logger {

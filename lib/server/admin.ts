@@ -38,9 +38,29 @@ export class AdminError extends Error {
  * Runs one admin command and returns the process exit code (0 on success). Errors are printed
  * as one line on stderr; nothing is written to the database when a command fails.
  *
- * @example Usage
- * ```ts ignore
- * const code = await runAdmin("list-users", "", config, io);
+ * @example Add a user, then list the users
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runAdmin } from "./admin.ts";
+ * import { parseInvocation } from "./config.ts";
+ * const dir = await Deno.makeTempDir();
+ * const output: string[] = [];
+ * const run = async (args: string[], stdin = "") => {
+ *   const invocation = parseInvocation(["--db", `${dir}/parley.db`, "--hash-cost", "10", ...args], {});
+ *   assert.equal(invocation.kind, "admin");
+ *   if (invocation.kind !== "admin") return -1;
+ *   return await runAdmin(invocation.command, invocation.name, invocation.config, {
+ *     stdin: ReadableStream.from([new TextEncoder().encode(stdin)]),
+ *     isTerminal: false,
+ *     out: (line) => output.push(line),
+ *     err: (line) => output.push(line),
+ *   });
+ * };
+ * assert.equal(await run(["--add-user", "alice"], "secret\n"), 0);
+ * assert.equal(await run(["--list-users"]), 0);
+ * assert.equal(await run(["--remove-user", "bob"]), 1);
+ * assert.deepEqual(output, ["added user alice", "alice", "parley: no user named bob"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function runAdmin(
@@ -148,7 +168,17 @@ async function execute(
   }
 }
 
-/** Checks a new password's bytes, naming the rule it breaks (never the password). */
+/**
+ * Checks a new password's bytes, naming the rule it breaks (never the password).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AdminError, checkNewPassword } from "./admin.ts";
+ * checkNewPassword(new TextEncoder().encode("correct horse"));
+ * assert.throws(() => checkNewPassword(new TextEncoder().encode("a:b")), AdminError);
+ * ```
+ */
 export function checkNewPassword(password: Uint8Array): void {
   if (password.length === 0) throw new AdminError("the password is empty");
   if (password.length > MAX_PASSWORD_BYTES) {

@@ -102,8 +102,12 @@ interface ParsedHash {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHash } from "./password.ts";
- * parseHash("scrypt$10$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA")?.params; // { logN: 10, r: 8, p: 1 }
+ * const parsed = parseHash("scrypt$10$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA");
+ * assert.deepEqual(parsed?.params, { logN: 10, r: 8, p: 1 });
+ * assert.equal(parsed?.salt.length, 16);
+ * assert.equal(parseHash("$2b$10$bcrypt..."), null);
  * ```
  */
 export function parseHash(encoded: string): ParsedHash | null {
@@ -123,12 +127,16 @@ export function parseHash(encoded: string): ParsedHash | null {
  *
  * @example Usage
  * ```ts
- * import { PasswordHasher } from "./password.ts";
- * const hasher = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
+ * import assert from "node:assert/strict";
+ * import { PasswordHasher, scryptParams } from "./password.ts";
+ * const hasher = new PasswordHasher({ params: scryptParams(10) });
  * const pw = new TextEncoder().encode("secret");
  * const stored = await hasher.hash(pw);
- * await hasher.verify(pw, stored); // true
- * await hasher.verify(pw, undefined); // false, after the same work as a real check
+ * assert.match(stored, /^scrypt\$10\$8\$1\$/);
+ * assert.equal(await hasher.verify(pw, stored), true);
+ * assert.equal(await hasher.verify(new TextEncoder().encode("guess"), stored), false);
+ * // An unknown user: false, after the same work as a real check.
+ * assert.equal(await hasher.verify(pw, undefined), false);
  * ```
  */
 export class PasswordHasher {

@@ -68,9 +68,11 @@ function createPrivately(path: string): void {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openSqliteStore } from "./sqlite_store.ts";
  * const store = openSqliteStore(":memory:");
  * await store.addUser("alice", "scrypt$...");
+ * assert.equal((await store.findUser("alice"))?.passwordHash, "scrypt$...");
  * await store.close();
  * ```
  */

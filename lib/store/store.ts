@@ -51,10 +51,16 @@ export class StoreError extends Error {
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Store } from "./store.ts";
+ * import { openSqliteStore } from "./sqlite_store.ts";
  * async function countUsers(store: Store): Promise<number> {
  *   return (await store.listUsers()).length;
  * }
+ * const store: Store = openSqliteStore(":memory:");
+ * await store.addUser("alice", "scrypt$...");
+ * assert.equal(await countUsers(store), 1);
+ * await store.close();
  * ```
  */
 export interface Store {
