@@ -22,6 +22,7 @@
  */
 
 import { type Command, encodeError, encodeLine, LOGGED_OUT } from "../protocol/codec.ts";
+import { DEFAULT_MAX_ROOMS, DEFAULT_MAX_TARGETS } from "../protocol/limits.ts";
 import { ClusterSide } from "./cluster_events.ts";
 import { ClusterView } from "./cluster_view.ts";
 import { Joins } from "./joins.ts";
@@ -115,7 +116,7 @@ export class Hub implements HubResults {
       view: this.#view,
       cluster: this.#cluster,
       stampSender: this.stampSender,
-      maxTargets: options.maxTargets ?? 100,
+      maxTargets: options.maxTargets ?? DEFAULT_MAX_TARGETS,
       schedule: options.schedule ?? queueMicrotask,
     });
     this.clusterEvents = new ClusterSide({
@@ -137,7 +138,7 @@ export class Hub implements HubResults {
       rooms: this.#rooms,
       work: this.#work,
       cluster: this.#cluster,
-      maxRooms: options.maxRooms ?? 10_000,
+      maxRooms: options.maxRooms ?? DEFAULT_MAX_ROOMS,
     });
   }
 
