@@ -9,6 +9,7 @@
 
 import { type Command, encodeError, type ErrorCode, parseCommand } from "../protocol/codec.ts";
 import type { Hub, Peer, SessionEndReason } from "../hub/hub.ts";
+import { type Clock, systemClock } from "../observe/clock.ts";
 import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import { Metrics } from "../observe/metrics.ts";
@@ -39,6 +40,8 @@ export interface ConnectionContext {
   closed: (connection: Connection) => void;
   /** The server's counters (a connection without one counts into a private object). */
   metrics?: Metrics;
+  /** Where the login clock and flood control read time (default: the system's). */
+  clock?: Clock;
 }
 
 /** The carrier of a connection's lines: where output goes, and how to hang up. */
@@ -94,13 +97,15 @@ export class Connection implements Peer {
   #context: ConnectionContext;
   #closed = false;
   #closing = false;
-  #loginTimer: ReturnType<typeof setTimeout> | undefined;
+  #clock: Clock;
+  /** Stops the login clock (a no-op while it is not running). */
+  #stopLoginClock: () => void = () => {};
   #loginFailures = 0;
   #tokens: number;
   /** The counters this connection increments (the server's, shared by every connection). */
   readonly metrics: Metrics;
   #strikes = 0;
-  #refilledAt = performance.now();
+  #refilledAt: number;
   /** Resolves when the hub finishes the command it left pending (null: none is). */
   #commandDone: (() => void) | null = null;
 
@@ -108,6 +113,8 @@ export class Connection implements Peer {
     this.#transport = transport;
     this.#context = context;
     this.#tokens = context.limits.rateBurst;
+    this.#clock = context.clock ?? systemClock;
+    this.#refilledAt = this.#clock.now();
     this.metrics = context.metrics ?? new Metrics();
   }
 
@@ -148,7 +155,7 @@ export class Connection implements Peer {
     if (command.kind === "login" || command.kind === "bad-login") {
       const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
       if (delay > 0) {
-        return new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+        return new Promise<void>((resolve) => this.#clock.after(delay, resolve)).then(() => {
           if (!this.#closed) return this.#toHub(command);
         });
       }
@@ -179,7 +186,7 @@ export class Connection implements Peer {
   #takeToken(): boolean {
     const { rateBurst, ratePerSecond } = this.#context.limits;
     if (rateBurst === 0) return true;
-    const now = performance.now();
+    const now = this.#clock.now();
     const elapsed = (now - this.#refilledAt) / 1000;
     this.#refilledAt = now;
     this.#tokens = Math.min(rateBurst, this.#tokens + elapsed * ratePerSecond);
@@ -193,11 +200,11 @@ export class Connection implements Peer {
   }
 
   #armLoginTimer(): void {
-    clearTimeout(this.#loginTimer);
-    this.#loginTimer = setTimeout(() => {
+    this.#stopLoginClock();
+    this.#stopLoginClock = this.#clock.after(this.#context.limits.loginTimeoutMs, () => {
       this.#context.log.debug("login-timeout", { address: this.remoteAddress });
       this.close();
-    }, this.#context.limits.loginTimeoutMs);
+    });
   }
 
   /** Queues a line; a client whose unread output passes the bound is dropped. */
@@ -216,8 +223,7 @@ export class Connection implements Peer {
   }
   /** A session started: the login clock stops. */
   sessionStarted(): void {
-    clearTimeout(this.#loginTimer);
-    this.#loginTimer = undefined;
+    this.#stopLoginClock();
   }
 
   /** The session ended with the connection open: the login clock starts again. */
@@ -256,7 +262,7 @@ export class Connection implements Peer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#loginTimer);
+    this.#stopLoginClock();
     this.#transport.close();
     this.commandDone(); // a read loop waiting on the hub ends now: nothing more is read
     // Leave the hub after the current turn: close() can be reached from inside a broadcast.

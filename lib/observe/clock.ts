@@ -1,0 +1,34 @@
+/**
+ * Time, as the timing rules read it (the login clock, flood control, the login throttle): the
+ * system's, or a test's own, so that a rule is tested by moving time on, not by waiting for it.
+ *
+ * @module
+ */
+
+/** Where time comes from. */
+export interface Clock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** Calls `task` once, `ms` from now; returns what cancels it (harmless once it ran). */
+  after(ms: number, task: () => void): () => void;
+}
+
+/**
+ * The system's clock.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { systemClock } from "./clock.ts";
+ * const before = systemClock.now();
+ * await new Promise<void>((resolve) => systemClock.after(5, resolve));
+ * assert.ok(systemClock.now() >= before);
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  after: (ms, task) => {
+    const timer = setTimeout(task, ms);
+    return () => clearTimeout(timer);
+  },
+};

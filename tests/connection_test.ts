@@ -1,0 +1,144 @@
+// The per-connection timing rules of lib/transport/connection.ts on a fake clock: the login
+// timeout (docs/protocol.md, Sessions), flood control (Flood control and limits) and the login
+// throttle's delay. Time moves only when the test says, so no assertion depends on a fast machine.
+import assert from "node:assert/strict";
+import { Logger } from "../lib/observe/log.ts";
+import { Connection, type Transport } from "../lib/transport/connection.ts";
+import { LoginThrottle } from "../lib/transport/login_throttle.ts";
+import { FakeClock } from "./fake_clock.ts";
+import { makeHub } from "./hub_support.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A transport that keeps what the connection sends, and whether it hung up. */
+class RecordingTransport implements Transport {
+  readonly remoteAddress = "192.0.2.1";
+  readonly pendingBytes = 0;
+  lines: string[] = [];
+  closed = false;
+  send(output: Uint8Array): boolean {
+    this.lines.push(...decoder.decode(output).split("\n").filter((line) => line !== ""));
+    return true;
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {
+    this.closed = true;
+  }
+  take(): string[] {
+    const lines = this.lines;
+    this.lines = [];
+    return lines;
+  }
+}
+
+const LIMITS = {
+  maxLineBytes: 1024,
+  loginTimeoutMs: 30_000,
+  maxPendingBytes: 1 << 20,
+  rateBurst: 10,
+  ratePerSecond: 5,
+  readBufferBytes: 4096,
+};
+
+async function connected(limits: Partial<typeof LIMITS> = {}) {
+  const clock = new FakeClock();
+  const { hub, store } = await makeHub();
+  const throttle = new LoginThrottle({ now: () => clock.now() });
+  const transport = new RecordingTransport();
+  const connection = new Connection(transport, {
+    hub,
+    limits: { ...LIMITS, ...limits },
+    throttle,
+    log: new Logger("error", () => {}),
+    closed: () => {},
+    clock,
+  });
+  connection.start();
+  const line = async (text: string) => {
+    const pending = connection.handleLine(encoder.encode(text));
+    if (pending !== undefined) await pending;
+  };
+  return { clock, store, transport, connection, line };
+}
+
+Deno.test("connection: the login clock closes an idle connection at the timeout, not before", async () => {
+  const { clock, store, transport, connection } = await connected();
+  try {
+    clock.advance(29_999);
+    assert.equal(connection.isClosed, false);
+    clock.advance(1);
+    assert.equal(connection.isClosed, true);
+    assert.equal(transport.closed, true);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("connection: a session stops the login clock; a failed login starts it again", async () => {
+  const { clock, store, transport, connection, line } = await connected();
+  try {
+    clock.advance(20_000);
+    await line("0:alice:pw");
+    assert.match(transport.take()[0], /^0:[0-9]+$/);
+    clock.advance(60_000);
+    assert.equal(connection.isClosed, false, "a logged-in connection has no login clock");
+    await line("0:alice:wrong");
+    assert.deepEqual(transport.take(), ["0:-1"]);
+    clock.advance(29_999);
+    assert.equal(connection.isClosed, false);
+    clock.advance(1);
+    assert.equal(connection.isClosed, true, "the clock restarted at the failed login");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("connection: flood control lets a burst through, then the sustained rate", async () => {
+  const { clock, store, transport, line } = await connected({ rateBurst: 10, ratePerSecond: 5 });
+  try {
+    for (let i = 0; i < 10; i++) await line("1");
+    assert.deepEqual(transport.take(), Array(10).fill("0:-1"), "the burst is answered");
+    await line("1");
+    assert.deepEqual(transport.take(), ["9:1:rate-limited"]);
+    clock.advance(1000); // five more tokens
+    for (let i = 0; i < 6; i++) await line("2:x");
+    assert.deepEqual(transport.take(), [...Array(5).fill("0:-1"), "9:2:rate-limited"]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("connection: a flood far past the burst closes the connection", async () => {
+  const { store, connection, line } = await connected({ rateBurst: 10, ratePerSecond: 5 });
+  try {
+    for (let i = 0; i < 10 + 11 && !connection.isClosed; i++) await line("1");
+    assert.equal(connection.isClosed, true);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("connection: after failed logins the next one waits for the throttle's delay", async () => {
+  const { clock, store, transport, line } = await connected();
+  try {
+    // Three failures are free: the login after them is not slowed.
+    for (let i = 0; i < 4; i++) await line("0:alice:wrong");
+    assert.deepEqual(transport.take(), ["0:-1", "0:-1", "0:-1", "0:-1"]);
+    assert.equal(clock.pending, 1, "only the login clock waits");
+    let answered = false;
+    const held = line("0:alice:pw").then(() => answered = true);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // real time changes nothing
+    assert.equal(answered, false, "held for the delay");
+    clock.advance(249);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(answered, false, "still held 1 ms before the delay ends");
+    clock.advance(1); // the first delay past the free failures: 250 ms
+    await held;
+    assert.match(transport.take()[0], /^0:[0-9]+$/);
+  } finally {
+    await store.close();
+  }
+});
