@@ -5,7 +5,7 @@
  * @module
  */
 
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openStore } from "../lib/store/open_store.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -70,7 +70,7 @@ export async function tempDir(): Promise<{ dir: string; remove: () => Promise<vo
  */
 export async function seedUsers(db: string, users: Record<string, string>): Promise<void> {
   const store = await openStore(db);
-  const hasher = new PasswordHasher({ params: { logN: TEST_HASH_COST, r: 8, p: 1 } });
+  const hasher = new PasswordHasher({ params: scryptParams(TEST_HASH_COST) });
   try {
     for (const [name, password] of Object.entries(users)) {
       await store.addUser(name, await hasher.hash(encoder.encode(password)));

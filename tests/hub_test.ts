@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
 import { Hub } from "../lib/hub/hub.ts";
 import { hubEdge } from "../lib/server/hub_edge.ts";
-import { PasswordHasher } from "../lib/server/password.ts";
+import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { hasher, makeHub, RecordingPeer, send, type TestHubOptions, USERS } from "./hub_support.ts";
 
 const encoder = new TextEncoder();
@@ -891,7 +891,7 @@ Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and r
   try {
     const a = new RecordingPeer("a");
     hub.connect(a);
-    const busy = new PasswordHasher({ params: { logN: 10, r: 8, p: 1 } });
+    const busy = new PasswordHasher({ params: scryptParams(10) });
     const failing = new Hub({
       work: hubEdge({
         store,
