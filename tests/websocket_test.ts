@@ -282,7 +282,7 @@ Deno.test("ws: the login timeout and flood control apply to WebSocket clients", 
   }
 });
 
-Deno.test("ws: a WebSocket client that stops reading is dropped once bufferedAmount passes the bound", async () => {
+Deno.test("ws: a WebSocket client that stops reading is dropped once its unsent output passes the bound", async () => {
   const server = await startWsServer({
     users: USERS,
     args: ["--max-pending-bytes", "65536", "--rate-burst", "0"],

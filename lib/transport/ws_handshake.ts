@@ -96,11 +96,10 @@ function routeRequest(
         return { answer: encodeResponse(200, headers, file.body, method === "HEAD") };
       }
     } else if (path === "/") {
-      return answer(426, "Parley speaks WebSocket here: connect with a WebSocket client", {
-        upgrade: "websocket",
-      });
+      const why = "Parley speaks WebSocket here: connect with a WebSocket client";
+      return { answer: text(426, why, { upgrade: "websocket" }, method === "HEAD") };
     }
-    return answer(404, "not found");
+    return { answer: text(404, "not found", {}, method === "HEAD") };
   }
   if (path !== "/") return answer(404, "WebSocket upgrades are served at /");
   const origin = headers.get("origin") ?? null;
@@ -135,20 +134,27 @@ function hasToken(value: string | undefined, token: string): boolean {
   return value !== undefined && value.split(",").some((t) => t.trim().toLowerCase() === token);
 }
 
-function text(status: number, body: string, headers: Record<string, string> = {}): Uint8Array {
-  return encodeResponse(status, {
-    "content-type": "text/plain; charset=utf-8",
-    connection: "close",
-    ...headers,
-  }, body + "\n");
-}
-
-function answer(
+/** A short plain-text answer (`headOnly`: its head alone, for a HEAD request). */
+function text(
   status: number,
   body: string,
   headers: Record<string, string> = {},
-): { answer: Uint8Array } {
-  return { answer: text(status, body, headers) };
+  headOnly = false,
+): Uint8Array {
+  return encodeResponse(
+    status,
+    {
+      "content-type": "text/plain; charset=utf-8",
+      connection: "close",
+      ...headers,
+    },
+    body + "\n",
+    headOnly,
+  );
+}
+
+function answer(status: number, body: string): { answer: Uint8Array } {
+  return { answer: text(status, body) };
 }
 
 /**
