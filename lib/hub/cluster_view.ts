@@ -18,6 +18,7 @@ import { RemoteSession } from "./room.ts";
  * import assert from "node:assert/strict";
  * import { ClusterView } from "./cluster_view.ts";
  * const view = new ClusterView();
+ * view.setFence("bob", 7); // bob's claim on node-2
  * view.add("bob", "node-2", 7);
  * assert.equal(view.get("bob")?.node, "node-2");
  * assert.equal(view.isStale("bob", 6), true);

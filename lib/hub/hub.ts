@@ -67,10 +67,10 @@ export interface HubOptions {
  * import { Hub, type HubResults, type Peer } from "./hub.ts";
  * import { parseCommand } from "../protocol/codec.ts";
  * const checks: number[] = [];
- * let edge: HubResults | null = null;
+ * const edge: { results?: HubResults } = {};
  * const hub = new Hub({
  *   work: (results) => {
- *     edge = results;
+ *     edge.results = results;
  *     return {
  *       checkLogin: (ticket) => checks.push(ticket),
  *       claim() {},
@@ -90,7 +90,7 @@ export interface HubOptions {
  * const login = parseCommand(new TextEncoder().encode("0:alice:pw"));
  * assert.ok(login !== null);
  * assert.equal(hub.handle(peer, login), false); // it waits for the password check
- * edge?.loginChecked(checks[0], true); // the edge says the password matched
+ * edge.results?.loginChecked(checks[0], true); // the edge says the password matched
  * assert.deepEqual(got, ["0:1\n", "(done)"]);
  * ```
  */
