@@ -1,6 +1,6 @@
 // Unit tests of lib/hub/hub.ts, driven directly with recording peers, on the real SQLite store (in
 // memory) and the real scrypt hasher at a low cost. One scenario or more per rule of the
-// Sessions, Rooms and Messages sections of shared/protocol.md.
+// Sessions, Rooms and Messages sections of docs/protocol.md.
 import assert from "node:assert/strict";
 import { parseCommand } from "../lib/protocol/codec.ts";
 import { Hub } from "../lib/hub/hub.ts";

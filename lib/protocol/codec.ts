@@ -1,5 +1,5 @@
 /**
- * The wire format of shared/protocol.md, both ways: a client line (bytes, without its LF) becomes
+ * The wire format of docs/protocol.md, both ways: a client line (bytes, without its LF) becomes
  * a {@linkcode Command}, and server replies become encoded lines ready to write.
  *
  * Pure functions with no state and no I/O. Message bodies are never decoded: a `3:` command holds
