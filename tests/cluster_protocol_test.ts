@@ -310,6 +310,35 @@ Deno.test({
       });
 
       await step(
+        "a join that reaches a node together with an earlier join elsewhere is answered first",
+        async () => {
+          // Node 1 is frozen while x's join on node 0 goes round the bus and y's join line
+          // reaches node 1's socket: on waking it holds both, and reads them in whatever order
+          // its sockets give. The bus ordered x's join first, so whatever that order, y's 2:
+          // lists x and comes before anything else of the room, and x hears of y once.
+          for (let k = 0; k < 5; k++) {
+            const [x, y] = take(2);
+            const room = `frozen-${k}`;
+            const one = await c.login(0, x);
+            const two = await c.login(1, y);
+            const pid = c.node(1).process.pid;
+            Deno.kill(pid, "SIGSTOP");
+            try {
+              await one.send(`2:${room}`);
+              await one.expect(`2:${room}:${x}`); // its echo came back: the bus has it
+              await two.send(`2:${room}`);
+            } finally {
+              Deno.kill(pid, "SIGCONT");
+            }
+            await two.expect(`2:${room}:${[x, y].sort().join(",")}`);
+            await one.expect(`4:${room}:${y}`);
+            await Promise.all([one.expectNothing(100), two.expectNothing(100)]);
+            await c.closeClients();
+          }
+        },
+      );
+
+      await step(
         "1,000 messages from one sender to one recipient arrive in order, once",
         async () => {
           const [s1, s2, s3, r] = take(4);
