@@ -13,7 +13,7 @@
 import { runAdmin } from "./lib/server/admin.ts";
 import { runChat } from "./lib/client/chat.ts";
 import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/server/config.ts";
-import { type LogFormat, Logger, type LogLevel } from "./lib/observe/log.ts";
+import { Logger } from "./lib/observe/log.ts";
 import { describeDatabase } from "./lib/store/database_url.ts";
 import { ParleyServer } from "./lib/server/server.ts";
 import { promptHidden } from "./lib/server/terminal.ts";
@@ -57,7 +57,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<number> {
-  const log = new Logger(config.logLevel as LogLevel, undefined, config.logFormat as LogFormat);
+  const log = new Logger(config.logLevel, undefined, config.logFormat);
   const db = describeDatabase(config.db); // a PostgreSQL URL's password must not reach the log
   log.info("starting", { version: VERSION, deno: Deno.version.deno, db });
   // Listen for signals before starting, so a SIGTERM during start-up still stops cleanly.
