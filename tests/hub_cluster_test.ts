@@ -7,7 +7,7 @@ import { parseCommand } from "../lib/protocol/codec.ts";
 import type { ClusterEvents, Hub, HubCluster } from "../lib/hub/hub.ts";
 import type { EdgeClaims } from "../lib/server/hub_edge.ts";
 import type { SqliteStore } from "../lib/store/sqlite_store.ts";
-import { makeHub, RecordingPeer, send } from "./hub_support.ts";
+import { connectAs, inRoom, makeHub, RecordingPeer, send } from "./hub_support.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -58,218 +58,222 @@ async function clusterHub(store?: SqliteStore) {
   return { ...made, cluster };
 }
 
-async function login(hub: Hub, user: string): Promise<RecordingPeer> {
-  const peer = new RecordingPeer(user);
-  hub.connect(peer);
-  await send(hub, peer, `0:${user}:pw`);
+/** Runs `body` on a hub in a cluster of recorded calls, closing its store afterwards. */
+async function withClusterHub(
+  body: (made: Awaited<ReturnType<typeof clusterHub>>) => Promise<void>,
+): Promise<void> {
+  const made = await clusterHub();
+  try {
+    await body(made);
+  } finally {
+    await made.store.close();
+  }
+}
+
+/** Logs `user` in here and has it join lobby, its replies discarded. */
+async function inLobby(hub: Hub, user: string): Promise<RecordingPeer> {
+  const peer = await connectAs(hub, user);
+  await inRoom(hub, "lobby", peer);
   return peer;
 }
 
-Deno.test("hub cluster: a login claims the user first, and the fence is the session id", async () => {
-  const { hub, cluster, store } = await clusterHub();
-  const alice = await login(hub, "alice");
-  assert.deepEqual(alice.take(), ["0:100", "@started:alice"]);
-  assert.deepEqual(cluster.take(), ["claim alice"]);
-  await store.close();
-});
+/** Another node's session: `user` claimed with `fence` on `node`, and in `room` (public). */
+function remoteIn(hub: Hub, user: string, fence: number, node: string, room: string): void {
+  hub.clusterEvents.clusterClaim(user, fence, node);
+  hub.clusterEvents.clusterJoined(user, fence, node, room, null);
+}
 
-Deno.test("hub cluster: a refused claim is a failed login (0:-1), and nothing is ended", async () => {
-  const { hub, cluster, store } = await clusterHub();
-  cluster.answers.push(null);
-  const alice = await login(hub, "alice");
-  assert.deepEqual(alice.take(), ["0:-1", "@ended:login-failed"]);
-  assert.deepEqual(cluster.take(), ["claim alice"]);
-  await store.close();
-});
+// A login claims the user first; what the claim answers decides the login.
+for (
+  const { rule, answers, replies } of [
+    {
+      rule: "a login claims the user first, and the fence is the session id",
+      answers: [], // the next fence: 100
+      replies: ["0:100", "@started:alice"],
+    },
+    {
+      rule: "a refused claim is a failed login (0:-1), and nothing is ended",
+      answers: [null],
+      replies: ["0:-1", "@ended:login-failed"],
+    },
+  ]
+) {
+  Deno.test(`hub cluster: ${rule}`, () =>
+    withClusterHub(async ({ hub, cluster }) => {
+      cluster.answers.push(...answers);
+      const alice = await connectAs(hub, "alice");
+      assert.deepEqual(alice.take(), replies);
+      assert.deepEqual(cluster.take(), ["claim alice"]);
+    }));
+}
 
-Deno.test("hub cluster: a grant overtaken by a newer claim is given back, not started", async () => {
-  const { hub, cluster, store } = await clusterHub();
-  const peer = new RecordingPeer("alice");
-  hub.connect(peer);
-  const { promise, resolve } = Promise.withResolvers<number | null>();
-  cluster.claim = (user) => {
-    cluster.calls.push(`claim ${user}`);
-    return promise;
-  };
-  const loggingIn = send(hub, peer, "0:alice:pw");
-  while (cluster.calls.length === 0) await new Promise((r) => setTimeout(r, 1));
-  // The newer claim's event is handled before our grant's continuation runs.
-  hub.clusterEvents.clusterClaim("alice", 8, "there");
-  resolve(7);
-  await loggingIn;
-  assert.deepEqual(peer.take(), ["0:-1", "@ended:login-failed"]);
-  assert.deepEqual(cluster.take(), ["claim alice", "ended alice 7"]);
-  assert.equal(hub.sessionCount, 0);
-  assert.equal(hub.remoteSessionCount, 1);
-  await store.close();
-});
+Deno.test("hub cluster: a grant overtaken by a newer claim is given back, not started", () =>
+  withClusterHub(async ({ hub, cluster }) => {
+    const peer = new RecordingPeer("alice");
+    hub.connect(peer);
+    const { promise, resolve } = Promise.withResolvers<number | null>();
+    cluster.claim = (user) => {
+      cluster.calls.push(`claim ${user}`);
+      return promise;
+    };
+    const loggingIn = send(hub, peer, "0:alice:pw");
+    while (cluster.calls.length === 0) await new Promise((r) => setTimeout(r, 1));
+    // The newer claim's event is handled before our grant's continuation runs.
+    hub.clusterEvents.clusterClaim("alice", 8, "there");
+    resolve(7);
+    await loggingIn;
+    assert.deepEqual(peer.take(), ["0:-1", "@ended:login-failed"]);
+    assert.deepEqual(cluster.take(), ["claim alice", "ended alice 7"]);
+    assert.equal(hub.sessionCount, 0);
+    assert.equal(hub.remoteSessionCount, 1);
+  }));
 
-Deno.test("hub cluster: a newer claim elsewhere ends the local session: 0:-1 and 5: here", async () => {
-  const { hub, cluster, store } = await clusterHub();
-  const alice = await login(hub, "alice");
-  const bob = await login(hub, "bob");
-  await send(hub, alice, "2:lobby");
-  await send(hub, bob, "2:lobby");
-  alice.take();
-  bob.take();
-  cluster.take();
-  assert.equal(hub.clusterEvents.clusterClaim("alice", 99, "there"), 0, "an older fence is stale");
-  assert.deepEqual(alice.take(), []);
-  assert.equal(
-    hub.clusterEvents.clusterClaim("alice", 500, "there"),
-    100,
-    "returns the fence it ended",
-  );
-  assert.deepEqual(alice.take(), ["0:-1", "@ended:replaced"]);
-  assert.deepEqual(bob.take(), ["5:lobby:alice"]);
-  assert.deepEqual(cluster.take(), ["ended alice 100"]);
-  // alice is now on the other node: a 3:2 goes there, once.
-  await send(hub, bob, "3:2:alice:carol:hi");
-  assert.deepEqual(cluster.take(), ["direct there alice 3:hi"]);
-  assert.deepEqual(bob.take(), ["9:3:not-online:carol"]);
-  await store.close();
-});
+Deno.test("hub cluster: a newer claim elsewhere ends the local session: 0:-1 and 5: here", () =>
+  withClusterHub(async ({ hub, cluster }) => {
+    const alice = await connectAs(hub, "alice");
+    const bob = await connectAs(hub, "bob");
+    await inRoom(hub, "lobby", alice, bob);
+    cluster.take();
+    assert.equal(
+      hub.clusterEvents.clusterClaim("alice", 99, "there"),
+      0,
+      "an older fence is stale",
+    );
+    assert.deepEqual(alice.take(), []);
+    assert.equal(
+      hub.clusterEvents.clusterClaim("alice", 500, "there"),
+      100,
+      "returns the fence it ended",
+    );
+    assert.deepEqual(alice.take(), ["0:-1", "@ended:replaced"]);
+    assert.deepEqual(bob.take(), ["5:lobby:alice"]);
+    assert.deepEqual(cluster.take(), ["ended alice 100"]);
+    // alice is now on the other node: a 3:2 goes there, once.
+    await send(hub, bob, "3:2:alice:carol:hi");
+    assert.deepEqual(cluster.take(), ["direct there alice 3:hi"]);
+    assert.deepEqual(bob.take(), ["9:3:not-online:carol"]);
+  }));
 
-Deno.test("hub cluster: remote members are listed, told of, and reached once per node", async () => {
-  const { hub, cluster, store } = await clusterHub();
-  const bob = await login(hub, "bob");
-  await send(hub, bob, "2:lobby");
-  bob.take();
-  cluster.take();
-  hub.clusterEvents.clusterClaim("alice", 500, "n2");
-  hub.clusterEvents.clusterJoined("alice", 500, "n2", "lobby", null);
-  hub.clusterEvents.clusterClaim("carol", 501, "n3");
-  hub.clusterEvents.clusterJoined("carol", 501, "n3", "lobby", null);
-  hub.clusterEvents.clusterClaim("dave", 502, "n3");
-  hub.clusterEvents.clusterJoined("dave", 502, "n3", "lobby", null);
-  assert.deepEqual(bob.take(), ["4:lobby:alice", "4:lobby:carol", "4:lobby:dave"]);
-  await send(hub, bob, "1");
-  assert.deepEqual(bob.take(), ["1:lobby,alice,bob,carol,dave"]);
-  // Two lines in one turn, as a client's burst arrives.
-  hub.handle(bob, parseCommand(encoder.encode("3:1:one"))!);
-  hub.handle(bob, parseCommand(encoder.encode("3:1:two"))!);
-  hub.flush();
-  // One run for both messages, once per node (n3 has two members), not once per recipient.
-  assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:one|3:two|"]);
-  // Switching rooms elsewhere: 5: here; a session ending elsewhere: 5: here.
-  hub.clusterEvents.clusterJoined("carol", 501, "n3", "den", null);
-  hub.clusterEvents.clusterEnded("dave", 502, "n3");
-  assert.deepEqual(bob.take(), ["5:lobby:carol", "5:lobby:dave"]);
-  await send(hub, bob, "1");
-  assert.deepEqual(bob.take(), ["1:den,carol:lobby,alice,bob"]);
-  await store.close();
-});
+Deno.test("hub cluster: remote members are listed, told of, and reached once per node", () =>
+  withClusterHub(async ({ hub, cluster }) => {
+    const bob = await inLobby(hub, "bob");
+    cluster.take();
+    remoteIn(hub, "alice", 500, "n2", "lobby");
+    remoteIn(hub, "carol", 501, "n3", "lobby");
+    remoteIn(hub, "dave", 502, "n3", "lobby");
+    assert.deepEqual(bob.take(), ["4:lobby:alice", "4:lobby:carol", "4:lobby:dave"]);
+    await send(hub, bob, "1");
+    assert.deepEqual(bob.take(), ["1:lobby,alice,bob,carol,dave"]);
+    // Two lines in one turn, as a client's burst arrives.
+    hub.handle(bob, parseCommand(encoder.encode("3:1:one"))!);
+    hub.handle(bob, parseCommand(encoder.encode("3:1:two"))!);
+    hub.flush();
+    // One run for both messages, once per node (n3 has two members), not once per recipient.
+    assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:one|3:two|"]);
+    // Switching rooms elsewhere: 5: here; a session ending elsewhere: 5: here.
+    hub.clusterEvents.clusterJoined("carol", 501, "n3", "den", null);
+    hub.clusterEvents.clusterEnded("dave", 502, "n3");
+    assert.deepEqual(bob.take(), ["5:lobby:carol", "5:lobby:dave"]);
+    await send(hub, bob, "1");
+    assert.deepEqual(bob.take(), ["1:den,carol:lobby,alice,bob"]);
+  }));
 
-Deno.test("hub cluster: stale events (older fences, wrong node) change nothing", async () => {
-  const { hub, store } = await clusterHub();
-  const bob = await login(hub, "bob");
-  await send(hub, bob, "2:lobby");
-  bob.take();
-  hub.clusterEvents.clusterClaim("alice", 600, "n2");
-  hub.clusterEvents.clusterJoined("alice", 600, "n2", "lobby", null);
-  bob.take();
-  hub.clusterEvents.clusterJoined("alice", 599, "n1", "lobby", null); // an older session's late join
-  hub.clusterEvents.clusterEnded("alice", 599, "n1"); // and its late end
-  hub.clusterEvents.clusterEnded("alice", 600, "n1"); // the right fence from the wrong node
-  hub.clusterEvents.clusterClaim("alice", 598, "n1");
-  assert.deepEqual(bob.take(), []);
-  await send(hub, bob, "2:lobby");
-  assert.deepEqual(bob.take(), ["2:lobby:alice,bob"]);
-  await store.close();
-});
+Deno.test("hub cluster: stale events (older fences, wrong node) change nothing", () =>
+  withClusterHub(async ({ hub }) => {
+    const bob = await inLobby(hub, "bob");
+    remoteIn(hub, "alice", 600, "n2", "lobby");
+    bob.take();
+    hub.clusterEvents.clusterJoined("alice", 599, "n1", "lobby", null); // an older session's late join
+    hub.clusterEvents.clusterEnded("alice", 599, "n1"); // and its late end
+    hub.clusterEvents.clusterEnded("alice", 600, "n1"); // the right fence from the wrong node
+    hub.clusterEvents.clusterClaim("alice", 598, "n1");
+    assert.deepEqual(bob.take(), []);
+    await send(hub, bob, "2:lobby");
+    assert.deepEqual(bob.take(), ["2:lobby:alice,bob"]);
+  }));
 
-Deno.test("hub cluster: a room first seen in another node's join is made here with its hash", async () => {
-  const { hub, store } = await clusterHub();
-  hub.clusterEvents.clusterClaim("alice", 700, "n2");
-  hub.clusterEvents.clusterJoined("alice", 700, "n2", "vip", "scrypt$not-a-real-hash");
-  assert.ok(hub.hasRoom("vip"));
-  const bob = await login(hub, "bob");
-  bob.take();
-  await send(hub, bob, "1");
-  assert.deepEqual(bob.take(), ["1:"], "a password room is not listed");
-  await send(hub, bob, "2:vip");
-  assert.deepEqual(bob.take(), ["9:2:room-password"]);
-  await store.close();
-});
+Deno.test("hub cluster: a room first seen in another node's join is made here with its hash", () =>
+  withClusterHub(async ({ hub }) => {
+    hub.clusterEvents.clusterClaim("alice", 700, "n2");
+    hub.clusterEvents.clusterJoined("alice", 700, "n2", "vip", "scrypt$not-a-real-hash");
+    assert.ok(hub.hasRoom("vip"));
+    const bob = await connectAs(hub, "bob");
+    bob.take();
+    await send(hub, bob, "1");
+    assert.deepEqual(bob.take(), ["1:"], "a password room is not listed");
+    await send(hub, bob, "2:vip");
+    assert.deepEqual(bob.take(), ["9:2:room-password"]);
+  }));
 
-Deno.test("hub cluster: a room another node stored first is joined, its password checked", async () => {
-  const { hub, store } = await clusterHub();
-  // Another node on the same store creates "den" with a password; no event reaches this one.
-  const { hub: other } = await clusterHub(store);
-  const carol = await login(other, "carol");
-  await send(other, carol, "2:den:secret");
-  assert.deepEqual(carol.take().slice(-1), ["2:den:carol"]);
-  const bob = await login(hub, "bob");
-  bob.take();
-  await send(hub, bob, "2:den:wrong");
-  assert.deepEqual(bob.take(), ["9:2:room-password"]);
-  await send(hub, bob, "2:den");
-  assert.deepEqual(bob.take(), ["9:2:room-password"]);
-  await send(hub, bob, "2:den:secret");
-  assert.deepEqual(bob.take(), ["2:den:bob"], "carol is on the other node, which sent no event");
-  await store.close();
-});
+Deno.test("hub cluster: a room another node stored first is joined, its password checked", () =>
+  withClusterHub(async ({ hub, store }) => {
+    // Another node on the same store creates "den" with a password; no event reaches this one.
+    const { hub: other } = await clusterHub(store);
+    const carol = await connectAs(other, "carol");
+    await send(other, carol, "2:den:secret");
+    assert.deepEqual(carol.take().slice(-1), ["2:den:carol"]);
+    const bob = await connectAs(hub, "bob");
+    bob.take();
+    await send(hub, bob, "2:den:wrong");
+    assert.deepEqual(bob.take(), ["9:2:room-password"]);
+    await send(hub, bob, "2:den");
+    assert.deepEqual(bob.take(), ["9:2:room-password"]);
+    await send(hub, bob, "2:den:secret");
+    assert.deepEqual(bob.take(), ["2:den:bob"], "carol is on the other node, which sent no event");
+  }));
 
-Deno.test("hub cluster: a snapshot replaces the node's part; a node down drops it", async () => {
-  const { hub, store } = await clusterHub();
-  const bob = await login(hub, "bob");
-  await send(hub, bob, "2:lobby");
-  bob.take();
-  hub.clusterEvents.clusterClaim("alice", 800, "n2");
-  hub.clusterEvents.clusterJoined("alice", 800, "n2", "lobby", null);
-  hub.clusterEvents.clusterClaim("carol", 801, "n2");
-  bob.take();
-  hub.clusterEvents.clusterClaim("Zed", 900, "n2"); // claimed after n2 wrote the snapshot below
-  hub.clusterEvents.clusterNodeSessions("n2", [
-    { user: "carol", fence: 801, room: "lobby", roomPasswordHash: null },
-    { user: "dave", fence: 802, room: null, roomPasswordHash: null },
-  ], 850);
-  assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:carol"]);
-  assert.equal(hub.remoteSessionCount, 3, "carol, dave, and Zed: newer than the snapshot");
-  hub.clusterEvents.clusterNodeDown("n2");
-  assert.deepEqual(bob.take(), ["5:lobby:carol"]);
-  assert.equal(hub.remoteSessionCount, 0);
-  await send(hub, bob, "3:2:carol,dave:hi");
-  assert.deepEqual(bob.take(), ["9:3:not-online:carol,dave"]);
-  await store.close();
-});
+Deno.test("hub cluster: a snapshot replaces the node's part; a node down drops it", () =>
+  withClusterHub(async ({ hub }) => {
+    const bob = await inLobby(hub, "bob");
+    remoteIn(hub, "alice", 800, "n2", "lobby");
+    hub.clusterEvents.clusterClaim("carol", 801, "n2");
+    bob.take();
+    hub.clusterEvents.clusterClaim("Zed", 900, "n2"); // claimed after n2 wrote the snapshot below
+    hub.clusterEvents.clusterNodeSessions("n2", [
+      { user: "carol", fence: 801, room: "lobby", roomPasswordHash: null },
+      { user: "dave", fence: 802, room: null, roomPasswordHash: null },
+    ], 850);
+    assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:carol"]);
+    assert.equal(hub.remoteSessionCount, 3, "carol, dave, and Zed: newer than the snapshot");
+    hub.clusterEvents.clusterNodeDown("n2");
+    assert.deepEqual(bob.take(), ["5:lobby:carol"]);
+    assert.equal(hub.remoteSessionCount, 0);
+    await send(hub, bob, "3:2:carol,dave:hi");
+    assert.deepEqual(bob.take(), ["9:3:not-online:carol,dave"]);
+  }));
 
-Deno.test("hub cluster: deliveries from the bus reach this node's members only", async () => {
-  const { hub, store } = await clusterHub();
-  const bob = await login(hub, "bob");
-  const carol = await login(hub, "carol");
-  await send(hub, bob, "2:lobby");
-  bob.take();
-  carol.take();
-  hub.clusterEvents.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
-  hub.clusterEvents.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
-  hub.clusterEvents.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
-  assert.deepEqual(bob.take(), ["3:a", "3:b"]);
-  assert.deepEqual(carol.take(), ["3:d"]);
-  assert.equal(hub.deliveries, 3);
-  await store.close();
-});
+Deno.test("hub cluster: deliveries from the bus reach this node's members only", () =>
+  withClusterHub(async ({ hub }) => {
+    const bob = await connectAs(hub, "bob");
+    const carol = await connectAs(hub, "carol");
+    await inRoom(hub, "lobby", bob);
+    carol.take();
+    hub.clusterEvents.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
+    hub.clusterEvents.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
+    hub.clusterEvents.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
+    assert.deepEqual(bob.take(), ["3:a", "3:b"]);
+    assert.deepEqual(carol.take(), ["3:d"]);
+    assert.equal(hub.deliveries, 3);
+  }));
 
-Deno.test("hub cluster: a node declared down while alive comes back with its next snapshot", async () => {
-  const { hub, store } = await clusterHub();
-  const bob = await login(hub, "bob");
-  await send(hub, bob, "2:lobby");
-  hub.clusterEvents.clusterClaim("alice", 900, "n2");
-  hub.clusterEvents.clusterJoined("alice", 900, "n2", "lobby", null);
-  assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
-  bob.take();
-  hub.clusterEvents.clusterNodeDown("n2");
-  assert.deepEqual(hub.clusterEvents.clusterNodes(), []);
-  // n2 was only stalled: it resyncs and lists the same session, same fence.
-  hub.clusterEvents.clusterNodeSessions("n2", [
-    { user: "alice", fence: 900, room: "lobby", roomPasswordHash: null },
-  ], 900);
-  assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:alice"]);
-  assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
-  // An ended session is not revived by a late join of it.
-  hub.clusterEvents.clusterEnded("alice", 900, "n2");
-  hub.clusterEvents.clusterJoined("alice", 900, "n2", "lobby", null);
-  assert.deepEqual(bob.take(), ["5:lobby:alice"]);
-  assert.equal(hub.remoteSessionCount, 0);
-  await store.close();
-});
+Deno.test("hub cluster: a node declared down while alive comes back with its next snapshot", () =>
+  withClusterHub(async ({ hub }) => {
+    const bob = await connectAs(hub, "bob");
+    await send(hub, bob, "2:lobby");
+    remoteIn(hub, "alice", 900, "n2", "lobby");
+    assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
+    bob.take();
+    hub.clusterEvents.clusterNodeDown("n2");
+    assert.deepEqual(hub.clusterEvents.clusterNodes(), []);
+    // n2 was only stalled: it resyncs and lists the same session, same fence.
+    hub.clusterEvents.clusterNodeSessions("n2", [
+      { user: "alice", fence: 900, room: "lobby", roomPasswordHash: null },
+    ], 900);
+    assert.deepEqual(bob.take(), ["5:lobby:alice", "4:lobby:alice"]);
+    assert.deepEqual(hub.clusterEvents.clusterNodes(), ["n2"]);
+    // An ended session is not revived by a late join of it.
+    hub.clusterEvents.clusterEnded("alice", 900, "n2");
+    hub.clusterEvents.clusterJoined("alice", 900, "n2", "lobby", null);
+    assert.deepEqual(bob.take(), ["5:lobby:alice"]);
+    assert.equal(hub.remoteSessionCount, 0);
+  }));

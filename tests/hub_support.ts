@@ -99,3 +99,40 @@ export function send(hub: Hub, peer: RecordingPeer, line: string | Uint8Array): 
   assert.ok(command !== null, "not a blank line");
   return hub.handle(peer, command) ? Promise.resolve() : peer.nextDone();
 }
+
+/** Connects a peer labelled `user` and sends its login; the replies stay in its log. */
+export async function connectAs(hub: Hub, user: string): Promise<RecordingPeer> {
+  const peer = new RecordingPeer(user);
+  hub.connect(peer);
+  await send(hub, peer, `0:${user}:pw`);
+  return peer;
+}
+
+/** Connects a peer and logs it in as `user`, checking the login worked and discarding the replies. */
+export async function loggedIn(hub: Hub, user: string): Promise<RecordingPeer> {
+  const peer = await connectAs(hub, user);
+  assert.match(peer.take()[0], /^0:[1-9][0-9]*$/);
+  return peer;
+}
+
+/** Has each peer join `room` in turn, then discards what every one of them has got. */
+export async function inRoom(hub: Hub, room: string, ...peers: RecordingPeer[]): Promise<void> {
+  for (const peer of peers) await send(hub, peer, `2:${room}`);
+  for (const peer of peers) peer.take();
+}
+
+/** What a test gets from {@link withHub}. */
+export type TestHub = Awaited<ReturnType<typeof makeHub>>;
+
+/** Runs `body` on a fresh test hub (see {@link makeHub}), closing its store afterwards. */
+export async function withHub(
+  options: TestHubOptions,
+  body: (made: TestHub) => Promise<void>,
+): Promise<void> {
+  const made = await makeHub(options);
+  try {
+    await body(made);
+  } finally {
+    await made.store.close();
+  }
+}

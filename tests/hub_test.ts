@@ -6,7 +6,17 @@ import { parseCommand } from "../lib/protocol/codec.ts";
 import { Hub } from "../lib/hub/hub.ts";
 import { hubEdge } from "../lib/server/hub_edge.ts";
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
-import { hasher, makeHub, RecordingPeer, send, type TestHubOptions, USERS } from "./hub_support.ts";
+import {
+  hasher,
+  inRoom,
+  loggedIn,
+  makeHub,
+  RecordingPeer,
+  send,
+  type TestHubOptions,
+  USERS,
+  withHub,
+} from "./hub_support.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -74,6 +84,13 @@ async function runScenario(scenario: Scenario): Promise<void> {
 
 /** Logs `conn` in as `user` (setup shorthand). */
 const login = (conn: string, user: string): [string, string] => [conn, `0:${user}:pw`];
+/** Logs each user in on the connection named by its first letter (alice on a, Zed on z). */
+const logins = (...users: string[]) => users.map((user) => login(user[0].toLowerCase(), user));
+/** Has each connection join `room` (`name` or `name:password`), in order. */
+const joins = (room: string, ...conns: string[]) =>
+  conns.map((conn): [string, string] => [conn, `2:${room}`]);
+/** The most common setup: alice on a and bob on b, both in lobby. */
+const ALICE_AND_BOB_IN_LOBBY = [...logins("alice", "bob"), ...joins("lobby", "a", "b")];
 
 const SCENARIOS: Scenario[] = [
   // ---- Sessions
@@ -89,7 +106,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "a new login on the same connection ends the old session (5: to its room)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "0:carol:pw", { a: ["0:3", "@started:carol"], b: ["5:lobby:alice"] }],
       ["a", "3:0:x", { a: ["9:3:not-in-room"] }], // the new session is in no room
@@ -99,7 +116,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "logging in again as the same user on the same connection starts a new session",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "0:alice:pw", { a: ["0:3", "@started:alice"], b: ["5:lobby:alice"] }],
       ["b", "3:2:alice:x", { a: ["3:x"] }],
@@ -107,7 +124,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "a login elsewhere kicks the old session: 0:-1, 5: to its room, connection stays open",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       [
         "a2",
@@ -141,7 +158,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "a failed login ends the connection's session (5: to its room) and kicks no one else",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "0:bob:wrong", { a: ["0:-1", "@ended:login-failed"], b: ["5:lobby:alice"] }],
       ["a", "3:0:x", { a: ["0:-1"] }],
@@ -150,7 +167,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "a malformed login line also ends the connection's session",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "0:alice:", { a: ["0:-1", "@ended:login-failed"], b: ["5:lobby:alice"] }],
       ["a", "1", { a: ["0:-1"] }],
@@ -187,7 +204,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "after a kick or a failed login, commands get 0:-1 again",
-    setup: [login("a", "alice"), login("a2", "alice"), ["b", "0:bob:nope"]],
+    setup: [...logins("alice"), login("a2", "alice"), ["b", "0:bob:nope"]],
     steps: [
       ["a", "2:lobby", { a: ["0:-1"] }],
       ["b", "3:0:hi", { b: ["0:-1"] }],
@@ -195,7 +212,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "malformed commands after a login get 9:<code>:malformed or the codec's reason",
-    setup: [login("a", "alice")],
+    setup: [...logins("alice")],
     steps: [
       ["a", "4", { a: ["9:?:malformed"] }],
       ["a", "2", { a: ["9:2:malformed"] }],
@@ -209,7 +226,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "closing the connection ends its session (5: to its room)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "!close", { b: ["5:lobby:alice"] }],
       ["b", "3:2:alice:x", { b: ["9:3:not-online:alice"] }],
@@ -222,7 +239,7 @@ const SCENARIOS: Scenario[] = [
   // ---- Rooms
   {
     rule: "the room list is 1: when there are no rooms",
-    setup: [login("a", "alice")],
+    setup: [...logins("alice")],
     steps: [["a", "1", { a: ["1:"] }], ["a", "1:anything", { a: ["1:"] }]],
   },
   {
@@ -249,12 +266,12 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "the room list shows public rooms only (a room with a password is not public)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:vault:key"], ["b", "2:pub"]],
+    setup: [...logins("alice", "bob"), ...joins("vault:key", "a"), ...joins("pub", "b")],
     steps: [["a", "1", { a: ["1:pub,bob"] }]],
   },
   {
     rule: "joining creates the room: 2: to the joiner (sorted, self included), 4: to the others",
-    setup: [login("a", "alice"), login("b", "bob"), login("c", "carol"), login("z", "Zed")],
+    setup: [...logins("alice", "bob", "carol", "Zed")],
     steps: [
       ["b", "2:lobby", { b: ["2:lobby:bob"] }],
       ["c", "2:lobby", { c: ["2:lobby:bob,carol"], b: ["4:lobby:carol"] }],
@@ -277,14 +294,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "joining another room leaves the old one: 5: to the old room, 4: to the new",
-    setup: [
-      login("a", "alice"),
-      login("b", "bob"),
-      login("c", "carol"),
-      ["a", "2:lobby"],
-      ["b", "2:lobby"],
-      ["c", "2:den"],
-    ],
+    setup: [...logins("alice", "bob", "carol"), ...joins("lobby", "a", "b"), ...joins("den", "c")],
     steps: [
       ["a", "2:den", { a: ["2:den:alice,carol"], c: ["4:den:alice"], b: ["5:lobby:alice"] }],
       ["b", "2:den", { b: ["2:den:alice,bob,carol"], a: ["4:den:bob"], c: ["4:den:bob"] }], // lobby now empty: no 5:
@@ -294,7 +304,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "joining the room you are in repeats the 2: reply and tells no one",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "2:lobby", { a: ["2:lobby:alice,bob"] }],
       ["a", "2:lobby:", { a: ["2:lobby:alice,bob"] }],
@@ -304,12 +314,9 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "room passwords: wrong or missing gets 9:2:room-password and the user stays put",
     setup: [
-      login("a", "alice"),
-      login("b", "bob"),
-      login("c", "carol"),
-      ["a", "2:vault:key"],
-      ["b", "2:lobby"],
-      ["c", "2:lobby"],
+      ...logins("alice", "bob", "carol"),
+      ...joins("vault:key", "a"),
+      ...joins("lobby", "b", "c"),
     ],
     steps: [
       ["b", "2:vault", { b: ["9:2:room-password"] }],
@@ -324,7 +331,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "a public room's password is empty: a non-empty one is refused",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"]],
+    setup: [...logins("alice", "bob"), ...joins("lobby", "a")],
     steps: [
       ["b", "2:lobby:x", { b: ["9:2:room-password"] }],
       ["b", "2:lobby:", { b: ["2:lobby:alice,bob"], a: ["4:lobby:bob"] }],
@@ -332,7 +339,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "the room password is checked on every join, the room you are in included",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:vault:key"], ["b", "2:vault:key"]],
+    setup: [...logins("alice", "bob"), ...joins("vault:key", "a", "b")],
     steps: [
       ["a", "2:vault", { a: ["9:2:room-password"] }],
       ["a", "2:vault:nope", { a: ["9:2:room-password"] }],
@@ -345,7 +352,7 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "the number of rooms is capped: 9:2:room-limit, and the user stays where it was",
     options: { maxRooms: 2 },
-    setup: [login("a", "alice"), login("b", "bob"), ["b", "2:r1"]],
+    setup: [...logins("alice", "bob"), ...joins("r1", "b")],
     steps: [
       ["a", "2:r2", { a: ["2:r2:alice"] }],
       ["a", "2:r3", { a: ["9:2:room-limit"] }],
@@ -357,19 +364,12 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "with a cap of 0 rooms no room can be made",
     options: { maxRooms: 0 },
-    setup: [login("a", "alice")],
+    setup: [...logins("alice")],
     steps: [["a", "2:lobby", { a: ["9:2:room-limit"] }], ["a", "1", { a: ["1:"] }]],
   },
   {
     rule: "the operator removing a room: every member gets 5: for each member, and it is gone",
-    setup: [
-      login("a", "alice"),
-      login("b", "bob"),
-      login("c", "carol"),
-      ["a", "2:lobby"],
-      ["b", "2:lobby"],
-      ["c", "2:den"],
-    ],
+    setup: [...logins("alice", "bob", "carol"), ...joins("lobby", "a", "b"), ...joins("den", "c")],
     steps: [
       ["hub", "removeRoom lobby", {
         a: ["5:lobby:alice", "5:lobby:bob"],
@@ -383,7 +383,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "the operator removing a user logs it out with 0:-1 (5: to its room)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["hub", "removeUser alice", { a: ["0:-1", "@ended:removed"], b: ["5:lobby:alice"] }],
       ["a", "1", { a: ["0:-1"] }],
@@ -397,14 +397,9 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "3:0 goes to everyone in my room, me included; 3:1 to everyone but me",
     setup: [
-      login("a", "alice"),
-      login("b", "bob"),
-      login("c", "carol"),
-      login("d", "dave"),
-      ["a", "2:lobby"],
-      ["b", "2:lobby"],
-      ["c", "2:lobby"],
-      ["d", "2:den"],
+      ...logins("alice", "bob", "carol", "dave"),
+      ...joins("lobby", "a", "b", "c"),
+      ...joins("den", "d"),
     ],
     steps: [
       ["a", "3:0:hello", { a: ["3:hello"], b: ["3:hello"], c: ["3:hello"] }],
@@ -415,7 +410,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "an empty message is allowed in every mode (3:0: delivers 3:)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "3:0:", { a: ["3:"], b: ["3:"] }],
       ["a", "3:1:", { b: ["3:"] }],
@@ -424,7 +419,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "message text is delivered unchanged (colons, spaces)",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "3:1: a:b::c: ", { b: ["3: a:b::c: "] }],
       ["a", "3:2:bob: x ", { b: ["3: x "] }],
@@ -432,7 +427,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "3:0 and 3:1 outside a room get 9:3:not-in-room",
-    setup: [login("a", "alice"), login("b", "bob"), ["b", "2:lobby"]],
+    setup: [...logins("alice", "bob"), ...joins("lobby", "b")],
     steps: [
       ["a", "3:0:hi", { a: ["9:3:not-in-room"] }],
       ["a", "3:1:hi", { a: ["9:3:not-in-room"] }],
@@ -441,13 +436,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "3:2 delivers to each listed online user wherever they are, each once",
-    setup: [
-      login("a", "alice"),
-      login("b", "bob"),
-      login("c", "carol"),
-      ["b", "2:lobby"],
-      ["c", "2:den"],
-    ],
+    setup: [...logins("alice", "bob", "carol"), ...joins("lobby", "b"), ...joins("den", "c")],
     steps: [
       ["a", "3:2:bob:carol:hi", { b: ["3:hi"], c: ["3:hi"] }],
       ["a", "3:2:bob:bob:carol:bob:hi", { b: ["3:hi"], c: ["3:hi"] }],
@@ -458,7 +447,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "3:2 names the users not online in one line, in the order listed, each once",
-    setup: [login("a", "alice"), login("b", "bob")],
+    setup: [...logins("alice", "bob")],
     steps: [
       [
         "a",
@@ -474,7 +463,7 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "3:2 with more distinct targets than the cap: too-many-targets, nothing delivered",
     options: { maxTargets: 3 },
-    setup: [login("a", "alice"), login("b", "bob"), login("c", "carol"), login("d", "dave")],
+    setup: [...logins("alice", "bob", "carol", "dave")],
     steps: [
       ["a", "3:2:bob:carol:dave:Zed:hi", { a: ["9:3:too-many-targets"] }],
       ["a", "3:2:bob:carol:dave:ghost:hi", { a: ["9:3:too-many-targets"] }],
@@ -486,7 +475,7 @@ const SCENARIOS: Scenario[] = [
   {
     rule: "--stamp-sender delivers 3:<sender>:<message> in every mode",
     options: { stampSender: true },
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [
       ["a", "3:0:hi", { a: ["3:alice:hi"], b: ["3:alice:hi"] }],
       ["a", "3:1:a:b", { b: ["3:alice:a:b"] }],
@@ -495,7 +484,7 @@ const SCENARIOS: Scenario[] = [
   },
   {
     rule: "without --stamp-sender the sender is not named",
-    setup: [login("a", "alice"), login("b", "bob"), ["a", "2:lobby"], ["b", "2:lobby"]],
+    setup: ALICE_AND_BOB_IN_LOBBY,
     steps: [["a", "3:1:hi", { b: ["3:hi"] }]],
   },
 ];
@@ -507,18 +496,8 @@ for (const scenario of SCENARIOS) {
 // ---------------------------------------------------------------------------------------------
 // Rules that need more than a list of steps.
 
-/** Connects a peer and logs it in as `user`, discarding the replies. */
-async function loggedIn(hub: Hub, user: string): Promise<RecordingPeer> {
-  const peer = new RecordingPeer(user);
-  hub.connect(peer);
-  await send(hub, peer, `0:${user}:pw`);
-  assert.match(peer.take()[0], /^0:[1-9][0-9]*$/);
-  return peer;
-}
-
-Deno.test("hub: session ids stay unique and increasing across many logins and kicks", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: session ids stay unique and increasing across many logins and kicks", () =>
+  withHub({}, async ({ hub, errors }) => {
     const ids: number[] = [];
     for (let i = 0; i < 20; i++) {
       const peer = new RecordingPeer(`p${i}`);
@@ -532,14 +511,10 @@ Deno.test("hub: session ids stay unique and increasing across many logins and ki
     assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), `${ids}`);
     assert.equal(new Set(ids).size, ids.length);
     assert.deepEqual(errors, []);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: the counts follow connections, sessions and rooms", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: the counts follow connections, sessions and rooms", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const idle = new RecordingPeer("idle");
     hub.connect(idle);
@@ -552,14 +527,10 @@ Deno.test("hub: the counts follow connections, sessions and rooms", async () => 
     assert.equal(hub.connectionCount, 1);
     assert.equal(hub.sessionCount, 0);
     assert.equal(hub.roomCount, 1); // rooms outlive emptiness
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: rooms are stored when created, public with no hash, private with a hash", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: rooms are stored when created, public with no hash, private with a hash", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = await loggedIn(hub, "alice");
     await send(hub, a, "2:lobby");
     await send(hub, a, "2:vault:key");
@@ -574,14 +545,10 @@ Deno.test("hub: rooms are stored when created, public with no hash, private with
     assert.equal(await hasher.verify(encoder.encode("key"), hash), true);
     assert.equal(await hasher.verify(encoder.encode("nope"), hash), false);
     assert.deepEqual(errors, []);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a room is answered only after it is in the store", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: a room is answered only after it is in the store", () =>
+  withHub({}, async ({ hub, store }) => {
     const a = await loggedIn(hub, "alice");
     const original = store.addRoom.bind(store);
     let storedBeforeReply = false;
@@ -592,28 +559,20 @@ Deno.test("hub: a room is answered only after it is in the store", async () => {
     await send(hub, a, "2:lobby");
     assert.ok(storedBeforeReply);
     assert.deepEqual(a.take(), ["2:lobby:alice"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a room the store fails to write is not made, and the error is reported", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: a room the store fails to write is not made, and the error is reported", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = await loggedIn(hub, "alice");
     store.addRoom = () => Promise.reject(new Error("disk full"));
     await send(hub, a, "2:lobby");
     assert.deepEqual(a.take(), ["9:2:server-error"]);
     assert.equal(hub.hasRoom("lobby"), false);
     assert.equal(errors.length, 1);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: loadRooms makes stored rooms listable and joinable with their passwords", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: loadRooms makes stored rooms listable and joinable with their passwords", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     await store.addRoom("r4", null);
     await store.addRoom("vault", await hasher.hash(encoder.encode("key")));
     hub.loadRooms(await store.listRooms());
@@ -628,28 +587,20 @@ Deno.test("hub: loadRooms makes stored rooms listable and joinable with their pa
     assert.deepEqual(a.take(), ["9:2:room-password", "2:vault:alice", "2:r4:alice"]);
     assert.equal((await store.listRooms()).length, 2);
     assert.deepEqual(errors, []); // no duplicate insert was attempted
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: loaded rooms count toward the room cap", async () => {
-  const { hub, store } = await makeHub({ maxRooms: 1 });
-  try {
+Deno.test("hub: loaded rooms count toward the room cap", () =>
+  withHub({ maxRooms: 1 }, async ({ hub, store }) => {
     await store.addRoom("old", null);
     hub.loadRooms(await store.listRooms());
     const a = await loggedIn(hub, "alice");
     await send(hub, a, "2:new");
     await send(hub, a, "2:old");
     assert.deepEqual(a.take(), ["9:2:room-limit", "2:old:alice"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: two joiners creating the same room at once end up in one room, stored once", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: two joiners creating the same room at once end up in one room, stored once", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     await Promise.all([send(hub, a, "2:new:key"), send(hub, b, "2:new:key")]);
@@ -658,14 +609,10 @@ Deno.test("hub: two joiners creating the same room at once end up in one room, s
     assert.deepEqual((await store.listRooms()).map((r) => r.name), ["new"]);
     assert.equal(hub.roomCount, 1);
     assert.deepEqual(errors, []);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a joiner racing the creator must still give the creator's password", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: a joiner racing the creator must still give the creator's password", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const c = await loggedIn(hub, "carol");
@@ -679,14 +626,10 @@ Deno.test("hub: a joiner racing the creator must still give the creator's passwo
     assert.deepEqual(c.take(), ["9:2:room-password"]);
     assert.deepEqual((await store.listRooms()).map((r) => r.name), ["new"]);
     assert.deepEqual(errors, []);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: if the creation a joiner waited for fails, the joiner creates the room", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: if the creation a joiner waited for fails, the joiner creates the room", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const original = store.addRoom.bind(store);
@@ -703,28 +646,20 @@ Deno.test("hub: if the creation a joiner waited for fails, the joiner creates th
     assert.deepEqual(b.take(), ["2:new:bob"]);
     assert.deepEqual((await store.listRooms()).map((r) => r.name), ["new"]);
     assert.equal(errors.length, 1);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: rooms being created count toward the cap", async () => {
-  const { hub, store } = await makeHub({ maxRooms: 1 });
-  try {
+Deno.test("hub: rooms being created count toward the cap", () =>
+  withHub({ maxRooms: 1 }, async ({ hub, store }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     await Promise.all([send(hub, a, "2:one"), send(hub, b, "2:two")]);
     assert.deepEqual(a.take(), ["2:one:alice"]);
     assert.deepEqual(b.take(), ["9:2:room-limit"]);
     assert.equal((await store.listRooms()).length, 1);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: exactly the default 100 distinct targets is fine; 101 is too many", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: exactly the default 100 distinct targets is fine; 101 is too many", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const others = Array.from({ length: 99 }, (_, i) => `ghost${i}`);
@@ -738,20 +673,13 @@ Deno.test("hub: exactly the default 100 distinct targets is fine; 101 is too man
     const many = [...Array(3)].flatMap(() => ["bob", ...others]);
     await send(hub, a, `3:2:${many.join(":")}:hi`);
     assert.deepEqual(b.take(), ["3:hi"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: message bytes reach every recipient unchanged, non-UTF-8 included", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: message bytes reach every recipient unchanged, non-UTF-8 included", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
-    await send(hub, a, "2:lobby");
-    await send(hub, b, "2:lobby");
-    a.take();
-    b.take();
+    await inRoom(hub, "lobby", a, b);
     const bytesOf = (s: string) => [...encoder.encode(s)];
     const table: [string, number[]][] = [
       ["3:0:", [0xff, 0x00, 0x3a, 0x0d, 0xc3, 0x28, 0x80, 0x3a]],
@@ -764,18 +692,14 @@ Deno.test("hub: message bytes reach every recipient unchanged, non-UTF-8 include
       b.take();
       a.take();
     }
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: one encoded line is shared by all recipients, and reusing the sender's buffer is safe", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: one encoded line is shared by all recipients, and reusing the sender's buffer is safe", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const c = await loggedIn(hub, "carol");
-    for (const p of [a, b, c]) await send(hub, p, "2:lobby");
+    await inRoom(hub, "lobby", a, b, c);
     const seen: Uint8Array[] = [];
     b.send = (line) => void seen.push(line);
     c.send = (line) => void seen.push(line);
@@ -785,14 +709,10 @@ Deno.test("hub: one encoded line is shared by all recipients, and reusing the se
     assert.equal(seen.length, 2);
     assert.equal(seen[0], seen[1], "the same bytes object for every recipient");
     assert.equal(decoder.decode(seen[0]), "3:hello\n");
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a new room's name outlives the read buffer it came in", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: a new room's name outlives the read buffer it came in", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const buffer = encoder.encode("2:lobby");
@@ -803,20 +723,13 @@ Deno.test("hub: a new room's name outlives the read buffer it came in", async ()
     await send(hub, b, "2:lobby");
     assert.deepEqual(a.take(), ["2:lobby:alice", "1:lobby,alice", "4:lobby:bob"]);
     assert.deepEqual(b.take(), ["2:lobby:alice,bob"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: what one sender sends one recipient arrives in the order sent", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: what one sender sends one recipient arrives in the order sent", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
-    await send(hub, a, "2:lobby");
-    await send(hub, b, "2:lobby");
-    a.take();
-    b.take();
+    await inRoom(hub, "lobby", a, b);
     const want: string[] = [];
     for (let i = 0; i < 2000; i++) {
       const mode = ["3:0:", "3:1:", "3:2:bob:"][i % 3];
@@ -824,36 +737,26 @@ Deno.test("hub: what one sender sends one recipient arrives in the order sent", 
       want.push(`3:${i}`);
     }
     assert.deepEqual(b.take(), want);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: logoutAll ends every session with 0:-1 alone (no 5:) and leaves idle connections be", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: logoutAll ends every session with 0:-1 alone (no 5:) and leaves idle connections be", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const c = await loggedIn(hub, "carol");
-    await send(hub, a, "2:lobby");
-    await send(hub, b, "2:lobby");
+    await inRoom(hub, "lobby", a, b);
     const idle = new RecordingPeer("idle");
     hub.connect(idle);
-    for (const p of [a, b, c]) p.take();
     hub.logoutAll();
     for (const p of [a, b, c]) assert.deepEqual(p.take(), ["0:-1"], p.label);
     assert.deepEqual(idle.take(), []);
     assert.equal(hub.sessionCount, 0);
     await send(hub, a, "3:0:x");
     assert.deepEqual(a.take(), ["0:-1"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a connection closed while its login is checked gets no session", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: a connection closed while its login is checked gets no session", () =>
+  withHub({}, async ({ hub }) => {
     const a = new RecordingPeer("a");
     hub.connect(a);
     const pending = send(hub, a, "0:alice:pw");
@@ -864,14 +767,10 @@ Deno.test("hub: a connection closed while its login is checked gets no session",
     const b = await loggedIn(hub, "bob");
     await send(hub, b, "3:2:alice:hi");
     assert.deepEqual(b.take(), ["9:3:not-online:alice"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: two connections logging in as one user at once: exactly one session survives", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: two connections logging in as one user at once: exactly one session survives", () =>
+  withHub({}, async ({ hub }) => {
     const a = new RecordingPeer("a");
     const a2 = new RecordingPeer("a2");
     hub.connect(a);
@@ -881,14 +780,10 @@ Deno.test("hub: two connections logging in as one user at once: exactly one sess
     const ended = logs.filter((l) => l.includes("@ended:replaced"));
     assert.equal(ended.length, 1, JSON.stringify(logs));
     assert.equal(hub.sessionCount, 1);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and reports it", async () => {
-  const { hub, store, errors } = await makeHub();
-  try {
+Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and reports it", () =>
+  withHub({}, async ({ hub, store, errors }) => {
     const a = new RecordingPeer("a");
     hub.connect(a);
     const busy = new PasswordHasher({ params: scryptParams(10) });
@@ -903,20 +798,13 @@ Deno.test("hub: a login that fails because the hasher is busy replies 0:-1 and r
     await send(failing, a, "0:alice:pw");
     assert.deepEqual(a.take(), ["0:-1", "@ended:login-failed"]);
     assert.equal(errors.length, 1);
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: room messages made in one turn reach each recipient as one chunk, after the turn", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: room messages made in one turn reach each recipient as one chunk, after the turn", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
-    await send(hub, a, "2:lobby");
-    await send(hub, b, "2:lobby");
-    a.take();
-    b.take();
+    await inRoom(hub, "lobby", a, b);
     const sendsBefore = b.sends;
     for (const text of ["one", "two", "three"]) {
       hub.handle(a, parseCommand(encoder.encode(`3:1:${text}`))!);
@@ -927,19 +815,14 @@ Deno.test("hub: room messages made in one turn reach each recipient as one chunk
     assert.equal(hub.deliveries, 3, "three messages delivered to one recipient");
     assert.deepEqual(b.take(), ["3:one", "3:two", "3:three"]);
     assert.deepEqual(a.take(), [], "3:1 leaves the sender out");
-  } finally {
-    await store.close();
-  }
-});
+  }));
 
-Deno.test("hub: anything sent after queued room messages arrives after them (per-sender order)", async () => {
-  const { hub, store } = await makeHub();
-  try {
+Deno.test("hub: anything sent after queued room messages arrives after them (per-sender order)", () =>
+  withHub({}, async ({ hub }) => {
     const a = await loggedIn(hub, "alice");
     const b = await loggedIn(hub, "bob");
     const c = await loggedIn(hub, "carol");
-    for (const p of [a, b, c]) await send(hub, p, "2:lobby");
-    for (const p of [a, b, c]) p.take();
+    await inRoom(hub, "lobby", a, b, c);
     // In one turn: a room message, a direct message, another room message, then alice leaves.
     hub.handle(a, parseCommand(encoder.encode("3:0:r1"))!);
     hub.handle(a, parseCommand(encoder.encode("3:2:bob:d1"))!);
@@ -950,7 +833,4 @@ Deno.test("hub: anything sent after queued room messages arrives after them (per
     assert.deepEqual(b.take(), ["3:r1", "3:d1", "3:r2", "3:r3", "5:lobby:alice"]);
     assert.deepEqual(c.take(), ["3:r1", "3:r3", "5:lobby:alice"]);
     assert.deepEqual(a.take(), ["3:r1", "3:r2", "3:r3"]);
-  } finally {
-    await store.close();
-  }
-});
+  }));
