@@ -88,20 +88,25 @@ interface Node {
   work: ScriptedWork;
 }
 
-function makeNode(id: string, bus: ScriptedBus): Node {
+/** A hub whose work the test answers, in a cluster on `bus` or alone; room R exists. */
+function scriptedHub(cluster?: HubCluster): { hub: Hub; results: HubResults; work: ScriptedWork } {
   const work = new ScriptedWork();
-  let results: HubResults | null = null;
+  const edge: { results?: HubResults } = {};
   const hub = new Hub({
-    work: (r) => {
-      results = r;
+    work: (results) => {
+      edge.results = results;
       return work;
     },
-    cluster: new BusCluster(id, bus),
+    cluster,
     schedule: () => {}, // runs are flushed by the next event, or by the test's step end
   });
   hub.loadRooms([{ name: "R", passwordHash: null }]);
-  assert.ok(results !== null);
-  return { id, hub, results, work };
+  assert.ok(edge.results !== undefined);
+  return { hub, results: edge.results, work };
+}
+
+function makeNode(id: string, bus: ScriptedBus): Node {
+  return { id, ...scriptedHub(new BusCluster(id, bus)) };
 }
 
 const command = (line: string): Command => {
@@ -233,24 +238,12 @@ Deno.test("hub ordering: two joins of one room on two nodes, in every interleavi
 });
 
 Deno.test("hub ordering: on one node a join is answered at once, before anything of the room", () => {
-  const bus = new ScriptedBus();
-  const work = new ScriptedWork();
-  let results: HubResults | null = null;
-  const hub = new Hub({
-    work: (r) => {
-      results = r;
-      return work;
-    },
-    schedule: () => {},
-  });
-  hub.loadRooms([{ name: "R", passwordHash: null }]);
-  assert.ok(results !== null && bus.log.length === 0);
-  const edge: HubResults = results;
+  const { hub, results, work } = scriptedHub();
   const peers = ["alice", "bob"].map((user) => {
     const peer = new RecordingPeer(user);
     hub.connect(peer);
     hub.handle(peer, command(`0:${user}:pw`));
-    edge.loginChecked(work.asked.at(-1)![1], true);
+    results.loginChecked(work.asked.at(-1)![1], true);
     return peer;
   });
   const [alice, bob] = peers;

@@ -259,14 +259,14 @@ export function parsePresence(text: string): PresenceEvent {
   const arity = (n: number) => {
     if (f.length !== n) throw new BusFrameError(`presence "${f[0]}" has ${f.length} fields`);
   };
+  /** The session an event is about: user, fence and node, its first three fields. */
+  const whose = () => ({ user: f[1], fence: fenceOf(f[2]), node: f[3] });
   switch (f[0]) {
     case "claim":
       arity(8);
       return {
         kind: "claim",
-        user: f[1],
-        fence: fenceOf(f[2]),
-        node: f[3],
+        ...whose(),
         request: fenceOf(f[4]),
         prevNode: f[5],
         prevFence: fenceOf(f[6]),
@@ -274,7 +274,7 @@ export function parsePresence(text: string): PresenceEvent {
       };
     case "end":
       arity(4);
-      return { kind: "end", user: f[1], fence: fenceOf(f[2]), node: f[3] };
+      return { kind: "end", ...whose() };
     case "down":
       arity(2);
       return { kind: "down", node: f[1] };
@@ -285,9 +285,7 @@ export function parsePresence(text: string): PresenceEvent {
       arity(6);
       return {
         kind: "join",
-        user: f[1],
-        fence: fenceOf(f[2]),
-        node: f[3],
+        ...whose(),
         room: f[4],
         roomPasswordHash: f[5] === "" ? null : f[5],
       };

@@ -62,14 +62,8 @@ export interface ClusterSyncOptions {
  * ```
  */
 export class ClusterSync implements BusHandlers {
-  #nodeId: string;
-  #incarnation: string;
-  #log: Logger;
-  #events: ClusterEvents;
-  #bus: BusConnection;
-  #claims: PendingClaims;
-  #outbound: SyncOutbound;
-  #stats: { syncs: number; messagesIn: number; bytesIn: number };
+  /** The node, the hub and the link's other parts this one works with. */
+  readonly #options: ClusterSyncOptions;
   #channel: string;
   #channelBytes: Buffer;
   #deliveries: DeliveryHandler;
@@ -81,17 +75,10 @@ export class ClusterSync implements BusHandlers {
   #watermark = 0;
 
   constructor(options: ClusterSyncOptions) {
-    this.#nodeId = options.nodeId;
-    this.#incarnation = options.incarnation;
-    this.#log = options.log;
-    this.#events = options.events;
-    this.#bus = options.bus;
-    this.#claims = options.claims;
-    this.#outbound = options.outbound;
-    this.#stats = options.stats;
-    this.#channel = nodeChannel(this.#nodeId);
+    this.#options = options;
+    this.#channel = nodeChannel(this.#options.nodeId);
     this.#channelBytes = Buffer.from(this.#channel);
-    const events = this.#events;
+    const events = this.#options.events;
     this.#deliveries = {
       room: (room, chunk, lines) => events.deliverRoom(room, chunk, lines),
       direct: (users, line) => events.deliverDirect(users, line),
@@ -103,14 +90,14 @@ export class ClusterSync implements BusHandlers {
 
   /** Publishes a local session's join; the hub hears it back through `clusterJoined`. */
   joined(join: Join): void {
-    if (this.#bus.state === "down") {
+    if (this.#options.bus.state === "down") {
       // Not published: the snapshot after reconnecting says it. Never call the hub back
       // from inside its own call.
       queueMicrotask(() => this.#reportJoin(join));
       return;
     }
     this.#joins.wait(join);
-    this.#outbound.presence({ kind: "join", node: this.#nodeId, ...join });
+    this.#options.outbound.presence({ kind: "join", node: this.#options.nodeId, ...join });
   }
 
   /** Reports every join still on its way round (the bus went down, or the link is closing). */
@@ -119,10 +106,10 @@ export class ClusterSync implements BusHandlers {
   }
 
   #reportJoin(join: Join): void {
-    this.#events.clusterJoined(
+    this.#options.events.clusterJoined(
       join.user,
       join.fence,
-      this.#nodeId,
+      this.#options.nodeId,
       join.room,
       join.roomPasswordHash,
     );
@@ -136,19 +123,19 @@ export class ClusterSync implements BusHandlers {
 
   lost(): void {
     if (this.#syncing !== null) this.#resyncWanted = true; // the running sync is void
-    if (this.#bus.state === "down" || this.#bus.closing) return;
-    this.#bus.markDown();
-    this.#outbound.dropQueued();
+    if (this.#options.bus.state === "down" || this.#options.bus.closing) return;
+    this.#options.bus.markDown();
+    this.#options.outbound.dropQueued();
     this.giveUpJoins();
-    this.#log.warn("bus-down");
+    this.#options.log.warn("bus-down");
     // Claims cannot finish without the bus; their fences are given back on the next claim.
-    this.#claims.abandonAll();
+    this.#options.claims.abandonAll();
   }
 
   message(channel: Buffer, message: Buffer): void {
-    this.#stats.messagesIn++;
-    this.#stats.bytesIn += message.length;
-    if (this.#bus.closing) return;
+    this.#options.stats.messagesIn++;
+    this.#options.stats.bytesIn += message.length;
+    if (this.#options.bus.closing) return;
     try {
       if (channel.equals(this.#channelBytes)) {
         decodeDeliveries(message, this.#deliveries);
@@ -156,16 +143,16 @@ export class ClusterSync implements BusHandlers {
         this.#onPresence(parsePresence(message.toString("utf8")));
       }
     } catch (error) {
-      this.#log.warn("bus-bad-message", { error: String(error) });
+      this.#options.log.warn("bus-bad-message", { error: String(error) });
     }
   }
 
   viewedNodes(): string[] {
-    return this.#events.clusterNodes();
+    return this.#options.events.clusterNodes();
   }
 
   unregistered(node: string): void {
-    this.#log.info("node-gone", { gone: node, reason: "not registered" });
+    this.#options.log.info("node-gone", { gone: node, reason: "not registered" });
     this.#nodeGone(node);
   }
 
@@ -176,31 +163,33 @@ export class ClusterSync implements BusHandlers {
       case "claim":
         return this.#onClaim(event);
       case "end":
-        this.#events.clusterEnded(event.user, event.fence, event.node);
-        this.#claims.ended(event.user, event.node, event.fence);
+        this.#options.events.clusterEnded(event.user, event.fence, event.node);
+        this.#options.claims.ended(event.user, event.node, event.fence);
         return;
       case "down":
-        if (event.node === this.#nodeId) {
+        if (event.node === this.#options.nodeId) {
           // Declared dead while alive (a stall longer than the TTL): announce ourselves again.
-          this.#log.warn("bus-declared-down");
+          this.#options.log.warn("bus-declared-down");
           this.#resync();
           return;
         }
         return this.#nodeGone(event.node);
       case "hello":
-        if (event.node === this.#nodeId) return;
+        if (event.node === this.#options.nodeId) return;
         this.#checkIncarnation(event.node, event.incarnation);
         this.#announceSessions();
         return;
       case "snapshot":
-        if (event.node === this.#nodeId) return;
+        if (event.node === this.#options.nodeId) return;
         this.#checkIncarnation(event.node, event.incarnation);
-        this.#events.clusterNodeSessions(event.node, event.sessions, event.watermark);
+        this.#options.events.clusterNodeSessions(event.node, event.sessions, event.watermark);
         return;
       case "join":
         // This node's own joins too: the hub applies them now, in the bus's order.
-        if (event.node === this.#nodeId) this.#joins.echoed(event.user, event.fence, event.room);
-        this.#events.clusterJoined(
+        if (event.node === this.#options.nodeId) {
+          this.#joins.echoed(event.user, event.fence, event.room);
+        }
+        this.#options.events.clusterJoined(
           event.user,
           event.fence,
           event.node,
@@ -213,21 +202,22 @@ export class ClusterSync implements BusHandlers {
 
   #onClaim(event: Extract<PresenceEvent, { kind: "claim" }>): void {
     if (event.fence > this.#watermark) this.#watermark = event.fence;
-    const endedHere = this.#events.clusterClaim(event.user, event.fence, event.node);
+    const endedHere = this.#options.events.clusterClaim(event.user, event.fence, event.node);
     // Our own older claims of the user lost to this one.
-    const overtakenPrev = this.#claims.overtaken(event.user, event.fence, event.prevFence);
+    const overtakenPrev = this.#options.claims.overtaken(event.user, event.fence, event.prevFence);
     const releasedPrev = endedHere === event.prevFence || overtakenPrev;
     // The previous owner was this node, but it has no such session (it ended while the bus
     // was down, or an earlier incarnation held it): say so, or the claimer would wait for it.
-    if (event.prevNode === this.#nodeId && event.prevAlive && !releasedPrev) {
-      this.#outbound.release(event.user, event.prevFence);
+    if (event.prevNode === this.#options.nodeId && event.prevAlive && !releasedPrev) {
+      this.#options.outbound.release(event.user, event.prevFence);
     }
-    if (event.node !== this.#nodeId) return;
-    const mustWait = event.prevNode !== "" && event.prevNode !== this.#nodeId && event.prevAlive;
+    if (event.node !== this.#options.nodeId) return;
+    const mustWait = event.prevNode !== "" && event.prevNode !== this.#options.nodeId &&
+      event.prevAlive;
     const waitFor = mustWait ? { node: event.prevNode, fence: event.prevFence } : null;
-    if (!this.#claims.fenced(event.request, event.fence, waitFor)) {
+    if (!this.#options.claims.fenced(event.request, event.fence, waitFor)) {
       // Refused before its event came back (a timeout): give the fence back.
-      this.#outbound.release(event.user, event.fence);
+      this.#options.outbound.release(event.user, event.fence);
     }
   }
 
@@ -239,20 +229,20 @@ export class ClusterSync implements BusHandlers {
 
   /** A node is gone: its sessions leave the view, and claims waiting for it go ahead. */
   #nodeGone(node: string): void {
-    this.#events.clusterNodeDown(node);
-    this.#claims.nodeGone(node);
+    this.#options.events.clusterNodeDown(node);
+    this.#options.claims.nodeGone(node);
   }
 
   /** Publishes this node's sessions and the claims it is waiting on (others count them in). */
   #announceSessions(): void {
-    const sessions = this.#events.clusterSessions();
-    for (const { user, fence } of this.#claims.withFence()) {
+    const sessions = this.#options.events.clusterSessions();
+    for (const { user, fence } of this.#options.claims.withFence()) {
       sessions.push({ user, fence, room: null, roomPasswordHash: null });
     }
-    this.#outbound.presence({
+    this.#options.outbound.presence({
       kind: "snapshot",
-      node: this.#nodeId,
-      incarnation: this.#incarnation,
+      node: this.#options.nodeId,
+      incarnation: this.#options.incarnation,
       watermark: this.#watermark,
       sessions,
     });
@@ -262,27 +252,27 @@ export class ClusterSync implements BusHandlers {
 
   /** After (re)connecting: subscribe, register, re-check every session's fence, announce. */
   #resync(): void {
-    if (this.#bus.closing || this.#syncing !== null || !this.#bus.ready) return;
-    const bus = this.#bus;
+    if (this.#options.bus.closing || this.#syncing !== null || !this.#options.bus.ready) return;
+    const bus = this.#options.bus;
     this.#syncing = (async () => {
       try {
         bus.markSyncing();
         await bus.subscriber.subscribe(PRESENCE_CHANNEL, this.#channel);
         await bus.heartbeat(false);
         await this.#reclaim();
-        this.#outbound.presence({
+        this.#options.outbound.presence({
           kind: "hello",
-          node: this.#nodeId,
-          incarnation: this.#incarnation,
+          node: this.#options.nodeId,
+          incarnation: this.#options.incarnation,
         });
         this.#announceSessions();
         if (!this.#resyncWanted) {
-          this.#stats.syncs++;
+          this.#options.stats.syncs++;
           bus.markUp();
-          this.#log.info("bus-up");
+          this.#options.log.info("bus-up");
         }
       } catch (error) {
-        this.#log.warn("bus-sync-failed", { error: String(error) });
+        this.#options.log.warn("bus-sync-failed", { error: String(error) });
         this.lost();
       } finally {
         this.#syncing = null;
@@ -296,20 +286,20 @@ export class ClusterSync implements BusHandlers {
 
   /** Keeps each local session whose fence still owns its user; ends those a newer login won. */
   async #reclaim(): Promise<void> {
-    const sessions = this.#events.clusterSessions();
+    const sessions = this.#options.events.clusterSessions();
     for (let i = 0; i < sessions.length; i += RECLAIM_BATCH) {
       const batch = sessions.slice(i, i + RECLAIM_BATCH);
-      const winners = await this.#bus.commands.eval(
+      const winners = await this.#options.bus.commands.eval(
         RECLAIM_SCRIPT,
         batch.length,
         ...batch.map((s) => ownerKey(s.user)),
-        this.#nodeId,
+        this.#options.nodeId,
         ...batch.map((s) => s.fence),
       ) as string[];
       winners.forEach((winner, j) => {
         if (winner === "") return;
         const tab = winner.indexOf("\t");
-        this.#events.clusterClaim(
+        this.#options.events.clusterClaim(
           batch[j].user,
           Number(winner.slice(0, tab)),
           winner.slice(tab + 1),

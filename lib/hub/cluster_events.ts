@@ -7,21 +7,15 @@
  */
 
 import { encodeLine } from "../protocol/codec.ts";
-import type { ClusterView } from "./cluster_view.ts";
 import type { Messages } from "./messages.ts";
 import type { ClusterEvents, ClusterSession } from "./ports.ts";
-import { leaveRemoteRoom, type Session } from "./room.ts";
-import type { Rooms } from "./rooms.ts";
+import { leaveRoom, type Session } from "./room.ts";
+import type { HubState } from "./state.ts";
 
 const encoder = new TextEncoder();
 
-/** What {@linkcode ClusterSide} works with: the hub's own parts, and two of its acts. */
-export interface ClusterSideOptions {
-  nodeId: string;
-  view: ClusterView;
-  rooms: Rooms;
-  sessions: ReadonlyMap<string, Session>;
-  messages: Messages;
+/** What the cluster's events make the hub do beyond its state. */
+export interface ClusterActs {
   /** Ends a local session that a newer login elsewhere replaced. */
   replace(session: Session): void;
   /** This node's own join came back from the bus. */
@@ -30,82 +24,67 @@ export interface ClusterSideOptions {
 
 /** The hub's {@linkcode ClusterEvents}. */
 export class ClusterSide implements ClusterEvents {
-  #nodeId: string;
-  #view: ClusterView;
-  #rooms: Rooms;
-  #sessions: ReadonlyMap<string, Session>;
+  #state: HubState;
   #messages: Messages;
-  #replace: (session: Session) => void;
-  #ownJoinOrdered: (user: string, fence: number, room: string | null) => void;
+  #acts: ClusterActs;
 
-  constructor(options: ClusterSideOptions) {
-    this.#nodeId = options.nodeId;
-    this.#view = options.view;
-    this.#rooms = options.rooms;
-    this.#sessions = options.sessions;
-    this.#messages = options.messages;
-    this.#replace = options.replace;
-    this.#ownJoinOrdered = options.ownJoinOrdered;
+  constructor(state: HubState, messages: Messages, acts: ClusterActs) {
+    this.#state = state;
+    this.#messages = messages;
+    this.#acts = acts;
   }
 
   clusterClaim(user: string, fence: number, node: string): number {
-    if (this.#view.fenceOf(user) >= fence) return 0; // overtaken already: stale
+    if (this.#state.view.fenceOf(user) >= fence) return 0; // overtaken already: stale
     this.#messages.flush();
-    this.#view.setFence(user, fence);
+    this.#state.view.setFence(user, fence);
     let ended = 0;
-    const local = this.#sessions.get(user);
+    const local = this.#state.sessions.get(user);
     if (local !== undefined && local.id < fence) {
       ended = local.id;
-      this.#replace(local);
+      this.#acts.replace(local);
     }
     this.#dropRemote(user);
-    if (node !== this.#nodeId) this.#view.add(user, node, fence);
+    if (node !== this.#state.nodeId) this.#state.view.add(user, node, fence);
     return ended;
   }
 
   clusterEnded(user: string, fence: number, node: string): void {
-    const remote = this.#view.get(user);
+    const remote = this.#state.view.get(user);
     if (remote === undefined || remote.fence !== fence || remote.node !== node) return;
     this.#messages.flush();
     this.#dropRemote(user);
   }
 
-  clusterJoined(
-    user: string,
-    fence: number,
-    node: string,
-    room: string | null,
-    roomPasswordHash: string | null,
-  ): void {
+  clusterJoined: ClusterEvents["clusterJoined"] = (user, fence, node, room, roomPasswordHash) => {
     this.#messages.flush();
-    if (node === this.#nodeId) return this.#ownJoinOrdered(user, fence, room);
-    let remote = this.#view.get(user);
+    if (node === this.#state.nodeId) return this.#acts.ownJoinOrdered(user, fence, room);
+    let remote = this.#state.view.get(user);
     if (remote === undefined || remote.fence !== fence) {
       // A session whose claim this node did not see (it joined the cluster later): take it in,
       // unless something newer is known.
       this.clusterClaim(user, fence, node);
-      remote = this.#view.get(user);
+      remote = this.#state.view.get(user);
       if (remote === undefined || remote.fence !== fence) return;
     }
     // Created on another node a moment ago: the event carries what the store holds.
-    const target = room === null
-      ? null
-      : this.#rooms.get(room) ?? this.#rooms.add(room, encoder.encode(room), roomPasswordHash);
+    const target = room === null ? null : this.#state.rooms.get(room) ??
+      this.#state.rooms.add(room, encoder.encode(room), roomPasswordHash);
     if (remote.room === target) return;
-    leaveRemoteRoom(remote);
+    leaveRoom(remote);
     if (target !== null) {
       target.broadcast(encodeLine("4", target.nameBytes, user), null);
       target.addRemote(remote);
       remote.room = target;
     }
-  }
+  };
 
   clusterNodeSessions(node: string, sessions: readonly ClusterSession[], watermark: number): void {
     this.#messages.flush();
     const listed = new Map<string, number>();
     for (const session of sessions) listed.set(session.user, session.fence);
     // Claims newer than the snapshot stay: the bus may deliver one before the snapshot.
-    for (const remote of this.#view.sessionsOf(node)) {
+    for (const remote of this.#state.view.sessionsOf(node)) {
       if (remote.fence <= watermark && listed.get(remote.user) !== remote.fence) {
         this.#dropRemote(remote.user);
       }
@@ -117,19 +96,19 @@ export class ClusterSide implements ClusterEvents {
 
   clusterNodeDown(node: string): void {
     this.#messages.flush();
-    for (const remote of this.#view.sessionsOf(node)) {
+    for (const remote of this.#state.view.sessionsOf(node)) {
       this.#dropRemote(remote.user);
       // A node declared down may be alive (stalled) and announce these very sessions again.
-      this.#view.forgetFence(remote.user, remote.fence);
+      this.#state.view.forgetFence(remote.user, remote.fence);
     }
   }
 
   clusterNodes(): string[] {
-    return this.#view.nodes();
+    return this.#state.view.nodes();
   }
 
   clusterSessions(): ClusterSession[] {
-    return [...this.#sessions.values()].map((session) => ({
+    return [...this.#state.sessions.values()].map((session) => ({
       user: session.user,
       fence: session.id,
       room: session.room?.name ?? null,
@@ -139,7 +118,7 @@ export class ClusterSide implements ClusterEvents {
 
   deliverRoom(room: string, chunk: Uint8Array, lines: number): void {
     this.#messages.flush();
-    this.#messages.deliverRoom(this.#rooms.get(room), chunk, lines);
+    this.#messages.deliverRoom(this.#state.rooms.get(room), chunk, lines);
   }
 
   deliverDirect(users: readonly string[], line: Uint8Array): void {
@@ -148,7 +127,7 @@ export class ClusterSide implements ClusterEvents {
   }
 
   #dropRemote(user: string): void {
-    const remote = this.#view.remove(user);
-    if (remote !== undefined) leaveRemoteRoom(remote);
+    const remote = this.#state.view.remove(user);
+    if (remote !== undefined) leaveRoom(remote);
   }
 }

@@ -24,7 +24,6 @@
 import { type Command, encodeError, encodeLine, LOGGED_OUT } from "../protocol/codec.ts";
 import { DEFAULT_MAX_ROOMS, DEFAULT_MAX_TARGETS } from "../protocol/limits.ts";
 import { ClusterSide } from "./cluster_events.ts";
-import { ClusterView } from "./cluster_view.ts";
 import { Joins } from "./joins.ts";
 import { Messages } from "./messages.ts";
 import type {
@@ -37,8 +36,8 @@ import type {
   StoredRoom,
 } from "./ports.ts";
 import { leaveRoom, Session } from "./room.ts";
-import { Rooms } from "./rooms.ts";
-import { type Client, Tickets } from "./tickets.ts";
+import { HubState } from "./state.ts";
+import type { Client } from "./tickets.ts";
 
 export type * from "./ports.ts";
 
@@ -98,63 +97,45 @@ export class Hub implements HubResults {
   readonly stampSender: boolean;
   /** What the cluster link tells this hub (see lib/cluster/). */
   readonly clusterEvents: ClusterEvents;
+  #state: HubState;
   #work: HubWork;
-  #cluster: HubCluster | null;
-  #tickets = new Tickets();
-  #sessions = new Map<string, Session>();
-  #rooms = new Rooms();
-  #view = new ClusterView();
   #messages: Messages;
   #joins: Joins;
   #nextSessionId = 1;
 
   constructor(options: HubOptions) {
     this.stampSender = options.stampSender ?? false;
-    this.#cluster = options.cluster ?? null;
-    this.#messages = new Messages({
-      sessions: this.#sessions,
-      view: this.#view,
-      cluster: this.#cluster,
+    const state = this.#state = new HubState(options.cluster ?? null, {
       stampSender: this.stampSender,
+      maxRooms: options.maxRooms ?? DEFAULT_MAX_ROOMS,
       maxTargets: options.maxTargets ?? DEFAULT_MAX_TARGETS,
-      schedule: options.schedule ?? queueMicrotask,
     });
-    this.clusterEvents = new ClusterSide({
-      nodeId: this.#cluster?.nodeId ?? "",
-      view: this.#view,
-      rooms: this.#rooms,
-      sessions: this.#sessions,
-      messages: this.#messages,
+    this.#messages = new Messages(state, options.schedule ?? queueMicrotask);
+    this.clusterEvents = new ClusterSide(state, this.#messages, {
       replace: (session) => this.#kick(session, "replaced"),
       ownJoinOrdered: (user, fence, room) => {
-        const session = this.#sessions.get(user);
-        const client = session && this.#tickets.clients.get(session.peer);
+        const session = state.sessions.get(user);
+        const client = session && state.tickets.clients.get(session.peer);
         if (session?.id === fence && client) this.#joins.ownJoinOrdered(session, client, room);
       },
     });
     this.#work = options.work(this);
-    this.#joins = new Joins({
-      tickets: this.#tickets,
-      rooms: this.#rooms,
-      work: this.#work,
-      cluster: this.#cluster,
-      maxRooms: options.maxRooms ?? DEFAULT_MAX_ROOMS,
-    });
+    this.#joins = new Joins(state, this.#work);
   }
 
   /** How many connections the hub knows. */
   get connectionCount(): number {
-    return this.#tickets.clients.size;
+    return this.#state.tickets.clients.size;
   }
 
   /** How many sessions are logged in on this node. */
   get sessionCount(): number {
-    return this.#sessions.size;
+    return this.#state.sessions.size;
   }
 
   /** How many sessions this node knows of on other nodes. */
   get remoteSessionCount(): number {
-    return this.#view.size;
+    return this.#state.view.size;
   }
 
   /** How many `3:` messages have been handed to recipients (one per recipient). */
@@ -164,17 +145,17 @@ export class Hub implements HubResults {
 
   /** How many rooms exist. */
   get roomCount(): number {
-    return this.#rooms.size;
+    return this.#state.rooms.size;
   }
 
   /** Whether a room of that name exists. */
   hasRoom(name: string): boolean {
-    return this.#rooms.get(name) !== undefined;
+    return this.#state.rooms.get(name) !== undefined;
   }
 
   /** Adds rooms read from the store (at start, or when another process created them). */
   loadRooms(records: Iterable<RoomRecord>): void {
-    for (const record of records) this.#rooms.load(record);
+    for (const record of records) this.#state.rooms.load(record);
   }
 
   /** Sends the pending run of room messages now (it also goes by itself when the task ends). */
@@ -184,17 +165,17 @@ export class Hub implements HubResults {
 
   /** A new connection. */
   connect(peer: Peer): void {
-    this.#tickets.connect(peer);
+    this.#state.tickets.connect(peer);
   }
 
   /** A connection closed: its session ends and its room is told. */
   disconnect(peer: Peer): void {
     this.flush();
-    const client = this.#tickets.clients.get(peer);
+    const client = this.#state.tickets.clients.get(peer);
     if (client === undefined) return;
     this.#endSession(client);
-    this.#tickets.cancel(client);
-    this.#tickets.clients.delete(peer);
+    this.#state.tickets.cancel(client);
+    this.#state.tickets.clients.delete(peer);
   }
 
   /**
@@ -204,7 +185,7 @@ export class Hub implements HubResults {
    */
   handle(peer: Peer, command: Command): boolean {
     if (command.kind !== "say") this.flush();
-    const client = this.#tickets.clients.get(peer);
+    const client = this.#state.tickets.clients.get(peer);
     if (client === undefined) return true; // closed already
     if (client.pending !== 0) throw new Error("a command is already pending on this connection");
     if (command.kind === "login") return this.#login(client, command.username, command.password);
@@ -223,7 +204,7 @@ export class Hub implements HubResults {
         peer.send(encodeError(command.code, command.reason));
         return true;
       case "rooms":
-        peer.send(this.#rooms.list());
+        peer.send(this.#state.rooms.list());
         return true;
       case "join":
         return this.#joins.join({
@@ -245,7 +226,7 @@ export class Hub implements HubResults {
   /** The operator removed `user`: its session (if any) ends with `0:-1`. */
   removeUser(user: string): void {
     this.flush();
-    const session = this.#sessions.get(user);
+    const session = this.#state.sessions.get(user);
     if (session !== undefined) this.#kick(session, "removed");
   }
 
@@ -255,7 +236,7 @@ export class Hub implements HubResults {
    */
   removeRoom(name: string): void {
     this.flush();
-    const room = this.#rooms.get(name);
+    const room = this.#state.rooms.get(name);
     if (room === undefined) return;
     // Every node removes the room from the same store change: each tells its own members.
     for (const user of [...room.members.keys(), ...room.remote.keys()]) {
@@ -263,21 +244,21 @@ export class Hub implements HubResults {
     }
     for (const member of room.members.values()) member.room = null;
     for (const member of room.remote.values()) member.room = null;
-    this.#rooms.remove(name);
+    this.#state.rooms.remove(name);
   }
 
   /** Ends every session with `0:-1` (the server is stopping). */
   logoutAll(): void {
     this.flush();
     // Everyone goes at once: no one is told of others leaving before its own 0:-1.
-    this.#rooms.clearMembers();
-    for (const session of this.#sessions.values()) {
+    this.#state.rooms.clearMembers();
+    for (const session of this.#state.sessions.values()) {
       session.room = null;
       session.peer.send(LOGGED_OUT);
     }
-    this.#sessions.clear();
-    for (const client of this.#tickets.clients.values()) {
-      if (client.session !== null) this.#tickets.dropJoin(client, client.session);
+    this.#state.sessions.clear();
+    for (const client of this.#state.tickets.clients.values()) {
+      if (client.session !== null) this.#state.tickets.dropJoin(client, client.session);
       client.session = null;
     }
   }
@@ -286,12 +267,12 @@ export class Hub implements HubResults {
 
   loginChecked(ticket: number, ok: boolean): void {
     this.flush();
-    const tickets = this.#tickets;
+    const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "login" || !tickets.current(ticket, op.client)) return;
     const { client, user } = op;
     if (!ok) return tickets.finish(client, this.#loginFailed(client.peer));
-    if (this.#cluster === null) {
+    if (this.#state.cluster === null) {
       return tickets.finish(client, this.#startSession(client, user, this.#nextSessionId++));
     }
     // The cluster answers once no other node has a live session of the user; only then does
@@ -301,18 +282,18 @@ export class Hub implements HubResults {
 
   claimDecided(ticket: number, fence: number | null): void {
     this.flush();
-    const tickets = this.#tickets;
+    const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "claim") return;
     const { client, user } = op;
     const current = tickets.current(ticket, client);
     // Refused, overtaken while the grant was on its way (a newer claim), or the connection went.
-    if (fence === null || this.#view.isStale(user, fence) || !current) {
-      if (fence !== null) this.#cluster?.ended(user, fence);
+    if (fence === null || this.#state.view.isStale(user, fence) || !current) {
+      if (fence !== null) this.#state.cluster?.ended(user, fence);
       if (current) tickets.finish(client, this.#loginFailed(client.peer));
       return;
     }
-    this.#view.setFence(user, fence);
+    this.#state.view.setFence(user, fence);
     tickets.finish(client, this.#startSession(client, user, fence));
   }
 
@@ -330,7 +311,7 @@ export class Hub implements HubResults {
 
   #login(client: Client, user: string, password: Uint8Array): boolean {
     this.#endSession(client);
-    const ticket = this.#tickets.request(client, { kind: "login", client, user });
+    const ticket = this.#state.tickets.request(client, { kind: "login", client, user });
     this.#work.checkLogin(ticket, user, password.slice());
     return false;
   }
@@ -342,11 +323,11 @@ export class Hub implements HubResults {
   }
 
   #startSession(client: Client, user: string, id: number): true {
-    const previous = this.#sessions.get(user);
+    const previous = this.#state.sessions.get(user);
     if (previous !== undefined) this.#kick(previous, "replaced");
     const session = new Session(id, user, client.peer);
     client.session = session;
-    this.#sessions.set(user, session);
+    this.#state.sessions.set(user, session);
     client.peer.send(encodeLine("0", String(id)));
     client.peer.sessionStarted(user);
     return true;
@@ -354,7 +335,7 @@ export class Hub implements HubResults {
 
   /** Ends a session from outside its connection: `0:-1`, and the connection stays open. */
   #kick(session: Session, reason: "replaced" | "removed"): void {
-    const client = this.#tickets.clients.get(session.peer);
+    const client = this.#state.tickets.clients.get(session.peer);
     if (client !== undefined) this.#endSession(client);
     session.peer.send(LOGGED_OUT);
     session.peer.sessionEnded(reason);
@@ -366,9 +347,9 @@ export class Hub implements HubResults {
     if (session === null) return;
     leaveRoom(session);
     client.session = null;
-    this.#sessions.delete(session.user);
-    this.#cluster?.ended(session.user, session.id);
-    this.#tickets.dropJoin(client, session);
+    this.#state.sessions.delete(session.user);
+    this.#state.cluster?.ended(session.user, session.id);
+    this.#state.tickets.dropJoin(client, session);
   }
 }
 

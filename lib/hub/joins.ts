@@ -13,70 +13,54 @@
  */
 
 import { encodeError, encodeLine } from "../protocol/codec.ts";
-import type { HubCluster, HubWork, StoredRoom } from "./ports.ts";
+import type { HubWork, StoredRoom } from "./ports.ts";
 import { leaveRoom, type Room, type Session } from "./room.ts";
-import type { Rooms } from "./rooms.ts";
-import type { Client, JoinArgs, Tickets } from "./tickets.ts";
-
-/** What {@linkcode Joins} works with: the hub's own parts. */
-export interface JoinsOptions {
-  tickets: Tickets;
-  rooms: Rooms;
-  work: HubWork;
-  cluster: HubCluster | null;
-  /** The most rooms there may be. */
-  maxRooms: number;
-}
+import type { HubState } from "./state.ts";
+import type { Client, JoinArgs } from "./tickets.ts";
 
 /** The hub's joins. Each method returns whether the join is finished (false: it waits). */
 export class Joins {
-  #tickets: Tickets;
-  #rooms: Rooms;
+  #state: HubState;
   #work: HubWork;
-  #cluster: HubCluster | null;
-  #maxRooms: number;
   /** Joins waiting for a room being created, by room name: their tickets. */
   #creating = new Map<string, number[]>();
 
-  constructor(options: JoinsOptions) {
-    this.#tickets = options.tickets;
-    this.#rooms = options.rooms;
-    this.#work = options.work;
-    this.#cluster = options.cluster;
-    this.#maxRooms = options.maxRooms;
+  constructor(state: HubState, work: HubWork) {
+    this.#state = state;
+    this.#work = work;
   }
 
   /** A `2:` line. */
   join(join: JoinArgs): boolean {
     const { client, name } = join;
-    const room = this.#rooms.get(name);
+    const room = this.#state.rooms.get(name);
     if (room !== undefined) return this.#checkPassword(join, room);
     const waiting = this.#creating.get(name);
     if (waiting !== undefined) {
-      waiting.push(this.#tickets.request(client, { kind: "await-room", join }));
+      waiting.push(this.#state.tickets.request(client, { kind: "await-room", join }));
       return false;
     }
-    if (this.#rooms.size + this.#creating.size >= this.#maxRooms) {
+    if (this.#state.rooms.size + this.#creating.size >= this.#state.settings.maxRooms) {
       client.peer.send(ROOM_LIMIT);
       return true;
     }
     this.#creating.set(name, []);
-    const ticket = this.#tickets.request(client, { kind: "create", join });
+    const ticket = this.#state.tickets.request(client, { kind: "create", join });
     this.#work.storeRoom(ticket, name, join.password);
     return false;
   }
 
   /** The edge stored a new room (or found it stored already), or failed to. */
   roomStored(ticket: number, outcome: StoredRoom | null): void {
-    const tickets = this.#tickets;
+    const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "create") return;
     const { join } = op;
     const waiting = this.#creating.get(join.name) ?? [];
     this.#creating.delete(join.name);
     // An event from another node may have brought the room in while it was stored.
-    const room = outcome === null ? undefined : this.#rooms.get(join.name) ??
-      this.#rooms.add(join.name, join.nameBytes, outcome.record.passwordHash);
+    const room = outcome === null ? undefined : this.#state.rooms.get(join.name) ??
+      this.#state.rooms.add(join.name, join.nameBytes, outcome.record.passwordHash);
     if (tickets.current(ticket, join.client)) {
       if (room === undefined) {
         join.client.peer.send(SERVER_ERROR);
@@ -101,13 +85,13 @@ export class Joins {
 
   /** The edge checked a room password. */
   roomPasswordChecked(ticket: number, ok: boolean): void {
-    const tickets = this.#tickets;
+    const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "room-password" || !tickets.current(ticket, op.client)) return;
     if (!ok) {
       op.client.peer.send(ROOM_PASSWORD);
       tickets.done(op.client);
-    } else if (this.#rooms.get(op.room.name) !== op.room) {
+    } else if (this.#state.rooms.get(op.room.name) !== op.room) {
       op.client.peer.send(SERVER_ERROR); // removed while the password was checked
       tickets.done(op.client);
     } else {
@@ -117,12 +101,12 @@ export class Joins {
 
   /** This node's own join came back from the bus: it takes effect now, in the bus's order. */
   ownJoinOrdered(session: Session, client: Client, name: string | null): void {
-    const op = this.#tickets.of(client);
+    const op = this.#state.tickets.of(client);
     if (op?.kind !== "join-echo" || op.session !== session || op.room.name !== name) return;
-    this.#tickets.take(client.pending);
-    if (this.#rooms.get(op.room.name) !== op.room) client.peer.send(SERVER_ERROR); // removed
+    this.#state.tickets.take(client.pending);
+    if (this.#state.rooms.get(op.room.name) !== op.room) client.peer.send(SERVER_ERROR); // removed
     else this.moveInto(session, op.room);
-    this.#tickets.done(client);
+    this.#state.tickets.done(client);
   }
 
   /** Leaves the old room (`5:` there), enters `room` (`4:` there), and replies `2:`. */
@@ -143,16 +127,21 @@ export class Joins {
       client.peer.send(ROOM_PASSWORD);
       return true;
     }
-    const ticket = this.#tickets.request(client, { kind: "room-password", client, session, room });
+    const ticket = this.#state.tickets.request(client, {
+      kind: "room-password",
+      client,
+      session,
+      room,
+    });
     this.#work.checkRoomPassword(ticket, password, room.passwordHash);
     return false;
   }
 
   /** The password is right: the session moves into `room` (in a cluster, once the bus says). */
   #enter(client: Client, session: Session, room: Room): boolean {
-    if (session.room === room || this.#cluster === null) return this.moveInto(session, room);
-    this.#tickets.request(client, { kind: "join-echo", client, session, room });
-    this.#cluster.joined(session.user, session.id, room.name, room.passwordHash);
+    if (session.room === room || this.#state.cluster === null) return this.moveInto(session, room);
+    this.#state.tickets.request(client, { kind: "join-echo", client, session, room });
+    this.#state.cluster.joined(session.user, session.id, room.name, room.passwordHash);
     return false;
   }
 }

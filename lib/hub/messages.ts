@@ -6,25 +6,9 @@
  */
 
 import { encodeError, encodeMessage } from "../protocol/codec.ts";
-import type { ClusterView } from "./cluster_view.ts";
-import type { HubCluster } from "./ports.ts";
 import type { Room, Session } from "./room.ts";
 import { RoomRuns } from "./room_runs.ts";
-
-/** What {@linkcode Messages} routes with. */
-export interface MessagesOptions {
-  /** The sessions on this node, by user. */
-  sessions: ReadonlyMap<string, Session>;
-  /** The sessions on other nodes. */
-  view: ClusterView;
-  cluster: HubCluster | null;
-  /** Deliver messages as `3:<sender>:<message>`. */
-  stampSender: boolean;
-  /** The most distinct targets of a `3:2`. */
-  maxTargets: number;
-  /** Runs a task when the current one ends (sends the pending run). */
-  schedule: (task: () => void) => void;
-}
+import type { HubState } from "./state.ts";
 
 /**
  * The hub's message router.
@@ -32,9 +16,9 @@ export interface MessagesOptions {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { ClusterView } from "./cluster_view.ts";
  * import { Messages } from "./messages.ts";
  * import { Session } from "./room.ts";
+ * import { HubState } from "./state.ts";
  * const got: string[] = [];
  * const peer = {
  *   send: (line: Uint8Array) => got.push(new TextDecoder().decode(line)),
@@ -43,38 +27,29 @@ export interface MessagesOptions {
  *   commandDone() {},
  * };
  * const alice = new Session(1, "alice", peer);
- * const messages = new Messages({
- *   sessions: new Map([["alice", alice]]),
- *   view: new ClusterView(),
- *   cluster: null,
- *   stampSender: false,
- *   maxTargets: 100,
- *   schedule: () => {},
- * });
+ * const state = new HubState(null, { stampSender: false, maxRooms: 10, maxTargets: 100 });
+ * state.sessions.set("alice", alice);
+ * const messages = new Messages(state, () => {});
  * messages.tell(alice, ["alice", "bob"], new TextEncoder().encode("hi"));
  * assert.deepEqual(got, ["3:hi\n", "9:3:not-online:bob\n"]);
  * ```
  */
 export class Messages {
-  #sessions: ReadonlyMap<string, Session>;
-  #view: ClusterView;
-  #cluster: HubCluster | null;
-  #stampSender: boolean;
-  #maxTargets: number;
+  #state: HubState;
   #runs: RoomRuns;
   #deliveries = 0;
 
-  constructor(options: MessagesOptions) {
-    this.#sessions = options.sessions;
-    this.#view = options.view;
-    this.#cluster = options.cluster;
-    this.#stampSender = options.stampSender;
-    this.#maxTargets = options.maxTargets;
-    this.#runs = new RoomRuns(options.schedule, (room, chunk, lines, except) => {
+  /**
+   * @param state the hub's state
+   * @param schedule runs a task when the current one ends (sends the pending run)
+   */
+  constructor(state: HubState, schedule: (task: () => void) => void) {
+    this.#state = state;
+    this.#runs = new RoomRuns(schedule, (room, chunk, lines, except) => {
       this.#deliveries += room.broadcast(chunk, except) * lines;
       // The sender is on this node, so every member elsewhere gets the whole run.
       if (room.nodes.size > 0) {
-        this.#cluster?.roomRun(room.nodes.keys(), room.nameBytes, chunk, lines);
+        this.#state.cluster?.roomRun(room.nodes.keys(), room.nameBytes, chunk, lines);
       }
     });
   }
@@ -96,7 +71,9 @@ export class Messages {
       session.peer.send(NOT_IN_ROOM);
       return;
     }
-    const sender = this.#stampSender ? (session.userBytes ??= encoder.encode(session.user)) : null;
+    const sender = this.#state.settings.stampSender
+      ? (session.userBytes ??= encoder.encode(session.user))
+      : null;
     this.#runs.add(room, echo ? null : session, body, sender);
   }
 
@@ -105,22 +82,22 @@ export class Messages {
     this.flush();
     // Short lists (the usual case) are deduplicated in place: no Set per message.
     const distinct = targets.length <= SMALL_TARGET_LIST ? dedupe(targets) : [...new Set(targets)];
-    if (distinct.length > this.#maxTargets) {
+    if (distinct.length > this.#state.settings.maxTargets) {
       session.peer.send(TOO_MANY_TARGETS);
       return;
     }
-    const line = encodeMessage(body, this.#stampSender ? session.user : undefined);
+    const line = encodeMessage(body, this.#state.settings.stampSender ? session.user : undefined);
     let notOnline: string[] | null = null;
     let elsewhere: Map<string, string[]> | null = null;
     for (let i = 0; i < distinct.length; i++) {
       const target = distinct[i];
-      const recipient = this.#sessions.get(target);
+      const recipient = this.#state.sessions.get(target);
       if (recipient !== undefined) {
         recipient.peer.send(line);
         this.#deliveries++;
         continue;
       }
-      const remote = this.#view.get(target);
+      const remote = this.#state.view.get(target);
       if (remote === undefined) (notOnline ??= []).push(target);
       else {
         elsewhere ??= new Map();
@@ -130,8 +107,8 @@ export class Messages {
       }
     }
     // One message per node that holds recipients, never one per recipient.
-    if (elsewhere !== null && this.#cluster !== null) {
-      for (const [node, users] of elsewhere) this.#cluster.direct(node, users, line);
+    if (elsewhere !== null && this.#state.cluster !== null) {
+      for (const [node, users] of elsewhere) this.#state.cluster.direct(node, users, line);
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
   }
@@ -144,7 +121,7 @@ export class Messages {
   /** A `3:` line from another node for `users` on this node (those still here get it). */
   deliverDirect(users: readonly string[], line: Uint8Array): void {
     for (const user of users) {
-      const session = this.#sessions.get(user);
+      const session = this.#state.sessions.get(user);
       if (session === undefined) continue;
       session.peer.send(line);
       this.#deliveries++;

@@ -99,20 +99,15 @@ export class Room {
   }
 }
 
-/** `session` leaves its room, if it is in one; the members left behind get `5:`. */
-export function leaveRoom(session: Session): void {
-  const room = session.room;
+/**
+ * A member here (a {@linkcode Session}) or elsewhere (a {@linkcode RemoteSession}) leaves its
+ * room, if it is in one; this node's members left behind get `5:`.
+ */
+export function leaveRoom(member: Session | RemoteSession): void {
+  const room = member.room;
   if (room === null) return;
-  room.delete(session);
-  session.room = null;
-  if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, session.user), null);
-}
-
-/** A session on another node leaves its room, if it is in one (`5:` to this node's members). */
-export function leaveRemoteRoom(remote: RemoteSession): void {
-  const room = remote.room;
-  if (room === null) return;
-  room.deleteRemote(remote);
-  remote.room = null;
-  if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, remote.user), null);
+  if (member instanceof Session) room.delete(member);
+  else room.deleteRemote(member);
+  member.room = null;
+  if (room.members.size > 0) room.broadcast(encodeLine("5", room.nameBytes, member.user), null);
 }

@@ -16,7 +16,15 @@
 import process from "node:process";
 import postgres from "postgres";
 import { postgresLabel } from "./database_url.ts";
-import { type Change, type RoomRecord, type Store, StoreError, type UserRecord } from "./store.ts";
+import {
+  type Change,
+  type Removal,
+  REMOVALS,
+  type RoomRecord,
+  type Store,
+  StoreError,
+  type UserRecord,
+} from "./store.ts";
 
 /** Connections per process: the hub's queries are short, and many nodes share one server. */
 const POOL_MAX = 4;
@@ -279,12 +287,7 @@ export class PostgresStore implements Store {
   }
 
   removeUser(name: string): Promise<boolean> {
-    return this.#call(`cannot remove user ${name}`, (sql) =>
-      sql.begin(async (tx) => {
-        const removed = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
-        if (removed.length > 0) await this.#logChange(tx, "user-removed", name);
-        return removed.length > 0;
-      }));
+    return this.#remove(REMOVALS.user, name);
   }
 
   setPassword(name: string, passwordHash: string): Promise<boolean> {
@@ -325,10 +328,15 @@ export class PostgresStore implements Store {
   }
 
   removeRoom(name: string): Promise<boolean> {
-    return this.#call(`cannot remove room ${name}`, (sql) =>
+    return this.#remove(REMOVALS.room, name);
+  }
+
+  /** Deletes a user or a room and logs the change, in one transaction. */
+  #remove({ table, change, noun }: Removal, name: string): Promise<boolean> {
+    return this.#call(`cannot remove ${noun} ${name}`, (sql) =>
       sql.begin(async (tx) => {
-        const removed = await tx`DELETE FROM rooms WHERE name = ${name} RETURNING name`;
-        if (removed.length > 0) await this.#logChange(tx, "room-removed", name);
+        const removed = await tx`DELETE FROM ${tx(table)} WHERE name = ${name} RETURNING name`;
+        if (removed.length > 0) await this.#logChange(tx, change, name);
         return removed.length > 0;
       }));
   }

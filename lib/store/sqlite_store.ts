@@ -10,7 +10,15 @@
  */
 
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
-import { type Change, type RoomRecord, type Store, StoreError, type UserRecord } from "./store.ts";
+import {
+  type Change,
+  type Removal,
+  REMOVALS,
+  type RoomRecord,
+  type Store,
+  StoreError,
+  type UserRecord,
+} from "./store.ts";
 
 /** How long a write waits for another process's lock before failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -211,11 +219,7 @@ export class SqliteStore implements Store {
   }
 
   removeUser(name: string): Promise<boolean> {
-    return Promise.resolve(this.#write(`cannot remove user ${name}`, () => {
-      const removed = this.#sql("DELETE FROM users WHERE name = ?").run(name).changes > 0;
-      if (removed) this.#logChange("user-removed", name);
-      return removed;
-    }));
+    return this.#remove(REMOVALS.user, name);
   }
 
   setPassword(name: string, passwordHash: string): Promise<boolean> {
@@ -267,9 +271,14 @@ export class SqliteStore implements Store {
   }
 
   removeRoom(name: string): Promise<boolean> {
-    return Promise.resolve(this.#write(`cannot remove room ${name}`, () => {
-      const removed = this.#sql("DELETE FROM rooms WHERE name = ?").run(name).changes > 0;
-      if (removed) this.#logChange("room-removed", name);
+    return this.#remove(REMOVALS.room, name);
+  }
+
+  /** Deletes a user or a room and logs the change, in one transaction. */
+  #remove({ table, change, noun }: Removal, name: string): Promise<boolean> {
+    return Promise.resolve(this.#write(`cannot remove ${noun} ${name}`, () => {
+      const removed = this.#sql(`DELETE FROM ${table} WHERE name = ?`).run(name).changes > 0;
+      if (removed) this.#logChange(change, name);
       return removed;
     }));
   }

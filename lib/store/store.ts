@@ -25,6 +25,15 @@ export interface RoomRecord {
 /** What changed, as written to the change log. */
 export type ChangeKind = "user-removed" | "room-added" | "room-removed";
 
+/** What removing a user or a room deletes, and the change it logs. */
+export const REMOVALS = {
+  user: { table: "users", change: "user-removed", noun: "user" },
+  room: { table: "rooms", change: "room-removed", noun: "room" },
+} as const;
+
+/** One of {@linkcode REMOVALS}. */
+export type Removal = (typeof REMOVALS)[keyof typeof REMOVALS];
+
 /** One entry of the change log. */
 export interface Change {
   /** Increases with every change; a reader asks for what came after the last it saw. */

@@ -37,14 +37,20 @@ const MAX_CONTROL_PAYLOAD = 125;
  */
 export type FrameEvent = "data" | "too-big" | "ping" | "pong" | "close" | "error" | null;
 
-// Parser states: where the next byte goes.
-const OP = 0;
-const LEN = 1;
-const EXT_LEN = 2;
-const MASK_KEY = 3;
-const PAYLOAD = 4;
-const CONTROL_PAYLOAD = 5;
-const FAILED = 6;
+/**
+ * Where the parser's next byte goes: the first byte (FIN, reserved bits, opcode), the second
+ * (mask bit, 7-bit length), the 16- or 64-bit length, the mask, a data frame's payload (streamed
+ * out), a control frame's payload (gathered, at most 125 bytes); or nowhere, after an error.
+ */
+enum State {
+  Op,
+  Len,
+  ExtLen,
+  MaskKey,
+  Payload,
+  ControlPayload,
+  Failed,
+}
 
 const EMPTY = new Uint8Array(0);
 
@@ -89,7 +95,7 @@ export class FrameParser {
 
   #chunk: Uint8Array = EMPTY;
   #pos = 0;
-  #state = OP;
+  #state: State = State.Op;
   // The frame being read.
   #fin = false;
   #opcode = 0;
@@ -122,12 +128,12 @@ export class FrameParser {
     const chunk = this.#chunk;
     while (this.#pos < chunk.length) {
       switch (this.#state) {
-        case OP: {
+        case State.Op: {
           const fail = this.#readOpcode(chunk[this.#pos++]);
           if (fail !== null) return this.#fail(fail);
           break;
         }
-        case LEN: {
+        case State.Len: {
           const byte = chunk[this.#pos++];
           if ((byte & 0x80) === 0) return this.#fail("unmasked client frame");
           const length = byte & 0x7f;
@@ -137,19 +143,19 @@ export class FrameParser {
           this.#remaining = length < 126 ? length : 0;
           this.#extLengthBytes = length === 126 ? 2 : length === 127 ? 8 : 0;
           this.#maskKeyBytes = 0;
-          this.#state = this.#extLengthBytes > 0 ? EXT_LEN : MASK_KEY;
+          this.#state = this.#extLengthBytes > 0 ? State.ExtLen : State.MaskKey;
           break;
         }
-        case EXT_LEN: {
+        case State.ExtLen: {
           const byte = chunk[this.#pos++];
           if (this.#extLengthBytes === 8 && byte & 0x80) return this.#fail("length's top bit set");
           // Past 2^53 a number would lose bytes: no client needs such a frame.
           if (this.#remaining >= 2 ** 45) return this.#fail("frame longer than 2^53 bytes");
           this.#remaining = this.#remaining * 256 + byte;
-          if (--this.#extLengthBytes === 0) this.#state = MASK_KEY;
+          if (--this.#extLengthBytes === 0) this.#state = State.MaskKey;
           break;
         }
-        case MASK_KEY: {
+        case State.MaskKey: {
           this.#maskKey[this.#maskKeyBytes++] = chunk[this.#pos++];
           if (this.#maskKeyBytes < 4) break;
           this.#maskOffset = 0;
@@ -157,13 +163,13 @@ export class FrameParser {
           if (event !== null) return event;
           break;
         }
-        case PAYLOAD: {
+        case State.Payload: {
           const start = this.#pos;
           const end = Math.min(chunk.length, start + this.#remaining);
           this.#pos = end;
           this.#remaining -= end - start;
           const ends = this.#remaining === 0;
-          if (ends) this.#state = OP;
+          if (ends) this.#state = State.Op;
           const last = ends && this.#fin;
           if (last) this.#inMessage = false;
           if (this.#skipping) break;
@@ -172,21 +178,21 @@ export class FrameParser {
           this.final = last;
           return "data";
         }
-        case CONTROL_PAYLOAD: {
+        case State.ControlPayload: {
           const start = this.#pos;
           const end = Math.min(chunk.length, start + this.#remaining);
           this.#pos = end;
           this.#remaining -= end - start;
           this.#maskOffset = unmask(chunk, start, end, this.#maskKey, this.#maskOffset);
           if (this.#remaining === 0 && this.#controlLength === 0) {
-            this.#state = OP;
+            this.#state = State.Op;
             return this.#controlDone(chunk.subarray(start, end)); // whole in this chunk: a view
           }
           this.#control ??= new Uint8Array(MAX_CONTROL_PAYLOAD);
           this.#control.set(chunk.subarray(start, end), this.#controlLength);
           this.#controlLength += end - start;
           if (this.#remaining > 0) break;
-          this.#state = OP;
+          this.#state = State.Op;
           const payload = this.#control.subarray(0, this.#controlLength);
           this.#controlLength = 0;
           return this.#controlDone(payload);
@@ -195,7 +201,7 @@ export class FrameParser {
           return "error";
       }
     }
-    return this.#state === FAILED ? "error" : null;
+    return this.#state === State.Failed ? "error" : null;
   }
 
   /** The first byte of a frame: FIN, reserved bits, opcode. Returns what is wrong, or null. */
@@ -214,7 +220,7 @@ export class FrameParser {
     } else {
       return `unknown opcode ${opcode}`;
     }
-    this.#state = LEN;
+    this.#state = State.Len;
     return null;
   }
 
@@ -223,7 +229,7 @@ export class FrameParser {
     const length = this.#remaining;
     if (this.#opcode >= OPCODE_CLOSE) {
       this.#controlLength = 0;
-      this.#state = length > 0 ? CONTROL_PAYLOAD : OP;
+      this.#state = length > 0 ? State.ControlPayload : State.Op;
       return length > 0 ? null : this.#controlDone(EMPTY);
     }
     if (!this.#inMessage) {
@@ -233,7 +239,7 @@ export class FrameParser {
       this.isText = this.#opcode === OPCODE_TEXT;
     }
     this.#messageBytes += length;
-    this.#state = length > 0 ? PAYLOAD : OP;
+    this.#state = length > 0 ? State.Payload : State.Op;
     if (length === 0 && this.#fin) this.#inMessage = false;
     if (!this.#skipping && this.#messageBytes > this.maxMessageBytes) {
       this.#skipping = true; // the rest of this message is read and dropped
@@ -258,7 +264,7 @@ export class FrameParser {
   }
 
   #fail(why: string): "error" {
-    this.#state = FAILED;
+    this.#state = State.Failed;
     this.error = why;
     this.payload = EMPTY;
     return "error";
