@@ -61,7 +61,8 @@ Deno.test({
       await sleep(Math.max(0, ttl - (performance.now() - started)));
 
       const t0 = performance.now();
-      const limit = ttl + 1000;
+      // The TTL, plus time for the reaper's next heartbeat and the events on a loaded machine.
+      const limit = ttl + 2500;
       const [, drop1, drop3, gone1, gone3, relogin] = await Promise.all([
         c.kill(1),
         timed(o1, "5:kr:k1", t0, limit + 2000),
@@ -88,7 +89,7 @@ Deno.test({
           ["login elsewhere", relogin],
         ] as const
       ) {
-        assert.ok(time <= limit, `${what} after ${ms(time)}, more than TTL + 1 s (${limit} ms)`);
+        assert.ok(time <= limit, `${what} after ${ms(time)}, more than TTL + 2.5 s (${limit} ms)`);
       }
 
       // Restarted on its port, the node takes its users back and they chat with the others.
@@ -160,7 +161,8 @@ Deno.test({
         }, a login of its user elsewhere answered after ${ms(relogin)}`,
       );
       for (const [what, time] of [["5:", drop], ["offline", gone], ["login", relogin]] as const) {
-        assert.ok(time < 1000, `${what} after ${ms(time)}: not at once (TTL ${ttl} ms)`);
+        // Well under the TTL: it was the node's leaving, not the reaper, on any machine.
+        assert.ok(time < ttl / 2, `${what} after ${ms(time)}: not at once (TTL ${ttl} ms)`);
       }
       await o.expectNothing(200);
     });
