@@ -32,7 +32,7 @@ import { startPostgres, type TestPostgres } from "../tests/pg_support.ts";
 import { infoField, startRedis, type TestRedis } from "../tests/redis_support.ts";
 import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
 import { PASSWORD, userName } from "./protocols.ts";
-import { GenProcess } from "./gen_process.ts";
+import { GenProcess, workloadPart } from "./gen_process.ts";
 import {
   cpuSeconds,
   machineBusySeconds,
@@ -40,7 +40,7 @@ import {
   seededDatabase,
   startServer,
 } from "./servers.ts";
-import { cpuModel, median } from "./stats.ts";
+import { cpuModel, flagReader, listOption, runInterleaved, summarizeTrials } from "./stats.ts";
 
 /** How the clients are served. */
 export type Setup = "single" | "cluster1" | "cluster2";
@@ -115,23 +115,10 @@ export interface ClusterTrial {
 }
 
 function parseOptions(args: string[]): ClusterBenchOptions {
-  const value = (flag: string): string | undefined => {
-    const at = args.indexOf(flag);
-    if (at === -1) return undefined;
-    const v = args[at + 1];
-    if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value`);
-    return v;
-  };
+  const value = flagReader(args);
   const quick = args.includes("--quick");
-  const names = SCENARIOS.map((s) => s.name);
-  const only = (value("--only")?.split(",") ?? names) as GenScenario[];
-  for (const s of only) {
-    if (!names.includes(s)) throw new Error(`unknown cluster scenario ${s} (${names})`);
-  }
-  const setups = (value("--setups")?.split(",") ?? SETUPS) as Setup[];
-  for (const s of setups) {
-    if (!SETUPS.includes(s)) throw new Error(`unknown setup ${s} (${SETUPS})`);
-  }
+  const only = listOption(value("--only"), SCENARIOS.map((s) => s.name), "cluster scenario");
+  const setups = listOption(value("--setups"), SETUPS, "setup");
   const date = new Date().toISOString().slice(0, 10);
   return {
     only,
@@ -173,35 +160,6 @@ interface Stage {
   seededDb: string;
   pgUrl: string;
   redis: TestRedis | null;
-}
-
-function genConfig(
-  options: ClusterBenchOptions,
-  scenario: Scenario,
-  port: number,
-  part: number,
-): GenConfig {
-  const per = Math.ceil(scenario.clients / PARTS);
-  const first = part * per;
-  return {
-    protocol: "parley",
-    port,
-    scenario: scenario.name,
-    first,
-    count: Math.max(0, Math.min(per, scenario.clients - first)),
-    rooms: scenario.rooms,
-    roomSize: scenario.rooms > 0 ? scenario.clients / scenario.rooms : 0,
-    first0: 0,
-    population: scenario.clients,
-    targets: 5,
-    batch: options.batch,
-    window: Math.ceil(options.window / PARTS),
-    rate: 20,
-    stampEvery: scenario.name === "paced" ? 1 : 64,
-    connectConcurrency: 64,
-    readBufferBytes: 64 * 1024,
-    seed: 4,
-  };
 }
 
 /** Redis's counters that a window is measured with. */
@@ -285,7 +243,14 @@ async function runTrial(
     const memory0 = redis === null ? 0 : await usedMemory(redis);
     for (let part = 0; part < PARTS; part++) {
       const node = nodes[part % nodes.length];
-      gens.push(new GenProcess(genConfig(options, scenario, node.port, part)));
+      const config: GenConfig = {
+        ...workloadPart(scenario, part, PARTS, options),
+        protocol: "parley",
+        port: node.port,
+        connectConcurrency: 64,
+        readBufferBytes: 64 * 1024,
+      };
+      gens.push(new GenProcess(config));
     }
     for (const g of gens) {
       const ready = JSON.parse(await g.expect("READY", 180_000));
@@ -352,36 +317,20 @@ async function runTrial(
 }
 
 function summarize(trials: ClusterTrial[]): ClusterTrial[] {
-  const out: ClusterTrial[] = [];
-  const keys = [...new Set(trials.map((t) => `${t.scenario}/${t.setup}`))];
-  for (const key of keys) {
-    const all = trials.filter((t) => `${t.scenario}/${t.setup}` === key);
-    const ok = all.filter((t) => t.error === null);
-    const m = (f: (t: ClusterTrial) => number | null) => median(ok.map((t) => f(t) ?? NaN));
+  return summarizeTrials(trials, (t) => `${t.scenario}/${t.setup}`, (first, m, ok) => {
     const nodes = Math.max(0, ...ok.map((t) => t.nodeCpuPct.length));
-    out.push({
-      scenario: all[0].scenario,
-      setup: all[0].setup,
-      rep: ok.length,
-      deliveredPerSec: m((t) => t.deliveredPerSec),
-      sentPerSec: m((t) => t.sentPerSec),
-      p50Ms: m((t) => t.p50Ms),
-      p99Ms: m((t) => t.p99Ms),
+    return {
+      scenario: first.scenario,
+      setup: first.setup,
       nodeCpuPct: Array.from({ length: nodes }, (_, i) => m((t) => t.nodeCpuPct[i] ?? null)),
       redisCpuPct: m((t) => t.redisCpuPct),
-      genCpuPct: m((t) => t.genCpuPct),
-      otherCpuPct: m((t) => t.otherCpuPct),
       redisCommandsPerSent: m((t) => t.redisCommandsPerSent),
       redisCommandsPerDelivered: m((t) => t.redisCommandsPerDelivered),
       busBytesInPerSent: m((t) => t.busBytesInPerSent),
       busBytesOutPerSent: m((t) => t.busBytesOutPerSent),
       redisBytesPerUser: m((t) => t.redisBytesPerUser),
-      failed: Math.max(0, ...all.map((t) => t.failed)),
-      closed: Math.max(0, ...all.map((t) => t.closed)),
-      error: ok.length === 0 ? all.map((t) => t.error).join("; ") : null,
-    });
-  }
-  return out;
+    };
+  });
 }
 
 function fmt(x: number | null | undefined, digits = 2): string {
@@ -501,19 +450,15 @@ export async function main(args: string[]): Promise<void> {
       pgUrl = await seedPostgres(pg, users);
     }
     const stage: Stage = { seededDb, pgUrl, redis };
-    for (const scenario of scenarios) {
-      for (let rep = 1; rep <= options.reps; rep++) {
-        for (const setup of options.setups) {
-          const t = performance.now();
-          const record = await runTrial(options, scenario, setup, rep, stage);
-          trials.push(record);
-          const secs = ((performance.now() - t) / 1000).toFixed(1);
-          console.error(
-            `bench: ${scenario.name} rep ${rep} ${setup.padEnd(8)} ${describe(record)} (${secs} s)`,
-          );
-        }
-      }
-    }
+    trials.push(
+      ...await runInterleaved(
+        scenarios,
+        options.reps,
+        options.setups,
+        (scenario, setup, rep) => runTrial(options, scenario, setup, rep, stage),
+        describe,
+      ),
+    );
   } finally {
     await Promise.all([redis?.stop(), pg?.stop()]);
   }

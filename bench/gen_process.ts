@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { GenConfig } from "./gen.ts";
+import { LineInbox } from "../tests/helpers.ts";
+import type { GenConfig, GenScenario } from "./gen.ts";
 
 const GEN = new URL("./gen.ts", import.meta.url).pathname;
 
@@ -22,10 +23,8 @@ const GEN = new URL("./gen.ts", import.meta.url).pathname;
  */
 export class GenProcess {
   readonly child: Deno.ChildProcess;
-  #lines: string[] = [];
-  #waiters: (() => void)[] = [];
+  #inbox = new LineInbox();
   #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #ended = false;
   stderr = "";
 
   constructor(config: GenConfig) {
@@ -49,42 +48,26 @@ export class GenProcess {
   async #read(): Promise<void> {
     let pending = "";
     for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) !== -1) {
-        this.#lines.push(pending.slice(0, nl));
-        pending = pending.slice(nl + 1);
-      }
-      this.#wake();
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop()!;
+      this.#inbox.push(...lines);
     }
-    this.#ended = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
+    this.#inbox.end();
   }
 
   /** The next line starting with `word`, or an error after `timeoutMs`. */
   async expect(word: string, timeoutMs: number): Promise<string> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const at = this.#lines.findIndex((l) => l.startsWith(word));
-      if (at !== -1) return this.#lines.splice(0, at + 1)[at].slice(word.length).trim();
-      if (this.#ended) throw new Error(`generator ended before ${word}: ${this.stderr}`);
+      const lines = this.#inbox.lines;
+      const at = lines.findIndex((l) => l.startsWith(word));
+      if (at !== -1) return lines.splice(0, at + 1)[at].slice(word.length).trim();
+      if (this.#inbox.ended) throw new Error(`generator ended before ${word}: ${this.stderr}`);
       const left = deadline - performance.now();
       if (left <= 0) {
         throw new Error(`generator: no ${word} within ${timeoutMs} ms: ${this.stderr}`);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await this.#inbox.wait(left);
     }
   }
 
@@ -104,4 +87,48 @@ export class GenProcess {
     await this.child.status;
     clearTimeout(late);
   }
+}
+
+/** A scenario's clients, as both benchmark runners describe them. */
+export interface Workload {
+  name: GenScenario;
+  clients: number;
+  rooms: number;
+}
+
+/**
+ * What every generator of a run shares, for part `part` of `parts` of the scenario's clients
+ * (client i of the whole goes to part i / ceil(clients / parts)); the caller adds the protocol,
+ * the port and how it connects.
+ *
+ * @example Usage
+ * ```ts
+ * import { workloadPart } from "./gen_process.ts";
+ * const scenario = { name: "rooms", clients: 1000, rooms: 100 } as const;
+ * workloadPart(scenario, 1, 2, { batch: 16, window: 524_288 }).first; // 500
+ * ```
+ */
+export function workloadPart(
+  scenario: Workload,
+  part: number,
+  parts: number,
+  options: { batch: number; window: number },
+): Omit<GenConfig, "protocol" | "port" | "connectConcurrency" | "readBufferBytes"> {
+  const per = Math.ceil(scenario.clients / parts);
+  const first = part * per;
+  return {
+    scenario: scenario.name,
+    first,
+    count: Math.max(0, Math.min(per, scenario.clients - first)),
+    rooms: scenario.rooms,
+    roomSize: scenario.rooms > 0 ? scenario.clients / scenario.rooms : 0,
+    first0: 0,
+    population: scenario.clients,
+    targets: 5,
+    batch: options.batch,
+    window: Math.ceil(options.window / parts),
+    rate: 20,
+    stampEvery: scenario.name === "paced" ? 1 : 64,
+    seed: 4,
+  };
 }

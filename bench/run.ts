@@ -17,7 +17,7 @@
  */
 
 import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
-import { GenProcess } from "./gen_process.ts";
+import { GenProcess, workloadPart } from "./gen_process.ts";
 import { renderMarkdown, type Report, type TrialRecord } from "./report.ts";
 import {
   ALL_SERVERS,
@@ -31,7 +31,7 @@ import {
   type ServerName,
   startServer,
 } from "./servers.ts";
-import { cpuModel, median } from "./stats.ts";
+import { cpuModel, flagReader, listOption, runInterleaved, summarizeTrials } from "./stats.ts";
 
 /** A scenario of issue 4. */
 export interface Scenario {
@@ -78,22 +78,10 @@ function scenarios(options: Options): Scenario[] {
 }
 
 function parseOptions(args: string[]): Options {
-  const value = (flag: string): string | undefined => {
-    const at = args.indexOf(flag);
-    if (at === -1) return undefined;
-    const v = args[at + 1];
-    if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value`);
-    return v;
-  };
+  const value = flagReader(args);
   const quick = args.includes("--quick");
-  const only = (value("--only")?.split(",") ?? SCENARIO_ORDER) as GenScenario[];
-  for (const s of only) {
-    if (!SCENARIO_ORDER.includes(s)) throw new Error(`unknown scenario ${s} (${SCENARIO_ORDER})`);
-  }
-  const servers = (value("--servers")?.split(",") ?? ALL_SERVERS) as ServerName[];
-  for (const s of servers) {
-    if (!ALL_SERVERS.includes(s)) throw new Error(`unknown server ${s} (${ALL_SERVERS})`);
-  }
+  const only = listOption(value("--only"), SCENARIO_ORDER, "scenario");
+  const servers = listOption(value("--servers"), ALL_SERVERS, "server");
   const host = Deno.hostname();
   const date = new Date().toISOString().slice(0, 10);
   return {
@@ -123,31 +111,15 @@ function genConfig(
   part: number,
   parts: number,
 ): GenConfig {
-  const per = Math.ceil(scenario.clients / parts);
-  const first = part * per;
-  const count = Math.max(0, Math.min(per, scenario.clients - first));
-  const paced = scenario.name === "paced";
   return {
+    ...workloadPart(scenario, part, parts, options),
     protocol: PROTOCOL_OF[server.name],
     port: server.port,
-    scenario: scenario.name,
-    first,
-    count,
-    rooms: scenario.rooms,
-    roomSize: scenario.rooms > 0 ? scenario.clients / scenario.rooms : 0,
-    first0: 0,
-    population: scenario.clients,
-    targets: 5,
-    batch: options.batch,
-    window: Math.ceil(options.window / parts),
-    rate: 20,
-    stampEvery: paced ? 1 : 64,
     // InspIRCd 3 completes a registration on its once-a-second timer: set many up at once.
     // ngircd listens with a backlog of 10: more connects at once get their SYNs dropped and
     // retried seconds later.
     connectConcurrency: server.name === "inspircd" ? 1000 : server.name === "ngircd" ? 8 : 64,
     readBufferBytes: scenario.name === "idle" ? 1024 : 64 * 1024,
-    seed: 4,
   };
 }
 
@@ -305,33 +277,15 @@ async function runTrial(
 }
 
 function summarize(trials: TrialRecord[]): TrialRecord[] {
-  const out: TrialRecord[] = [];
-  const keys = new Set(trials.map((t) => `${t.scenario}/${t.server}`));
-  for (const key of keys) {
-    const group = trials.filter((t) => `${t.scenario}/${t.server}` === key && t.error === null);
-    const all = trials.filter((t) => `${t.scenario}/${t.server}` === key);
-    const m = (f: (t: TrialRecord) => number | null) => median(group.map((t) => f(t) ?? NaN));
-    out.push({
-      scenario: all[0].scenario,
-      server: all[0].server,
-      rep: group.length,
-      deliveredPerSec: m((t) => t.deliveredPerSec),
-      sentPerSec: m((t) => t.sentPerSec),
-      p50Ms: m((t) => t.p50Ms),
-      p99Ms: m((t) => t.p99Ms),
-      serverCpuSec: m((t) => t.serverCpuSec),
-      serverCpuPct: m((t) => t.serverCpuPct),
-      peakRssKiB: m((t) => t.peakRssKiB),
-      rssPerConnKiB: m((t) => t.rssPerConnKiB),
-      stormMs: m((t) => t.stormMs),
-      genCpuPct: m((t) => t.genCpuPct),
-      otherCpuPct: m((t) => t.otherCpuPct),
-      failed: Math.max(0, ...all.map((t) => t.failed)),
-      closed: Math.max(0, ...all.map((t) => t.closed)),
-      error: group.length === 0 ? all.map((t) => t.error).join("; ") : null,
-    });
-  }
-  return out;
+  return summarizeTrials(trials, (t) => `${t.scenario}/${t.server}`, (first, m) => ({
+    scenario: first.scenario,
+    server: first.server,
+    serverCpuSec: m((t) => t.serverCpuSec),
+    serverCpuPct: m((t) => t.serverCpuPct),
+    peakRssKiB: m((t) => t.peakRssKiB),
+    rssPerConnKiB: m((t) => t.rssPerConnKiB),
+    stormMs: m((t) => t.stormMs),
+  }));
 }
 
 function versions(servers: ServerName[]): Record<string, string> {
@@ -380,20 +334,13 @@ async function main(): Promise<void> {
     console.error(`bench: seeding ${users} users (cached in ${cache}) …`);
     seededDb = await seededDatabase(cache, users);
   }
-  const trials: TrialRecord[] = [];
-  for (const scenario of list) {
-    for (let rep = 1; rep <= options.reps; rep++) {
-      for (const name of options.servers) {
-        const t = performance.now();
-        const record = await runTrial(options, scenario, name, rep, seededDb);
-        trials.push(record);
-        const secs = ((performance.now() - t) / 1000).toFixed(1);
-        console.error(
-          `bench: ${scenario.name} rep ${rep} ${name.padEnd(8)} ${describe(record)} (${secs} s)`,
-        );
-      }
-    }
-  }
+  const trials = await runInterleaved(
+    list,
+    options.reps,
+    options.servers,
+    (scenario, name, rep) => runTrial(options, scenario, name, rep, seededDb),
+    describe,
+  );
   const report: Report = {
     date: new Date().toISOString(),
     host: Deno.hostname(),

@@ -269,12 +269,55 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   };
 }
 
+/**
+ * Lines as a reader receives them, and a wait for more: what {@link TestClient} reads a
+ * connection into, and the benchmark's generator process (bench/gen_process.ts) its stdout.
+ */
+export class LineInbox {
+  /** Lines received and not yet taken (take them with shift or splice). */
+  readonly lines: string[] = [];
+  #ended = false;
+  #waiters: (() => void)[] = [];
+
+  /** Whether the input has ended: no more lines will come. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Adds lines and wakes whoever waits. */
+  push(...lines: string[]): void {
+    this.lines.push(...lines);
+    this.#wake();
+  }
+
+  /** Marks the end of the input and wakes whoever waits. */
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  /** Resolves when lines arrive or the input ends, or after `ms`. */
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
 /** A line client for tests: send lines, expect lines, with timeouts that fail loudly. */
 export class TestClient {
   readonly conn: Deno.Conn;
-  #lines: string[] = [];
-  #waiters: (() => void)[] = [];
-  #closed = false;
+  #inbox = new LineInbox();
   #reader: Promise<void>;
 
   private constructor(conn: Deno.Conn) {
@@ -319,23 +362,15 @@ export class TestClient {
         partial += streamDecoder.decode(buffer.subarray(0, n), { stream: true });
         const parts = partial.split("\n");
         partial = parts.pop()!;
-        this.#lines.push(...parts);
-        this.#wake();
+        this.#inbox.push(...parts);
       }
     } catch { /* reset or closed: same as EOF for a test */ }
-    this.#closed = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
+    this.#inbox.end();
   }
 
   /** Whether the server has closed the connection (as seen so far). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#inbox.ended;
   }
 
   /** Writes raw bytes. */
@@ -353,13 +388,13 @@ export class TestClient {
   /** The next line from the server; fails after `timeoutMs` or if the connection closes. */
   async next(timeoutMs = 5000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#lines.length === 0) {
-      if (this.#closed) throw new Error("connection closed while waiting for a line");
+    while (this.#inbox.lines.length === 0) {
+      if (this.#inbox.ended) throw new Error("connection closed while waiting for a line");
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
-      await this.#wait(left);
+      await this.#inbox.wait(left);
     }
-    return this.#lines.shift()!;
+    return this.#inbox.lines.shift()!;
   }
 
   /** Expects the next line to be exactly `line`. */
@@ -379,34 +414,24 @@ export class TestClient {
   /** Waits `ms` and fails if any line arrived meanwhile. */
   async expectNothing(ms = 200): Promise<void> {
     await sleep(ms);
-    if (this.#lines.length > 0) {
-      throw new Error(`expected nothing, got ${JSON.stringify(this.#lines)}`);
+    if (this.#inbox.lines.length > 0) {
+      throw new Error(`expected nothing, got ${JSON.stringify(this.#inbox.lines)}`);
     }
   }
 
   /** Resolves when the server closes the connection; fails after `timeoutMs`. */
   async expectClosed(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.#closed) {
+    while (!this.#inbox.ended) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
-      await this.#wait(left);
+      await this.#inbox.wait(left);
     }
   }
 
   /** Lines received and not yet taken. */
   get pending(): readonly string[] {
-    return this.#lines;
-  }
-
-  #wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.#inbox.lines;
   }
 
   /** Closes the connection and waits for the reader to finish. */
