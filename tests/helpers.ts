@@ -270,8 +270,9 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
 }
 
 /**
- * Lines as a reader receives them, and a wait for more: what {@link TestClient} reads a
- * connection into, and the benchmark's generator process (bench/gen_process.ts) its stdout.
+ * Lines as a reader receives them, and waits for more with timeouts that fail loudly: what
+ * {@link TestClient} and the WebSocket clients (tests/ws_support.ts) read a connection into,
+ * and the benchmark's generator process (bench/gen_process.ts) its stdout.
  */
 export class LineInbox {
   /** Lines received and not yet taken (take them with shift or splice). */
@@ -305,6 +306,28 @@ export class LineInbox {
         resolve();
       });
     });
+  }
+
+  /** The next line; fails after `timeoutMs` or if the connection closes first. */
+  async next(timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      if (this.#ended) throw new Error("connection closed while waiting for a line");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
+      await this.wait(left);
+    }
+    return this.lines.shift()!;
+  }
+
+  /** Resolves when the connection has closed; fails after `timeoutMs`. */
+  async closedWithin(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
+      await this.wait(left);
+    }
   }
 
   #wake(): void {
@@ -386,15 +409,8 @@ export class TestClient {
   }
 
   /** The next line from the server; fails after `timeoutMs` or if the connection closes. */
-  async next(timeoutMs = 5000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#inbox.lines.length === 0) {
-      if (this.#inbox.ended) throw new Error("connection closed while waiting for a line");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
-      await this.#inbox.wait(left);
-    }
-    return this.#inbox.lines.shift()!;
+  next(timeoutMs = 5000): Promise<string> {
+    return this.#inbox.next(timeoutMs);
   }
 
   /** Expects the next line to be exactly `line`. */
@@ -420,13 +436,8 @@ export class TestClient {
   }
 
   /** Resolves when the server closes the connection; fails after `timeoutMs`. */
-  async expectClosed(timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.#inbox.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
-      await this.#inbox.wait(left);
-    }
+  expectClosed(timeoutMs = 5000): Promise<void> {
+    return this.#inbox.closedWithin(timeoutMs);
   }
 
   /** Lines received and not yet taken. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type StartOptions, startServer, type TestServer } from "./helpers.ts";
+import { LineInbox, type StartOptions, startServer, type TestServer } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -35,54 +35,6 @@ export async function startWsServer(options: StartOptions = {}): Promise<WsTestS
   }
 }
 
-/** Collects lines and waits for them with timeouts that fail loudly. */
-class LineInbox {
-  lines: string[] = [];
-  closed = false;
-  #waiters: (() => void)[] = [];
-
-  push(line: string): void {
-    this.lines.push(line);
-    this.wake();
-  }
-
-  wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  async next(timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
-      if (this.closed) throw new Error("connection closed while waiting for a line");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
-      await this.wait(left);
-    }
-    return this.lines.shift()!;
-  }
-
-  async closedWithin(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
-      await this.wait(left);
-    }
-  }
-}
-
 /** A WebSocket line client on Deno's WebSocket: each frame received is one line. */
 export class WsClient {
   readonly socket: WebSocket;
@@ -101,8 +53,7 @@ export class WsClient {
     };
     socket.onclose = (event) => {
       this.closeCode = event.code;
-      this.#inbox.closed = true;
-      this.#inbox.wake();
+      this.#inbox.end();
       this.#closedEvent.resolve();
     };
   }
