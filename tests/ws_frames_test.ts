@@ -16,7 +16,7 @@ import {
   OPCODE_PONG,
   OPCODE_TEXT,
 } from "../lib/transport/ws_frames.ts";
-import { TestClient } from "./helpers.ts";
+import { bytes, TestClient } from "./helpers.ts";
 import { RawWsClient, startWsServer } from "./ws_support.ts";
 
 const encoder = new TextEncoder();
@@ -45,16 +45,6 @@ function clientFrame(
   out.set(head);
   for (let i = 0; i < body.length; i++) {
     out[head.length + i] = masked ? body[i] ^ mask[i & 3] : body[i];
-  }
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
   }
   return out;
 }
@@ -94,7 +84,7 @@ function parse(chunks: Uint8Array[], maxMessageBytes = 1 << 20): string[] {
 }
 
 /** A stream with every kind of frame: one message, a fragmented one with a ping inside, etc. */
-const STREAM = concat(
+const STREAM = bytes(
   clientFrame(OPCODE_TEXT, "0:alice:wonderland"),
   clientFrame(OPCODE_BINARY, "3:0:", { fin: false }),
   clientFrame(OPCODE_PING, "are you there?"),
@@ -127,9 +117,9 @@ Deno.test("ws frames: one chunk, and split at every byte boundary, parse alike",
     assert.deepEqual(parse([STREAM.subarray(0, at), STREAM.subarray(at)]), EXPECTED, `at ${at}`);
   }
   // One byte at a time.
-  const bytes: Uint8Array[] = [];
-  for (let i = 0; i < STREAM.length; i++) bytes.push(STREAM.subarray(i, i + 1));
-  assert.deepEqual(parse(bytes), EXPECTED);
+  const singles: Uint8Array[] = [];
+  for (let i = 0; i < STREAM.length; i++) singles.push(STREAM.subarray(i, i + 1));
+  assert.deepEqual(parse(singles), EXPECTED);
 });
 
 Deno.test("ws frames: payloads stream out as they arrive, unmasked in place, never gathered", () => {
@@ -149,7 +139,7 @@ Deno.test("ws frames: payloads stream out as they arrive, unmasked in place, nev
 });
 
 Deno.test("ws frames: a message announcing more than the bound is too big; its bytes are skipped", () => {
-  const stream = concat(
+  const stream = bytes(
     clientFrame(OPCODE_TEXT, "123456", { fin: false }),
     clientFrame(OPCODE_PING, "p"),
     clientFrame(OPCODE_CONTINUATION, "789012", { fin: false }), // 12 bytes: past 10
@@ -180,7 +170,7 @@ Deno.test("ws frames: frames a client may not send are protocol errors", () => {
     ["lone continuation", clientFrame(OPCODE_CONTINUATION, "hi"), /continuation/],
     [
       "text inside a fragmented message",
-      concat(
+      bytes(
         clientFrame(OPCODE_TEXT, "a", { fin: false }),
         clientFrame(OPCODE_TEXT, "b"),
       ),
@@ -221,7 +211,7 @@ Deno.test("ws frames: server frames are unmasked, with 7-, 16- and 64-bit length
   assert.deepEqual([...large.subarray(0, 10)], [0x82, 127, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70]);
   assert.equal(large.length, 70_010);
   // Lines: one frame each, no LF; text when UTF-8, else binary with the exact bytes.
-  const output = concat(
+  const output = bytes(
     encoder.encode("3:héllo\n"),
     new Uint8Array([0x33, 0x3a, 0xc3, 0x0a]), // a cut UTF-8 sequence
     encoder.encode("1:" + "r".repeat(200) + "\n"),
@@ -304,7 +294,7 @@ Deno.test("ws: pings between fragments get pongs, and the message still arrives 
   try {
     await writeAll(
       raw.conn,
-      concat(
+      bytes(
         clientFrame(OPCODE_TEXT, "0:alice:", { fin: false }),
         clientFrame(OPCODE_PING, "hi"),
         clientFrame(OPCODE_CONTINUATION, "wonder", { fin: false }),
