@@ -166,7 +166,9 @@ const fieldBytes = (minLength: number, maxLength: number) =>
 const roomName = fc.string({ unit: "binary", minLength: 1, maxLength: 20 })
   .filter((s) => {
     const n = encoder.encode(s).length;
-    return n >= 1 && n <= 64 && !/[\p{White_Space}\p{Cc},:]/u.test(s);
+    // docs/protocol.md, Names: NFC, no forbidden categories, at most 4 combining marks in a row.
+    return n >= 1 && n <= 64 && s.normalize("NFC") === s &&
+      !/[\p{White_Space}\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs},:]|\p{M}{5}/u.test(s);
   });
 const raw = (line: Uint8Array) => line.subarray(0, line.length - 1); // drop the LF
 const plain = (command: Command | null) =>

@@ -212,9 +212,9 @@ const CASES: Case[] = [
   { rule: "multibyte room name is fine", line: "2:café☕日本", want: join("café☕日本") },
   { rule: "room name with punctuation is fine", line: "2:#r.oo-m_!", want: join("#r.oo-m_!") },
   {
-    rule: "room name starting with a BOM keeps it",
+    rule: "room name starting with a BOM is bad-name (a format character)",
     line: "2:\uFEFFlobby",
-    want: join("\uFEFFlobby"),
+    want: badName,
   },
 
   // 3: send
@@ -345,7 +345,7 @@ Deno.test("codec names: isValidUserPassword per the password rule", () => {
 Deno.test("codec names: decodeRoomName accepts valid names and rejects the rest", () => {
   assert.equal(decodeRoomName(bytes("lobby")), "lobby");
   assert.equal(decodeRoomName(bytes("日本")), "日本");
-  assert.equal(decodeRoomName(bytes("\uFEFFx")), "\uFEFFx");
+  assert.equal(decodeRoomName(bytes("\uFEFFx")), null, "a byte-order mark is a format character");
   for (const bad of ["", "a:b", "a,b", "a b", "a\u3000b", "a\u00a0b", "a\u0001", "r".repeat(65)]) {
     assert.equal(decodeRoomName(bytes(bad)), null, JSON.stringify(bad));
   }

@@ -9,12 +9,15 @@
  * @module
  */
 
+import { decodeRoomName } from "./names.ts";
+
+// The room-name rule lives in names.ts; callers that ask the codec keep working.
+export { decodeRoomName, isValidRoomName, MAX_ROOM_NAME_BYTES } from "./names.ts";
+
 const COLON = 0x3a;
 
 /** The most bytes a user or room password may have. */
 export const MAX_PASSWORD_BYTES = 1024;
-/** The most bytes a room name may have. */
-export const MAX_ROOM_NAME_BYTES = 64;
 /** The most characters a username may have. */
 export const MAX_USERNAME_LENGTH = 32;
 
@@ -53,13 +56,9 @@ export type Command =
   | { kind: "invalid"; code: ErrorCode; reason: ErrorReason };
 
 // ignoreBOM: keep a leading U+FEFF in the text. By default a TextDecoder strips it, which would
-// make "\uFEFFlobby" read as "lobby" (and a username "\uFEFFalice" as "alice").
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// make a username "\uFEFFalice" read as "alice".
 const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
-
-/** Characters a room name may not hold besides `:` (white space, control characters, `,`). */
-const ROOM_NAME_FORBIDDEN = /[\p{White_Space}\p{Cc},]/u;
 
 /**
  * Whether `name` is a valid username: 1 to 32 of `A-Z a-z 0-9 _ . -`.
@@ -88,29 +87,6 @@ export function isValidUserPassword(password: Uint8Array): boolean {
   return password.length >= 1 && password.length <= MAX_PASSWORD_BYTES &&
     password.indexOf(COLON) === -1 && password.indexOf(0x0a) === -1 &&
     password.indexOf(0x0d) === -1;
-}
-
-/**
- * The room name in `bytes`, or `null` when it is not a valid room name (1 to 64 bytes of valid
- * UTF-8 with no `:`, `,`, white space or control characters).
- *
- * @example Usage
- * ```ts
- * import { decodeRoomName } from "./codec.ts";
- * decodeRoomName(new TextEncoder().encode("lobby")); // "lobby"
- * decodeRoomName(new TextEncoder().encode("a b")); // null
- * ```
- */
-export function decodeRoomName(bytes: Uint8Array): string | null {
-  if (bytes.length < 1 || bytes.length > MAX_ROOM_NAME_BYTES) return null;
-  if (bytes.indexOf(COLON) !== -1) return null;
-  let name: string;
-  try {
-    name = utf8.decode(bytes);
-  } catch {
-    return null;
-  }
-  return ROOM_NAME_FORBIDDEN.test(name) ? null : name;
 }
 
 /** Decodes a short field that is almost always ASCII (usernames) without a TextDecoder call. */
