@@ -320,6 +320,14 @@ export class LineInbox {
     return this.lines.shift()!;
   }
 
+  /** Waits `ms` and fails if any line arrived meanwhile (or was still untaken). */
+  async nothingWithin(ms: number): Promise<void> {
+    await sleep(ms);
+    if (this.lines.length > 0) {
+      throw new Error(`expected nothing, got ${JSON.stringify(this.lines)}`);
+    }
+  }
+
   /** Resolves when the connection has closed; fails after `timeoutMs`. */
   async closedWithin(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -337,13 +345,50 @@ export class LineInbox {
   }
 }
 
+/**
+ * What every line client of the tests offers to read with ({@link TestClient}, and the
+ * WebSocket client of tests/ws_support.ts): the lines its reader put in its inbox.
+ */
+export abstract class InboxClient {
+  /** Where the client's reader puts the lines it receives. */
+  protected readonly inbox: LineInbox = new LineInbox();
+
+  /** The next line from the server; fails after `timeoutMs` or if the connection closes. */
+  next(timeoutMs = 5000): Promise<string> {
+    return this.inbox.next(timeoutMs);
+  }
+
+  /** Expects the next line to be exactly `line`. */
+  async expect(line: string, timeoutMs = 5000): Promise<void> {
+    const got = await this.next(timeoutMs);
+    if (got !== line) {
+      throw new Error(`expected ${JSON.stringify(line)}, got ${JSON.stringify(got)}`);
+    }
+  }
+
+  /** Waits `ms` and fails if any line arrived meanwhile. */
+  expectNothing(ms = 200): Promise<void> {
+    return this.inbox.nothingWithin(ms);
+  }
+
+  /** Resolves when the server closes the connection; fails after `timeoutMs`. */
+  expectClosed(timeoutMs = 5000): Promise<void> {
+    return this.inbox.closedWithin(timeoutMs);
+  }
+
+  /** Lines received and not yet taken. */
+  get pending(): readonly string[] {
+    return this.inbox.lines;
+  }
+}
+
 /** A line client for tests: send lines, expect lines, with timeouts that fail loudly. */
-export class TestClient {
+export class TestClient extends InboxClient {
   readonly conn: Deno.Conn;
-  #inbox = new LineInbox();
   #reader: Promise<void>;
 
   private constructor(conn: Deno.Conn) {
+    super();
     this.conn = conn;
     this.#reader = this.#read();
   }
@@ -385,15 +430,15 @@ export class TestClient {
         partial += streamDecoder.decode(buffer.subarray(0, n), { stream: true });
         const parts = partial.split("\n");
         partial = parts.pop()!;
-        this.#inbox.push(...parts);
+        this.inbox.push(...parts);
       }
     } catch { /* reset or closed: same as EOF for a test */ }
-    this.#inbox.end();
+    this.inbox.end();
   }
 
   /** Whether the server has closed the connection (as seen so far). */
   get closed(): boolean {
-    return this.#inbox.ended;
+    return this.inbox.ended;
   }
 
   /** Writes raw bytes. */
@@ -408,41 +453,10 @@ export class TestClient {
     return this.write(line + "\n");
   }
 
-  /** The next line from the server; fails after `timeoutMs` or if the connection closes. */
-  next(timeoutMs = 5000): Promise<string> {
-    return this.#inbox.next(timeoutMs);
-  }
-
-  /** Expects the next line to be exactly `line`. */
-  async expect(line: string, timeoutMs = 5000): Promise<void> {
-    const got = await this.next(timeoutMs);
-    if (got !== line) {
-      throw new Error(`expected ${JSON.stringify(line)}, got ${JSON.stringify(got)}`);
-    }
-  }
-
   /** Sends `line` and expects the next line to be exactly `reply`. */
   async ask(line: string, reply: string, timeoutMs = 5000): Promise<void> {
     await this.send(line);
     await this.expect(reply, timeoutMs);
-  }
-
-  /** Waits `ms` and fails if any line arrived meanwhile. */
-  async expectNothing(ms = 200): Promise<void> {
-    await sleep(ms);
-    if (this.#inbox.lines.length > 0) {
-      throw new Error(`expected nothing, got ${JSON.stringify(this.#inbox.lines)}`);
-    }
-  }
-
-  /** Resolves when the server closes the connection; fails after `timeoutMs`. */
-  expectClosed(timeoutMs = 5000): Promise<void> {
-    return this.#inbox.closedWithin(timeoutMs);
-  }
-
-  /** Lines received and not yet taken. */
-  get pending(): readonly string[] {
-    return this.#inbox.lines;
   }
 
   /** Closes the connection and waits for the reader to finish. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { LineInbox, type StartOptions, startServer, type TestServer } from "./helpers.ts";
+import { InboxClient, type StartOptions, startServer, type TestServer } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -36,24 +36,24 @@ export async function startWsServer(options: StartOptions = {}): Promise<WsTestS
 }
 
 /** A WebSocket line client on Deno's WebSocket: each frame received is one line. */
-export class WsClient {
+export class WsClient extends InboxClient {
   readonly socket: WebSocket;
   /** The close event's code, once closed. */
   closeCode: number | undefined;
-  #inbox = new LineInbox();
   #closedEvent = Promise.withResolvers<void>();
 
   private constructor(socket: WebSocket) {
+    super();
     this.socket = socket;
     socket.binaryType = "arraybuffer";
     socket.onmessage = (event) => {
-      this.#inbox.push(
+      this.inbox.push(
         typeof event.data === "string" ? event.data : decoder.decode(event.data as ArrayBuffer),
       );
     };
     socket.onclose = (event) => {
       this.closeCode = event.code;
-      this.#inbox.end();
+      this.inbox.end();
       this.#closedEvent.resolve();
     };
   }
@@ -98,37 +98,6 @@ export class WsClient {
   /** Sends one frame (a string as a text frame, bytes as a binary frame). */
   send(frame: string | Uint8Array): void {
     this.socket.send(frame);
-  }
-
-  /** The next line; fails after `timeoutMs` or when the socket closes. */
-  next(timeoutMs = 5000): Promise<string> {
-    return this.#inbox.next(timeoutMs);
-  }
-
-  /** Expects the next line to be exactly `line`. */
-  async expect(line: string, timeoutMs = 5000): Promise<void> {
-    const got = await this.next(timeoutMs);
-    if (got !== line) {
-      throw new Error(`expected ${JSON.stringify(line)}, got ${JSON.stringify(got)}`);
-    }
-  }
-
-  /** Waits `ms` and fails if any line arrived meanwhile. */
-  async expectNothing(ms = 200): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    if (this.#inbox.lines.length > 0) {
-      throw new Error(`expected nothing, got ${JSON.stringify(this.#inbox.lines)}`);
-    }
-  }
-
-  /** Resolves when the server has closed the socket. */
-  expectClosed(timeoutMs = 5000): Promise<void> {
-    return this.#inbox.closedWithin(timeoutMs);
-  }
-
-  /** Lines received and not yet taken. */
-  get pending(): readonly string[] {
-    return this.#inbox.lines;
   }
 
   /** Closes (if open) and waits for the close event, 3 s at most. */
