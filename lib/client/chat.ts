@@ -10,6 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { ParleyClient, ParleyError, type ParleyEvent } from "./client.ts";
+import { terminalSafe } from "./terminal_text.ts";
 
 /** Where the chat reads and writes. */
 export interface ChatIO {
@@ -17,9 +18,9 @@ export interface ChatIO {
   stdin: ReadableStream<Uint8Array>;
   /** Whether stdin is a terminal: then the password is prompted for, hidden. */
   isTerminal: boolean;
-  /** Prints a line for the user. */
+  /** Prints a line for the user (after `--help`, always through `terminalSafe`). */
   out: (line: string) => void;
-  /** Prints an error line. */
+  /** Prints an error line (always through `terminalSafe`). */
   err: (line: string) => void;
   /** Asks for a password without echo (terminals only). */
   promptHidden?: (prompt: string) => Promise<string>;
@@ -66,7 +67,10 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   if (partial !== "") yield partial.replace(/\r$/, "");
 }
 
-/** How an event is shown. */
+/**
+ * How an event is shown, before `terminalSafe` (runChat passes every line it prints through it, so
+ * names, rooms, messages and errors from the network never reach the terminal raw).
+ */
 export function describeEvent(event: ParleyEvent): string {
   switch (event.type) {
     case "message":
@@ -97,7 +101,14 @@ export function describeEvent(event: ParleyEvent): string {
  * });
  * ```
  */
-export async function runChat(args: string[], io: ChatIO): Promise<number> {
+export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
+  // Every line printed may hold text from the network (or from args echoed back): none reaches the
+  // terminal with a control character, an escape sequence or a bidi override in it.
+  const io: ChatIO = {
+    ...rawIO,
+    out: (line) => rawIO.out(terminalSafe(line)),
+    err: (line) => rawIO.err(terminalSafe(line)),
+  };
   let parsed;
   try {
     parsed = parseArgs({
@@ -118,7 +129,7 @@ export async function runChat(args: string[], io: ChatIO): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    io.out(CHAT_HELP);
+    rawIO.out(CHAT_HELP); // several lines, none from the network
     return 0;
   }
   const target = positionals[0] ?? "";
