@@ -9,9 +9,11 @@ async function closeAll(clients: TestClient[]): Promise<void> {
 }
 
 Deno.test("slow consumer: a client that never reads is dropped and logged; the others get everything, fast, and memory stays bounded", async () => {
-  // Defaults throughout: --max-pending-bytes 4 MiB, burst 2,000.
+  // Defaults (--max-pending-bytes 4 MiB, burst 2,000) but for the byte budget, which would hold
+  // one sender to 512 KiB/s: this test is about many senders' worth of output (hostile_bytes_test).
   const server = await startServer({
     users: { sleepy: "pw", fast: "pw", sender: "pw", other: "pw", probe: "pw" },
+    args: ["--rate-burst-bytes", "0"],
   });
   const clients: TestClient[] = [];
   let sleepy: Deno.Conn | undefined;

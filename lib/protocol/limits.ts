@@ -22,6 +22,11 @@ export const MAX_LINE_BYTES_CEILING = 16 << 20;
 export const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
 /** The most rooms there may be (`--max-rooms`). */
 export const DEFAULT_MAX_ROOMS = 10_000;
+/**
+ * The most rooms one user may have made (`--max-rooms-per-user`): 1% of the default
+ * `--max-rooms`, so a single account cannot take the server's room cap.
+ */
+export const DEFAULT_MAX_ROOMS_PER_USER = 100;
 /** The most distinct users one `3:2` may name (`--max-targets`). */
 export const DEFAULT_MAX_TARGETS = 100;
 /** The most open connections (`--max-connections`). */
@@ -32,6 +37,17 @@ export const DEFAULT_MAX_PENDING_BYTES = 4 << 20;
 export const DEFAULT_RATE_BURST = 2000;
 /** Lines a second a client may send sustained (`--rate-per-second`). */
 export const DEFAULT_RATE_PER_SECOND = 500;
+/**
+ * Bytes a client may spend back to back (`--rate-burst-bytes`): `3:` lines it sends, `1` and
+ * `2:` replies it gets. Well below the slow-consumer bound, so one sender alone cannot fill a
+ * reader's pending output.
+ */
+export const DEFAULT_RATE_BURST_BYTES = 1 << 20;
+/**
+ * Bytes a second a client may spend sustained (`--rate-bytes-per-second`): half of what a reader
+ * on a 1 MB/s link takes, so one sender alone never makes it a slow consumer.
+ */
+export const DEFAULT_RATE_BYTES_PER_SECOND = 512 << 10;
 /** Failed logins after which a connection is closed (`--max-login-failures`). */
 export const DEFAULT_MAX_LOGIN_FAILURES = 10;
 /** Failed logins answered at once; each later one is answered more slowly. */

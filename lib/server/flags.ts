@@ -13,8 +13,11 @@ import {
   DEFAULT_MAX_LOGIN_FAILURES,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_ROOMS,
+  DEFAULT_MAX_ROOMS_PER_USER,
   DEFAULT_MAX_TARGETS,
   DEFAULT_RATE_BURST,
+  DEFAULT_RATE_BURST_BYTES,
+  DEFAULT_RATE_BYTES_PER_SECOND,
   DEFAULT_RATE_PER_SECOND,
   FREE_LOGIN_FAILURES,
   MAX_LINE_BYTES_CEILING,
@@ -31,11 +34,14 @@ export interface Config {
   maxLineBytes: number;
   loginTimeoutMs: number;
   maxRooms: number;
+  maxRoomsPerUser: number;
   maxTargets: number;
   maxConnections: number;
   maxPendingBytes: number;
   rateBurst: number;
   ratePerSecond: number;
+  rateBurstBytes: number;
+  rateBytesPerSecond: number;
   hashCost: number;
   tlsCert: string;
   tlsKey: string;
@@ -183,6 +189,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     "close connections that are not logged in after this long",
   ),
   maxRooms: integer("max-rooms", DEFAULT_MAX_ROOMS, 0, 10_000_000, "most rooms there may be"),
+  maxRoomsPerUser: integer(
+    "max-rooms-per-user",
+    DEFAULT_MAX_ROOMS_PER_USER,
+    1,
+    10_000_000,
+    "most rooms one user may create; the next gets 9:2:room-limit",
+  ),
   maxTargets: integer(
     "max-targets",
     DEFAULT_MAX_TARGETS,
@@ -217,6 +230,20 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     100_000_000,
     "lines a second a client may send sustained",
+  ),
+  rateBurstBytes: integer(
+    "rate-burst-bytes",
+    DEFAULT_RATE_BURST_BYTES,
+    0,
+    1 << 30,
+    "bytes of 3: lines and of 1/2: replies a client may spend back to back (0: no byte limit)",
+  ),
+  rateBytesPerSecond: integer(
+    "rate-bytes-per-second",
+    DEFAULT_RATE_BYTES_PER_SECOND,
+    1024,
+    1 << 30,
+    "bytes a second of those a client may spend sustained",
   ),
   maxLoginFailures: integer(
     "max-login-failures",

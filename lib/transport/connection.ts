@@ -13,6 +13,7 @@ import { type Clock, systemClock } from "../observe/clock.ts";
 import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import { Metrics } from "../observe/metrics.ts";
+import { FloodControl } from "./flood.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -26,6 +27,10 @@ export interface ConnectionLimits {
   rateBurst: number;
   /** Lines a second that may be sent sustained. */
   ratePerSecond: number;
+  /** Bytes of `3:` lines and `1`/`2:` replies back to back; 0 turns it off (default: limits.ts). */
+  rateBurstBytes?: number;
+  /** Bytes a second of those, sustained (default: limits.ts). */
+  rateBytesPerSecond?: number;
   /** The largest read buffer: a busy connection's (reads start small and grow: see tcp.ts). */
   readBufferBytes: number;
 }
@@ -101,20 +106,20 @@ export class Connection implements Peer {
   /** Stops the login clock (a no-op while it is not running). */
   #stopLoginClock: () => void = () => {};
   #loginFailures = 0;
-  #tokens: number;
+  #flood: FloodControl;
+  /** Bytes queued for this client so far: what a `1` or `2:` reply cost (see flood.ts). */
+  #sentBytes = 0;
   /** The counters this connection increments (the server's, shared by every connection). */
   readonly metrics: Metrics;
-  #strikes = 0;
-  #refilledAt: number;
   /** Resolves when the hub finishes the command it left pending (null: none is). */
   #commandDone: (() => void) | null = null;
 
   constructor(transport: Transport, context: ConnectionContext) {
     this.#transport = transport;
     this.#context = context;
-    this.#tokens = context.limits.rateBurst;
     this.#clock = context.clock ?? systemClock;
-    this.#refilledAt = this.#clock.now();
+    const clock = this.#clock;
+    this.#flood = new FloodControl(context.limits, () => clock.now());
     this.metrics = context.metrics ?? new Metrics();
   }
 
@@ -145,13 +150,20 @@ export class Connection implements Peer {
     // shutdown, a too-long line, flooding): nothing may start a session while it flushes.
     if (this.#closed || this.#closing || line.length === 0) return;
     this.metrics.linesIn++;
-    if (!this.#takeToken()) {
+    if (!this.#flood.admit(line)) {
       this.metrics.rateLimited++;
       this.send(RATE_LIMITED[codeOf(line)]);
-      if (this.#strikes > this.#context.limits.rateBurst) return this.closeAfterFlush("flooding");
+      if (this.#flood.flooding) return this.closeAfterFlush("flooding");
       return;
     }
     const command = parseCommand(line)!;
+    if (command.kind === "rooms" || command.kind === "join") {
+      // The reply (a room list, a member list) costs its size in the byte bucket.
+      const sentBefore = this.#sentBytes;
+      const done = this.#toHub(command);
+      this.#flood.charged(line, this.#sentBytes - sentBefore);
+      return done;
+    }
     if (command.kind === "login" || command.kind === "bad-login") {
       const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
       if (delay > 0) {
@@ -182,23 +194,6 @@ export class Connection implements Peer {
     return this.closeAfterFlush("line too long");
   }
 
-  /** Token bucket on lines; also counts strikes for lines refused, which decay at half the rate. */
-  #takeToken(): boolean {
-    const { rateBurst, ratePerSecond } = this.#context.limits;
-    if (rateBurst === 0) return true;
-    const now = this.#clock.now();
-    const elapsed = (now - this.#refilledAt) / 1000;
-    this.#refilledAt = now;
-    this.#tokens = Math.min(rateBurst, this.#tokens + elapsed * ratePerSecond);
-    this.#strikes = Math.max(0, this.#strikes - elapsed * ratePerSecond / 2);
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return true;
-    }
-    this.#strikes += 1;
-    return false;
-  }
-
   #armLoginTimer(): void {
     this.#stopLoginClock();
     this.#stopLoginClock = this.#clock.after(this.#context.limits.loginTimeoutMs, () => {
@@ -212,6 +207,7 @@ export class Connection implements Peer {
     if (this.#closed) return;
     const metrics = this.metrics;
     metrics.bytesOut += line.length;
+    this.#sentBytes += line.length;
     if (!this.#transport.send(line)) {
       metrics.slowConsumerDisconnects++;
       this.#context.log.warn("slow-consumer", {
