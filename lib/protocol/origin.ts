@@ -35,29 +35,26 @@ export function normalizeOrigin(text: string): string | null {
  * Whether an upgrade with this `Origin` header may go ahead. With no allowed origins, any may.
  * A request without an `Origin` header is not from a browser page (browsers always send one on
  * WebSocket upgrades) and is let in: the check exists to stop other sites' pages from using a
- * visitor's browser, and a non-browser client could send any header it liked anyway. With
- * `ownOrigin`, a page from this very server (the Origin's host equals the request's Host) is let
- * in too, so the built-in page works whatever the list says.
+ * visitor's browser, and a non-browser client could send any header it liked anyway. Only the
+ * listed origins pass: the request's `Host` header plays no part, since a DNS-rebinding page
+ * (`http://evil.example:PORT` resolving to this server) sends a `Host` that matches its own
+ * `Origin`. The built-in page's origin is allowed by listing it (`--web-origin`, `--ws-origin`).
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { originAllowed } from "./origin.ts";
  * const allowed = ["https://game.example"];
- * assert.equal(originAllowed("https://game.example", allowed, "chat.example", false), true);
- * assert.equal(originAllowed("https://evil.example", allowed, "chat.example", false), false);
- * assert.equal(originAllowed(null, allowed, "chat.example", false), true);
+ * assert.equal(originAllowed("https://game.example", allowed), true);
+ * assert.equal(originAllowed("https://GAME.example:443", allowed), true);
+ * assert.equal(originAllowed("https://evil.example", allowed), false);
+ * assert.equal(originAllowed(null, allowed), true);
+ * assert.equal(originAllowed("https://evil.example", []), true);
  * ```
  */
-export function originAllowed(
-  origin: string | null,
-  allowed: readonly string[],
-  host: string | null,
-  ownOrigin: boolean,
-): boolean {
+export function originAllowed(origin: string | null, allowed: readonly string[]): boolean {
   if (allowed.length === 0 || origin === null) return true;
   const normalized = normalizeOrigin(origin);
   if (normalized === null) return false; // "null" (a sandboxed page, a file) or garbage
-  if (allowed.includes(normalized)) return true;
-  return ownOrigin && host !== null && new URL(normalized).host === host.toLowerCase();
+  return allowed.includes(normalized);
 }

@@ -104,8 +104,10 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     logLevel: read("logLevel"),
     maxLoginFailures: read("maxLoginFailures"),
     wsPort: read("wsPort"),
-    wsOrigins: read("wsOrigins").map(checkOrigin),
+    // --web-origin is one more allowed origin (docs/websocket.md, "Origins").
+    wsOrigins: [...read("wsOrigins"), read("webOrigin")].filter((o) => o !== "").map(checkOrigin),
     web: read("web"),
+    webOrigin: read("webOrigin"),
     logFormat: read("logFormat"),
     metricsPort: read("metricsPort"),
     metricsHost: read("metricsHost"),

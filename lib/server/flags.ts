@@ -23,6 +23,7 @@ import {
   MAX_LINE_BYTES_CEILING,
 } from "../protocol/limits.ts";
 import type { LogFormat, LogLevel } from "../observe/log.ts";
+import { normalizeOrigin } from "../protocol/origin.ts";
 import { DEFAULT_SCRYPT } from "./password.ts";
 
 /** Everything the server and the admin commands are configured with. */
@@ -51,6 +52,8 @@ export interface Config {
   wsPort: number;
   wsOrigins: string[];
   web: boolean;
+  /** The page's public origin (`--web-origin`), or ""; config.ts adds it to `wsOrigins`. */
+  webOrigin: string;
   logFormat: LogFormat;
   metricsPort: number;
   metricsHost: string;
@@ -151,6 +154,22 @@ function list(flag: string, help: string): Flag<string[]> {
     return items.map((item) => item.trim()).filter((item) => item !== "");
   };
   return { flag, kind: "list", default: [], help, parse };
+}
+
+/** One origin (`scheme://host[:port]`), normalized; "" (the default) for none. */
+function origin(flag: string, help: string): Flag<string> {
+  const parse = (raw: RawValue, source: string): string => {
+    const word = String(last(raw)).trim();
+    if (word === "") return "";
+    const normalized = normalizeOrigin(word);
+    if (normalized === null) {
+      throw new UsageError(
+        `${source} must be an origin such as https://chat.example (got "${word}")`,
+      );
+    }
+    return normalized;
+  };
+  return { flag, kind: "string", default: "", help, parse };
 }
 
 const PORT_MAX = 65535;
@@ -286,6 +305,11 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     "an Origin allowed on --ws-port (repeatable; env: comma-separated); none given: any origin is allowed",
   ),
   web: toggle("web", "serve the web client page at / on --ws-port"),
+  webOrigin: origin(
+    "web-origin",
+    "the page's public origin (https://chat.example), allowed like a --ws-origin; the Host " +
+      "header is never trusted for this",
+  ),
   logFormat: choice(
     "log-format",
     "text",

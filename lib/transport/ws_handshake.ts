@@ -103,7 +103,7 @@ function routeRequest(
   }
   if (path !== "/") return answer(404, "WebSocket upgrades are served at /");
   const origin = headers.get("origin") ?? null;
-  if (!originAllowed(origin, options.origins, headers.get("host") ?? null, options.web)) {
+  if (!originAllowed(origin, options.origins)) { // never the Host header: DNS rebinding forges it
     log.warn("origin-refused", { address: remoteAddress, origin: origin ?? "" });
     return answer(403, "origin not allowed");
   }
