@@ -93,6 +93,7 @@ export async function flood(
 ): Promise<FloodResult> {
   const bytes = encoder.encode(line + "\n");
   const result: FloodResult = { sent: 0, refused: 0, closed: false, elapsedMs: 0 };
+  let finished = false;
   const reading = (async () => {
     const buffer = new Uint8Array(64 * 1024);
     let text = "";
@@ -107,7 +108,7 @@ export async function flood(
         result.refused += lines.filter((l) => l.endsWith(":rate-limited")).length;
       }
     } catch { /* reset */ }
-    result.closed = true;
+    if (!finished) result.closed = true;
   })();
   const started = performance.now();
   try {
@@ -126,6 +127,7 @@ export async function flood(
     result.closed = true;
   }
   result.elapsedMs = performance.now() - started;
+  finished = true;
   try {
     conn.close();
   } catch { /* closed already */ }

@@ -105,3 +105,28 @@ Deno.test("sqlite store: a missing directory is an error naming the file, creati
     });
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   }));
+
+Deno.test("sqlite store: a version 1 file gains room makers (none for its rooms) and last use", () =>
+  withDir(async (dir) => {
+    const path = `${dir}/v1.db`;
+    const v1 = new DatabaseSync(path);
+    v1.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,
+               applied_at INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0);
+             CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, password_hash TEXT NOT NULL,
+               created_at INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE rooms (name TEXT PRIMARY KEY NOT NULL, password_hash TEXT,
+               created_at INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+               name TEXT NOT NULL, at INTEGER NOT NULL);
+             INSERT INTO rooms VALUES ('lobby', NULL, 1234);`);
+    v1.close();
+    const store = openSqliteStore(path);
+    assert.deepEqual(await store.listRooms(), [{ name: "lobby", passwordHash: null, maker: null }]);
+    await store.close();
+    assert.deepEqual(migrations(path), [1, 2]);
+    const db = new DatabaseSync(path);
+    const row = db.prepare("SELECT last_used_at AS at FROM rooms").get() as { at: number };
+    db.close();
+    assert.equal(row.at, 1234, "its last use is when it was made");
+  }));

@@ -16,6 +16,28 @@ interface Database {
 }
 
 const CASES: Record<string, (db: Database) => Promise<void>> = {
+  "rooms: makers, removal by maker and by last use, in one change each": async (db) => {
+    const store = await db.open();
+    await store.addRoom("a1", null, "alice");
+    await store.addRoom("m2", "h", "mallory");
+    await store.addRoom("m1", null, "mallory");
+    await store.addRoom("old", null);
+    const seq = await store.lastChange();
+    assert.deepEqual(await store.removeRoomsBy("mallory"), ["m1", "m2"]);
+    assert.deepEqual(await store.removeRoomsBy("mallory"), []);
+    assert.deepEqual(
+      (await store.changesSince(seq)).map((c) => [c.kind, c.name]),
+      [["room-removed", "m1"], ["room-removed", "m2"]],
+    );
+    const later = Date.now() + 60_000;
+    await store.touchRooms(["a1", "gone"], later);
+    await store.touchRooms(["a1"], later - 30_000); // never moves back
+    await store.touchRooms([], later);
+    assert.deepEqual(await store.removeRoomsUnusedSince(later - 1000), ["old"]);
+    assert.deepEqual(await store.listRooms(), [{ name: "a1", passwordHash: null, maker: "alice" }]);
+    assert.deepEqual(await store.removeRoomsUnusedSince(later + 1), ["a1"]);
+  },
+
   "users: added, found, listed sorted in byte order, their password replaced, removed": async (
     db,
   ) => {
@@ -55,7 +77,7 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
     await store.addRoom("lobby", null);
     const before = await store.lastChange();
     await assert.rejects(async () => await store.addRoom("lobby", "h"), duplicate);
-    assert.deepEqual(await store.listRooms(), [{ name: "lobby", passwordHash: null }]);
+    assert.deepEqual(await store.listRooms(), [{ name: "lobby", passwordHash: null, maker: null }]);
     assert.equal(await store.lastChange(), before, "a failed write logs no change");
     // A user and a room may share a name: they are different things.
     await store.addRoom("alice", null);
@@ -79,9 +101,9 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
       "\uFF61",
       "\u{1F600}",
     ]);
-    assert.deepEqual(listed[3], { name: "b", passwordHash: "h-b" });
-    assert.deepEqual(await store.findRoom("é"), { name: "é", passwordHash: null });
-    assert.deepEqual(await store.findRoom("b"), { name: "b", passwordHash: "h-b" });
+    assert.deepEqual(listed[3], { name: "b", passwordHash: "h-b", maker: null });
+    assert.deepEqual(await store.findRoom("é"), { name: "é", passwordHash: null, maker: null });
+    assert.deepEqual(await store.findRoom("b"), { name: "b", passwordHash: "h-b", maker: null });
     assert.equal(await store.findRoom("e"), undefined, "no normalization or folding");
     assert.equal(await store.findRoom("zoo"), undefined);
     assert.equal(await store.removeRoom("é"), true);
@@ -127,7 +149,11 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
       { kind: "room-added", name: "new" },
     ]);
     assert.equal(await server.findUser("alice"), undefined);
-    assert.deepEqual(await server.findRoom("new"), { name: "new", passwordHash: "h-new" });
+    assert.deepEqual(await server.findRoom("new"), {
+      name: "new",
+      passwordHash: "h-new",
+      maker: null,
+    });
   },
 
   "users and rooms survive closing and reopening": async (db) => {
@@ -142,8 +168,8 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
     assert.deepEqual(await again.listUsers(), ["alice", "bob"]);
     assert.deepEqual(await again.findUser("bob"), { name: "bob", passwordHash: "scrypt$hash-b" });
     assert.deepEqual(await again.listRooms(), [
-      { name: "lobby", passwordHash: null },
-      { name: "vault", passwordHash: "scrypt$hash-v" },
+      { name: "lobby", passwordHash: null, maker: null },
+      { name: "vault", passwordHash: "scrypt$hash-v", maker: null },
     ]);
     assert.equal(await again.lastChange(), seq);
   },

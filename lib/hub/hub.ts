@@ -49,6 +49,8 @@ export interface HubOptions {
   stampSender?: boolean;
   /** The most rooms there may be; creating one more gets `9:2:room-limit`. */
   maxRooms?: number;
+  /** The most rooms one user may have made; creating one more gets `9:2:room-limit`. */
+  maxRoomsPerUser?: number;
   /** The most distinct targets of a `3:2`; more gets `9:3:too-many-targets`. */
   maxTargets?: number;
   /** The cluster this node belongs to; without it the hub is a whole server by itself. */
@@ -108,6 +110,7 @@ export class Hub implements HubResults {
     const state = this.#state = new HubState(options.cluster ?? null, {
       stampSender: this.stampSender,
       maxRooms: options.maxRooms ?? DEFAULT_MAX_ROOMS,
+      maxRoomsPerUser: options.maxRoomsPerUser,
       maxTargets: options.maxTargets ?? DEFAULT_MAX_TARGETS,
     });
     this.#messages = new Messages(state, options.schedule ?? queueMicrotask);
@@ -151,6 +154,14 @@ export class Hub implements HubResults {
   /** Whether a room of that name exists. */
   hasRoom(name: string): boolean {
     return this.#state.rooms.get(name) !== undefined;
+  }
+
+  /**
+   * The rooms used since the last call (joined, or with members here now), for the server to
+   * record in the store.
+   */
+  takeUsedRooms(): string[] {
+    return this.#state.rooms.takeUsed();
   }
 
   /** Adds rooms read from the store (at start, or when another process created them). */

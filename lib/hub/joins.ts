@@ -13,6 +13,7 @@
  */
 
 import { encodeError, encodeLine } from "../protocol/codec.ts";
+import { DEFAULT_MAX_ROOMS_PER_USER } from "../protocol/limits.ts";
 import type { HubWork, StoredRoom } from "./ports.ts";
 import { leaveRoom, type Room, type Session } from "./room.ts";
 import type { HubState } from "./state.ts";
@@ -24,6 +25,8 @@ export class Joins {
   #work: HubWork;
   /** Joins waiting for a room being created, by room name: their tickets. */
   #creating = new Map<string, number[]>();
+  /** Rooms being created, by the user creating them: they count toward its share. */
+  #creatingBy = new Map<string, number>();
 
   constructor(state: HubState, work: HubWork) {
     this.#state = state;
@@ -40,13 +43,17 @@ export class Joins {
       waiting.push(this.#state.tickets.request(client, { kind: "await-room", join }));
       return false;
     }
-    if (this.#state.rooms.size + this.#creating.size >= this.#state.settings.maxRooms) {
+    const { maxRooms, maxRoomsPerUser = DEFAULT_MAX_ROOMS_PER_USER } = this.#state.settings;
+    const user = join.session.user;
+    const mine = this.#state.rooms.madeBy(user) + (this.#creatingBy.get(user) ?? 0);
+    if (this.#state.rooms.size + this.#creating.size >= maxRooms || mine >= maxRoomsPerUser) {
       client.peer.send(ROOM_LIMIT);
       return true;
     }
     this.#creating.set(name, []);
+    this.#creatingBy.set(user, (this.#creatingBy.get(user) ?? 0) + 1);
     const ticket = this.#state.tickets.request(client, { kind: "create", join });
-    this.#work.storeRoom(ticket, name, join.password);
+    this.#work.storeRoom(ticket, name, join.password, user);
     return false;
   }
 
@@ -58,9 +65,19 @@ export class Joins {
     const { join } = op;
     const waiting = this.#creating.get(join.name) ?? [];
     this.#creating.delete(join.name);
+    const user = join.session.user;
+    const creating = (this.#creatingBy.get(user) ?? 1) - 1;
+    if (creating > 0) this.#creatingBy.set(user, creating);
+    else this.#creatingBy.delete(user);
     // An event from another node may have brought the room in while it was stored.
-    const room = outcome === null ? undefined : this.#state.rooms.get(join.name) ??
-      this.#state.rooms.add(join.name, join.nameBytes, outcome.record.passwordHash);
+    const { rooms } = this.#state;
+    const room = outcome === null ? undefined : rooms.get(join.name) ??
+      rooms.add(
+        join.name,
+        join.nameBytes,
+        outcome.record.passwordHash,
+        outcome.record.maker ?? null,
+      );
     if (tickets.current(ticket, join.client)) {
       if (room === undefined) {
         join.client.peer.send(SERVER_ERROR);
@@ -117,6 +134,7 @@ export class Joins {
       room.add(session);
       session.room = room;
     }
+    room.used = true;
     session.peer.send(encodeLine("2", room.nameBytes, room.sortedMembers().join(",")));
     return true;
   }

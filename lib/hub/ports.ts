@@ -40,6 +40,8 @@ export interface RoomRecord {
   name: string;
   /** The room password's hash; null for a public room. */
   passwordHash: string | null;
+  /** The user whose join made it (null or absent: made before makers were recorded). */
+  maker?: string | null;
 }
 
 /** What storing a new room came to: the stored room, and whether this request created it. */
@@ -63,10 +65,10 @@ export interface HubWork {
   /** Claims `username` cluster-wide (only with a cluster) → {@linkcode HubResults.claimDecided}. */
   claim(ticket: number, username: string): void;
   /**
-   * Hashes `password` (none when empty: a public room) and stores the room, or reads the stored
-   * one when it exists already → {@linkcode HubResults.roomStored}.
+   * Hashes `password` (none when empty: a public room) and stores the room as made by `maker`,
+   * or reads the stored one when it exists already → {@linkcode HubResults.roomStored}.
    */
-  storeRoom(ticket: number, name: string, password: Uint8Array): void;
+  storeRoom(ticket: number, name: string, password: Uint8Array, maker: string): void;
   /** Checks a room password against the room's hash → {@linkcode HubResults.roomPasswordChecked}. */
   checkRoomPassword(ticket: number, password: Uint8Array, passwordHash: string): void;
 }

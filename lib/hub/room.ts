@@ -44,10 +44,14 @@ export class Room {
   /** How many of the remote members each other node has: where a room message must go. */
   readonly nodes = new Map<string, number>();
   #sorted: string[] | null = null;
+  /** Whether someone joined it since the hub last reported its rooms in use. */
+  used = false;
   constructor(
     readonly name: string,
     readonly nameBytes: Uint8Array,
     readonly passwordHash: string | null,
+    /** The user whose join made it; null for rooms made before makers were recorded. */
+    readonly maker: string | null = null,
   ) {}
 
   /** Member names on every node, sorted; cached until the membership changes. */

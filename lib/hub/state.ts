@@ -18,6 +18,8 @@ export interface HubSettings {
   readonly stampSender: boolean;
   /** The most rooms there may be. */
   readonly maxRooms: number;
+  /** The most rooms one user may have made (default: limits.ts). */
+  readonly maxRoomsPerUser?: number;
   /** The most distinct targets of a `3:2`. */
   readonly maxTargets: number;
 }

@@ -72,6 +72,8 @@ export async function runAdmin(
   let store: Store | undefined;
   try {
     if (command === "add-user" || command === "set-password") checkUsername(name);
+    if (command === "remove-rooms-by") checkUsername(name);
+    if (command === "remove-idle-rooms") parseIdleDuration(name);
     if (command === "backup" && isPostgresUrl(config.db)) {
       // A consistent copy of a PostgreSQL database is its own tools' job (and its server's files).
       throw new AdminError("--backup copies a SQLite file; back up PostgreSQL with pg_dump");
@@ -157,6 +159,16 @@ async function execute(
       if (!await store.removeRoom(name)) throw new AdminError(`no room named ${name}`);
       io.out(`removed room ${name}`);
       return;
+    case "remove-rooms-by": {
+      const removed = await store.removeRoomsBy(name);
+      io.out(`removed ${removed.length} room${removed.length === 1 ? "" : "s"} made by ${name}`);
+      return;
+    }
+    case "remove-idle-rooms": {
+      const removed = await store.removeRoomsUnusedSince(Date.now() - parseIdleDuration(name));
+      io.out(`removed ${removed.length} room${removed.length === 1 ? "" : "s"} unused for ${name}`);
+      return;
+    }
     case "backup": {
       // Loaded here, not above: only a SQLite backup needs the SQLite driver.
       const { SqliteStore } = await import("../store/sqlite_store.ts");
@@ -166,6 +178,37 @@ async function execute(
       return;
     }
   }
+}
+
+/** The shortest --remove-idle-rooms: a running server records room use every 10 minutes. */
+const MIN_IDLE_MS = 3_600_000;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Reads a --remove-idle-rooms duration (`90m`, `12h`, `30d`) as milliseconds. At least an hour:
+ * a running server writes which rooms are in use every 10 minutes, so a room in use always looks
+ * used within the last hour.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AdminError, parseIdleDuration } from "./admin.ts";
+ * assert.equal(parseIdleDuration("2h"), 7_200_000);
+ * assert.equal(parseIdleDuration("30d"), 30 * 86_400_000);
+ * assert.throws(() => parseIdleDuration("5m"), AdminError); // under an hour
+ * assert.throws(() => parseIdleDuration("soon"), AdminError);
+ * ```
+ */
+export function parseIdleDuration(text: string): number {
+  const match = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  if (match === null) {
+    throw new AdminError(`--remove-idle-rooms needs a duration such as 12h or 30d (got "${text}")`);
+  }
+  const ms = Number(match[1]) * UNIT_MS[match[2]];
+  if (ms < MIN_IDLE_MS) {
+    throw new AdminError(`--remove-idle-rooms needs at least 1h (got "${text}")`);
+  }
+  return ms;
 }
 
 /**

@@ -211,7 +211,9 @@ export function parseInvocation(
     const name = typeof value === "string" ? value : "";
     const spec = ADMIN_FLAGS[command];
     if (spec.takesName && name === "") {
-      throw new UsageError(`--${command} needs a ${"arg" in spec ? "file" : "name"}`);
+      throw new UsageError(
+        `--${command} needs a ${"arg" in spec ? spec.arg.toLowerCase() : "name"}`,
+      );
     }
     return { kind: "admin", command, name, config };
   }

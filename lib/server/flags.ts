@@ -373,6 +373,16 @@ export const ADMIN_FLAGS = {
   "list-users": { takesName: false, help: "print every username, one a line" },
   "list-rooms": { takesName: false, help: "print every room, one a line" },
   "remove-room": { takesName: true, help: "remove a room" },
+  "remove-rooms-by": {
+    takesName: true,
+    arg: "USER",
+    help: "remove every room USER made (anyone in them is moved out)",
+  },
+  "remove-idle-rooms": {
+    takesName: true,
+    arg: "DURATION",
+    help: "remove the rooms nobody used for DURATION (e.g. 30d, 12h; at least 1h)",
+  },
   backup: {
     takesName: true,
     arg: "FILE",

@@ -14,8 +14,8 @@ import type { RoomRecord } from "../store/store.ts";
 export interface EdgeStore {
   /** The user's password hash, or undefined if there is no such user. */
   findUser(name: string): Promise<{ passwordHash: string } | undefined>;
-  /** Stores a new room durably; rejects when it exists already. */
-  addRoom(name: string, passwordHash: string | null): Promise<void>;
+  /** Stores a new room durably, made by `maker`; rejects when it exists already. */
+  addRoom(name: string, passwordHash: string | null, maker: string | null): Promise<void>;
   /** The stored room, or undefined. */
   findRoom(name: string): Promise<RoomRecord | undefined>;
 }
@@ -101,12 +101,12 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWo
       void attempt(() => claims.claim(username), null)
         .then((fence) => results.claimDecided(ticket, fence));
     },
-    storeRoom(ticket, name, password) {
+    storeRoom(ticket, name, password, maker) {
       void attempt(async (): Promise<StoredRoom | null> => {
         const hash = password.length === 0 ? null : await passwords.hash(password);
         try {
-          await store.addRoom(name, hash);
-          return { record: { name, passwordHash: hash }, created: true };
+          await store.addRoom(name, hash, maker);
+          return { record: { name, passwordHash: hash, maker }, created: true };
         } catch (error) {
           // Another node or the admin CLI made it first: join the stored one.
           const stored = await store.findRoom(name).catch(() => undefined);

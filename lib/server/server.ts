@@ -23,6 +23,11 @@ import { refuseWebSocket, serveWebSocket, type WebSocketOptions } from "../trans
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
 const CHANGE_POLL_MS = 250;
+/**
+ * How often the rooms used meanwhile (joined, or with members) are recorded in the store, in one
+ * write: --remove-idle-rooms reads it, and refuses durations shorter than a few of these.
+ */
+const ROOM_USE_FLUSH_MS = 10 * 60_000;
 /** The largest read buffer, a busy connection's (an idle one reads into 512 bytes: see tcp.ts). */
 const READ_BUFFER_BYTES = 16 * 1024;
 
@@ -118,6 +123,7 @@ export class ParleyServer {
   #context: ConnectionContext;
   #changeSeq = 0;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #roomUseTimer: ReturnType<typeof setInterval> | undefined;
   #polling = false;
   #pollFailing = false;
   #stopping: Promise<void> | null = null;
@@ -151,6 +157,7 @@ export class ParleyServer {
       }),
       stampSender: config.stampSender,
       maxRooms: config.maxRooms,
+      maxRoomsPerUser: config.maxRoomsPerUser,
       maxTargets: config.maxTargets,
       cluster: this.cluster ?? undefined,
     });
@@ -182,6 +189,7 @@ export class ParleyServer {
       server.#listen();
       const started = server;
       server.#pollTimer = setInterval(() => started.#pollChanges(), CHANGE_POLL_MS);
+      server.#roomUseTimer = setInterval(() => started.#recordRoomUse(), ROOM_USE_FLUSH_MS);
       if (config.metricsPort >= 0) server.#serveMetrics();
       return server;
     } catch (error) {
@@ -315,6 +323,15 @@ export class ParleyServer {
     );
   }
 
+  /** Records in the store which rooms were used since the last time (one write for all). */
+  async #recordRoomUse(): Promise<void> {
+    try {
+      await this.#store.touchRooms(this.hub.takeUsedRooms(), Date.now());
+    } catch (error) {
+      this.#log.error("room-use-not-recorded", { error: describe(error) });
+    }
+  }
+
   /** Applies what the admin CLI changed since the last look: removed users and rooms. */
   async #pollChanges(): Promise<void> {
     if (this.#polling || this.#stopping !== null) return;
@@ -353,6 +370,7 @@ export class ParleyServer {
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
       clearInterval(this.#pollTimer);
+      clearInterval(this.#roomUseTimer);
       await this.#metricsServer?.shutdown();
       for (const listener of this.#listeners) {
         try {
@@ -360,6 +378,7 @@ export class ParleyServer {
         } catch { /* already closed */ }
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
+      await this.#recordRoomUse(); // before logoutAll empties the rooms
       this.hub.logoutAll();
       await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];

@@ -15,6 +15,7 @@
 
 import process from "node:process";
 import postgres from "postgres";
+import { compareBytes } from "../protocol/codec.ts";
 import { postgresLabel } from "./database_url.ts";
 import {
   type Change,
@@ -59,12 +60,30 @@ const MIGRATIONS: readonly string[] = [
      name TEXT NOT NULL,
      at TIMESTAMPTZ NOT NULL DEFAULT now()
    );`,
+  // Who made each room (none for the rooms made before), and when it was last used: what the
+  // per-user room limit and the operator's bulk removals read.
+  `ALTER TABLE rooms ADD COLUMN maker TEXT COLLATE "C", ADD COLUMN last_used_at TIMESTAMPTZ;
+   UPDATE rooms SET last_used_at = created_at;
+   ALTER TABLE rooms ALTER COLUMN last_used_at SET DEFAULT now(),
+     ALTER COLUMN last_used_at SET NOT NULL;
+   CREATE INDEX rooms_by_maker ON rooms (maker);`,
 ];
 
 /** The schema version this build writes. */
 export const SCHEMA_VERSION: number = MIGRATIONS.length;
 
 type Sql = postgres.Sql;
+
+function roomRecord(row: postgres.Row): RoomRecord {
+  return { name: row.name, passwordHash: row.password_hash, maker: row.maker };
+}
+
+const utf8 = new TextEncoder();
+
+/** Byte order of the names' UTF-8, as the wire and `listRooms` sort them. */
+function byBytes(a: string, b: string): number {
+  return compareBytes(utf8.encode(a), utf8.encode(b));
+}
 type Transaction = postgres.TransactionSql;
 
 /** Why a call failed, in words: the server's own message, or what happened to the connection. */
@@ -307,28 +326,65 @@ export class PostgresStore implements Store {
 
   listRooms(): Promise<RoomRecord[]> {
     return this.#call("cannot list rooms", async (sql) => {
-      const rows = await sql`SELECT name, password_hash FROM rooms ORDER BY name`;
-      return rows.map((r) => ({ name: r.name as string, passwordHash: r.password_hash }));
+      const rows = await sql`SELECT name, password_hash, maker FROM rooms ORDER BY name`;
+      return rows.map(roomRecord);
     });
   }
 
   findRoom(name: string): Promise<RoomRecord | undefined> {
     return this.#call(`cannot read room ${name}`, async (sql) => {
-      const [row] = await sql`SELECT name, password_hash FROM rooms WHERE name = ${name}`;
-      return row && { name: row.name, passwordHash: row.password_hash };
+      const [row] = await sql`SELECT name, password_hash, maker FROM rooms WHERE name = ${name}`;
+      return row && roomRecord(row);
     });
   }
 
-  addRoom(name: string, passwordHash: string | null): Promise<void> {
+  addRoom(name: string, passwordHash: string | null, maker: string | null = null): Promise<void> {
     return this.#call(`cannot add room ${name}`, (sql) =>
       sql.begin(async (tx) => {
-        await tx`INSERT INTO rooms (name, password_hash) VALUES (${name}, ${passwordHash})`;
+        await tx`INSERT INTO rooms (name, password_hash, maker)
+                 VALUES (${name}, ${passwordHash}, ${maker})`;
         await this.#logChange(tx, "room-added", name);
       }));
   }
 
   removeRoom(name: string): Promise<boolean> {
     return this.#remove(REMOVALS.room, name);
+  }
+
+  removeRoomsBy(maker: string): Promise<string[]> {
+    return this.#removeRooms(
+      `cannot remove the rooms of ${maker}`,
+      (tx) => tx`DELETE FROM rooms WHERE maker = ${maker} RETURNING name`,
+    );
+  }
+
+  removeRoomsUnusedSince(before: number): Promise<string[]> {
+    return this.#removeRooms(
+      "cannot remove idle rooms",
+      (tx) => tx`DELETE FROM rooms WHERE last_used_at < ${new Date(before)} RETURNING name`,
+    );
+  }
+
+  /** Deletes the rooms `remove` picks and logs each removal, in one transaction. */
+  #removeRooms(
+    what: string,
+    remove: (tx: Transaction) => Promise<readonly { name: string }[]>,
+  ): Promise<string[]> {
+    return this.#call(what, (sql) =>
+      sql.begin(async (tx) => {
+        const rows = await remove(tx);
+        const names = rows.map((r) => r.name).sort(byBytes);
+        for (const name of names) await this.#logChange(tx, "room-removed", name);
+        return names;
+      }));
+  }
+
+  touchRooms(names: readonly string[], at: number): Promise<void> {
+    if (names.length === 0) return Promise.resolve();
+    return this.#call("cannot record room use", async (sql) => {
+      await sql`UPDATE rooms SET last_used_at = GREATEST(last_used_at, ${new Date(at)})
+                WHERE name IN ${sql(names as string[])}`;
+    });
   }
 
   /** Deletes a user or a room and logs the change, in one transaction. */

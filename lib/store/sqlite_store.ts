@@ -10,6 +10,7 @@
  */
 
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
+import { compareBytes } from "../protocol/codec.ts";
 import {
   type Change,
   type Removal,
@@ -41,6 +42,12 @@ const MIGRATIONS: readonly string[] = [
      name TEXT NOT NULL,
      at INTEGER NOT NULL
    );`,
+  // Who made each room (none for the rooms made before), and when it was last used: what the
+  // per-user room limit and the operator's bulk removals read.
+  `ALTER TABLE rooms ADD COLUMN maker TEXT;
+   ALTER TABLE rooms ADD COLUMN last_used_at INTEGER;
+   UPDATE rooms SET last_used_at = created_at;
+   CREATE INDEX rooms_by_maker ON rooms (maker);`,
 ];
 
 /** The schema version this build writes. */
@@ -143,6 +150,24 @@ function migrate(db: DatabaseSync): void {
   }
 }
 
+/** A room as its row reads. */
+interface RoomRow {
+  name: string;
+  password_hash: string | null;
+  maker: string | null;
+}
+
+function roomRecord(row: RoomRow): RoomRecord {
+  return { name: row.name, passwordHash: row.password_hash, maker: row.maker };
+}
+
+const utf8 = new TextEncoder();
+
+/** Byte order of the names' UTF-8, as the wire and `listRooms` sort them. */
+function byBytes(a: string, b: string): number {
+  return compareBytes(utf8.encode(a), utf8.encode(b));
+}
+
 /** A {@linkcode Store} on SQLite; make one with {@linkcode openSqliteStore}. */
 export class SqliteStore implements Store {
   readonly path: string;
@@ -242,29 +267,31 @@ export class SqliteStore implements Store {
     const rows = this.#read(
       "cannot list rooms",
       () =>
-        this.#sql("SELECT name, password_hash FROM rooms ORDER BY CAST(name AS BLOB)").all() as {
-          name: string;
-          password_hash: string | null;
-        }[],
+        this.#sql(
+          "SELECT name, password_hash, maker FROM rooms ORDER BY CAST(name AS BLOB)",
+        ).all() as unknown as RoomRow[],
     );
-    return Promise.resolve(rows.map((r) => ({ name: r.name, passwordHash: r.password_hash })));
+    return Promise.resolve(rows.map(roomRecord));
   }
 
   findRoom(name: string): Promise<RoomRecord | undefined> {
     const row = this.#read(
       `cannot read room ${name}`,
       () =>
-        this.#sql("SELECT name, password_hash FROM rooms WHERE name = ?").get(name) as
-          | { name: string; password_hash: string | null }
+        this.#sql("SELECT name, password_hash, maker FROM rooms WHERE name = ?").get(name) as
+          | RoomRow
           | undefined,
     );
-    return Promise.resolve(row && { name: row.name, passwordHash: row.password_hash });
+    return Promise.resolve(row && roomRecord(row));
   }
 
-  addRoom(name: string, passwordHash: string | null): Promise<void> {
+  addRoom(name: string, passwordHash: string | null, maker: string | null = null): Promise<void> {
     this.#write(`cannot add room ${name}`, () => {
-      this.#sql("INSERT INTO rooms (name, password_hash, created_at) VALUES (?, ?, ?)")
-        .run(name, passwordHash, Date.now());
+      const now = Date.now();
+      this.#sql(
+        "INSERT INTO rooms (name, password_hash, created_at, maker, last_used_at) " +
+          "VALUES (?, ?, ?, ?, ?)",
+      ).run(name, passwordHash, now, maker, now);
       this.#logChange("room-added", name);
     });
     return Promise.resolve();
@@ -272,6 +299,37 @@ export class SqliteStore implements Store {
 
   removeRoom(name: string): Promise<boolean> {
     return this.#remove(REMOVALS.room, name);
+  }
+
+  removeRoomsBy(maker: string): Promise<string[]> {
+    return this.#removeRooms(`cannot remove the rooms of ${maker}`, "maker = ?", maker);
+  }
+
+  removeRoomsUnusedSince(before: number): Promise<string[]> {
+    return this.#removeRooms("cannot remove idle rooms", "last_used_at < ?", before);
+  }
+
+  /** Deletes the rooms `where` picks and logs each removal, in one transaction. */
+  #removeRooms(what: string, where: string, value: string | number): Promise<string[]> {
+    return Promise.resolve(this.#write(what, () => {
+      const rows = this.#sql(`DELETE FROM rooms WHERE ${where} RETURNING name`).all(value) as {
+        name: string;
+      }[];
+      const names = rows.map((r) => r.name).sort(byBytes);
+      for (const name of names) this.#logChange("room-removed", name);
+      return names;
+    }));
+  }
+
+  touchRooms(names: readonly string[], at: number): Promise<void> {
+    if (names.length === 0) return Promise.resolve();
+    this.#write("cannot record room use", () => {
+      const touch = this.#sql(
+        "UPDATE rooms SET last_used_at = MAX(last_used_at, ?) WHERE name = ?",
+      );
+      for (const name of names) touch.run(at, name);
+    });
+    return Promise.resolve();
   }
 
   /** Deletes a user or a room and logs the change, in one transaction. */

@@ -20,6 +20,8 @@ export interface RoomRecord {
   name: string;
   /** The scrypt hash of the room's password, or `null` for a public room. */
   passwordHash: string | null;
+  /** The user whose join made the room; `null` for rooms made before makers were recorded. */
+  maker: string | null;
 }
 
 /** What changed, as written to the change log. */
@@ -87,10 +89,19 @@ export interface Store {
   listRooms(): Promise<RoomRecord[]>;
   /** The room named `name`, or `undefined`. */
   findRoom(name: string): Promise<RoomRecord | undefined>;
-  /** Adds a room; a taken name fails with {@linkcode StoreError} code `duplicate`. */
-  addRoom(name: string, passwordHash: string | null): Promise<void>;
+  /**
+   * Adds a room, made by `maker` (null: by no user); a taken name fails with
+   * {@linkcode StoreError} code `duplicate`. Its last use is now.
+   */
+  addRoom(name: string, passwordHash: string | null, maker?: string | null): Promise<void>;
   /** Removes a room; false if there was none. */
   removeRoom(name: string): Promise<boolean>;
+  /** Removes every room `maker` made, in one transaction; their names, sorted. */
+  removeRoomsBy(maker: string): Promise<string[]>;
+  /** Removes every room last used before `before` (ms since the epoch); their names, sorted. */
+  removeRoomsUnusedSince(before: number): Promise<string[]>;
+  /** Records that the rooms `names` were used at `at` (ms since the epoch), in one write. */
+  touchRooms(names: readonly string[], at: number): Promise<void>;
   /** The newest change's seq (0 when there is none). */
   lastChange(): Promise<number>;
   /** The changes after `seq`, oldest first. */
