@@ -9,6 +9,7 @@
  */
 
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { FairQueue, QueueFullError } from "./fair_queue.ts";
 
 /** The scrypt cost parameters. */
 export interface ScryptParams {
@@ -41,8 +42,11 @@ export function scryptParams(logN: number): ScryptParams {
 const SALT_BYTES = 16;
 const KEY_BYTES = 32;
 
-/** Thrown by {@linkcode PasswordHasher} when more hashes are waiting than it may queue. */
-export class HasherBusyError extends Error {
+/**
+ * Thrown by {@linkcode PasswordHasher} when more hashes are waiting than it may queue: the
+ * password was not checked (busy), which is not a wrong password.
+ */
+export class HasherBusyError extends QueueFullError {
   constructor() {
     super("too many password checks waiting");
     this.name = "HasherBusyError";
@@ -54,8 +58,9 @@ export interface PasswordHasherOptions {
   /** Cost of new hashes (and of the stand-in hash an unknown user is checked against). */
   params?: ScryptParams;
   /**
-   * How many hashes may run at once; the rest wait in line. Default: one fewer than the machine's
-   * cores (at least 1), so a login storm always leaves a core to the event loop.
+   * How many hashes may run at once; the rest wait in line, served round-robin between the keys
+   * (remote addresses) they were asked for. Default: one fewer than the machine's cores (at
+   * least 1), so a login storm always leaves a core to the event loop.
    */
   concurrency?: number;
   /** How many may wait in line before new requests fail with {@linkcode HasherBusyError}. */
@@ -123,7 +128,35 @@ export function parseHash(encoded: string): ParsedHash | null {
 }
 
 /**
- * Hashes and checks passwords with scrypt, a few at a time.
+ * The extra work that makes a check at `stored` cost as much as one at `current`: nothing when
+ * the stored cost is not lower, else scrypt at the costs s, s, s+1, …, c−1 after the real check
+ * at s (2^s + 2^s + 2^(s+1) + … + 2^(c−1) = 2^c). r and p are the stored hash's.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { paddingCosts, scryptParams } from "./password.ts";
+ * assert.deepEqual(paddingCosts(scryptParams(10), scryptParams(13)).map((p) => p.logN), [10, 11, 12]);
+ * assert.deepEqual(paddingCosts(scryptParams(15), scryptParams(15)), []);
+ * assert.deepEqual(paddingCosts(scryptParams(16), scryptParams(15)), []);
+ * ```
+ */
+export function paddingCosts(stored: ScryptParams, current: ScryptParams): ScryptParams[] {
+  const costs: ScryptParams[] = [];
+  for (let logN = stored.logN; logN < current.logN; logN++) costs.push({ ...stored, logN });
+  return costs;
+}
+
+/**
+ * Hashes and checks passwords with scrypt, a few at a time, serving the addresses that asked
+ * round-robin ({@linkcode FairQueue}).
+ *
+ * Timing: an unknown user is checked against a stand-in hash at the current cost; a wrong
+ * password against a hash stored at a lower cost (an older `--hash-cost`) is padded with extra
+ * scrypt work up to the current cost's ({@linkcode paddingCosts}), so neither answer tells
+ * which names exist, also while the cost is being raised. A hash stored at a higher cost is
+ * checked at its own cost (it cannot be cheaper), and so takes longer than an unknown name until
+ * it is re-hashed ({@linkcode PasswordHasher.needsRehash}; the server does so at the next login).
  *
  * @example Usage
  * ```ts
@@ -134,17 +167,18 @@ export function parseHash(encoded: string): ParsedHash | null {
  * const stored = await hasher.hash(pw);
  * assert.match(stored, /^scrypt\$10\$8\$1\$/);
  * assert.equal(await hasher.verify(pw, stored), true);
- * assert.equal(await hasher.verify(new TextEncoder().encode("guess"), stored), false);
+ * assert.equal(await hasher.verify(new TextEncoder().encode("guess"), stored, "10.0.0.1"), false);
  * // An unknown user: false, after the same work as a real check.
  * assert.equal(await hasher.verify(pw, undefined), false);
+ * assert.equal(hasher.needsRehash(stored), false);
+ * assert.equal(new PasswordHasher({ params: scryptParams(11) }).needsRehash(stored), true);
  * ```
  */
 export class PasswordHasher {
   readonly params: ScryptParams;
   readonly concurrency: number;
   readonly maxWaiting: number;
-  #running = 0;
-  #waiting: (() => void)[] = [];
+  #queue: FairQueue;
   #standIn: Promise<string> | null = null;
   readonly rememberVerified: number;
   /** Stored hash → HMAC of the password proven against it; oldest first (a Map keeps order). */
@@ -157,19 +191,38 @@ export class PasswordHasher {
     this.concurrency = options.concurrency ?? Math.max(1, navigator.hardwareConcurrency - 1);
     this.maxWaiting = options.maxWaiting ?? 1000;
     this.rememberVerified = options.rememberVerified ?? 50_000;
+    this.#queue = new FairQueue({
+      concurrency: this.concurrency,
+      maxWaiting: this.maxWaiting,
+      full: () => new HasherBusyError(),
+    });
   }
 
-  /** Hashes `password` with a fresh 16-byte salt at this hasher's cost. */
-  async hash(password: Uint8Array): Promise<string> {
+  /**
+   * Hashes `password` with a fresh 16-byte salt at this hasher's cost. `key` (the address that
+   * asked) is whose turn it takes in the queue.
+   */
+  async hash(password: Uint8Array, key = ""): Promise<string> {
     const salt = new Uint8Array(randomBytes(SALT_BYTES));
-    const key = await this.#run(() => derive(password, salt, this.params));
+    const derived = await this.#queue.run(key, () => derive(password, salt, this.params));
     const { logN, r, p } = this.params;
-    return `scrypt$${logN}$${r}$${p}$${toBase64(salt)}$${toBase64(key)}`;
+    return `scrypt$${logN}$${r}$${p}$${toBase64(salt)}$${toBase64(derived)}`;
+  }
+
+  /** Whether `stored` was made with other parameters than this hasher's (so worth re-making). */
+  needsRehash(stored: string): boolean {
+    const parsed = parseHash(stored);
+    if (parsed === null) return false;
+    const { logN, r, p } = parsed.params;
+    return logN !== this.params.logN || r !== this.params.r || p !== this.params.p;
   }
 
   /**
    * Whether `password` matches `stored`. With no stored hash (an unknown user) it checks against
-   * a stand-in hash of the same cost and returns false, so the answer takes the same time.
+   * a stand-in hash of the same cost and returns false, so the answer takes the same time; a
+   * wrong password against a cheaper stored hash is padded to the same time too. `key` (the
+   * address that asked) is whose turn the check takes in the queue; a full queue rejects with
+   * {@linkcode HasherBusyError}.
    *
    * A password proven right against a stored hash is remembered, in memory only, as an HMAC
    * under a per-process random key; the same password against the same stored hash is then
@@ -177,13 +230,23 @@ export class PasswordHasher {
    * wrong one, or an unknown user, always costs a full scrypt. A changed password is a new stored
    * hash, so what was remembered for the old one is never used again.
    */
-  async verify(password: Uint8Array, stored: string | undefined): Promise<boolean> {
+  async verify(password: Uint8Array, stored: string | undefined, key = ""): Promise<boolean> {
     if (stored !== undefined && this.#remembered(password, stored)) return true;
     const known = stored !== undefined;
     const parsed = parseHash(stored ?? await this.#standInHash());
     if (parsed === null) return false;
-    const key = await this.#run(() => derive(password, parsed.salt, parsed.params));
-    const ok = known && key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+    const ok = await this.#queue.run(key, async () => {
+      const derived = await derive(password, parsed.salt, parsed.params);
+      const right = known && derived.length === parsed.key.length &&
+        timingSafeEqual(derived, parsed.key);
+      // Only a right password (which its owner knows anyway) is answered without the padding.
+      if (!right) {
+        for (const cost of paddingCosts(parsed.params, this.params)) {
+          await derive(password, parsed.salt, cost);
+        }
+      }
+      return right;
+    });
     if (ok) this.#remember(password, stored!);
     return ok;
   }
@@ -214,24 +277,10 @@ export class PasswordHasher {
   }
 
   #standInHash(): Promise<string> {
-    this.#standIn ??= this.hash(new Uint8Array(randomBytes(SALT_BYTES)));
+    this.#standIn ??= this.hash(new Uint8Array(randomBytes(SALT_BYTES))).catch((error) => {
+      this.#standIn = null; // a busy queue: make it next time
+      throw error;
+    });
     return this.#standIn;
-  }
-
-  async #run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.concurrency) {
-      if (this.#waiting.length >= this.maxWaiting) throw new HasherBusyError();
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    } else {
-      this.#running++;
-    }
-    try {
-      return await work();
-    } finally {
-      // Hand the slot straight to the next in line, or free it.
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#running--;
-    }
   }
 }
