@@ -55,6 +55,18 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
     assert.deepEqual(await store.listUsers(), ["Zed", "bob", "carol"]);
   },
 
+  "a re-hash replaces a user's hash only while it is still the old one": async (db) => {
+    const store = await db.open();
+    await store.addUser("alice", "h-old");
+    assert.equal(await store.upgradePasswordHash("alice", "h-old", "h-new"), true);
+    assert.equal((await store.findUser("alice"))?.passwordHash, "h-new");
+    // A password set meanwhile (the admin CLI) is not overwritten by a late re-hash.
+    assert.equal(await store.setPassword("alice", "h-set"), true);
+    assert.equal(await store.upgradePasswordHash("alice", "h-new", "h-newer"), false);
+    assert.equal((await store.findUser("alice"))?.passwordHash, "h-set");
+    assert.equal(await store.upgradePasswordHash("bob", "h", "h2"), false);
+  },
+
   "remove and set-password report whether there was such a name": async (db) => {
     const store = await db.open();
     await store.addUser("alice", "h1");

@@ -317,6 +317,14 @@ export class PostgresStore implements Store {
     });
   }
 
+  upgradePasswordHash(name: string, old: string, replacement: string): Promise<boolean> {
+    return this.#call(`cannot re-hash the password of ${name}`, async (sql) => {
+      const result = await sql`UPDATE users SET password_hash = ${replacement}
+                               WHERE name = ${name} AND password_hash = ${old}`;
+      return result.count > 0;
+    });
+  }
+
   listUsers(): Promise<string[]> {
     return this.#call("cannot list users", async (sql) => {
       const rows = await sql`SELECT name FROM users ORDER BY name`;

@@ -255,6 +255,15 @@ export class SqliteStore implements Store {
     }));
   }
 
+  upgradePasswordHash(name: string, old: string, replacement: string): Promise<boolean> {
+    return Promise.resolve(this.#write(`cannot re-hash the password of ${name}`, () => {
+      const result = this.#sql(
+        "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+      ).run(replacement, name, old);
+      return result.changes > 0;
+    }));
+  }
+
   listUsers(): Promise<string[]> {
     const rows = this.#read(
       "cannot list users",

@@ -83,6 +83,11 @@ export interface Store {
   removeUser(name: string): Promise<boolean>;
   /** Replaces a user's password hash; false if there is no such user. */
   setPassword(name: string, passwordHash: string): Promise<boolean>;
+  /**
+   * Replaces a user's hash by the same password's `replacement` (made at a new cost), only if
+   * the stored one is still `old`: a password changed meanwhile is left alone. Whether it did.
+   */
+  upgradePasswordHash(name: string, old: string, replacement: string): Promise<boolean>;
   /** Every username, sorted. */
   listUsers(): Promise<string[]>;
   /** Every room, sorted by name. */
