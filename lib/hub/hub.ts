@@ -27,6 +27,7 @@ import { ClusterSide } from "./cluster_events.ts";
 import { Joins } from "./joins.ts";
 import { Messages } from "./messages.ts";
 import type {
+  CheckOutcome,
   ClusterEvents,
   HubCluster,
   HubResults,
@@ -276,13 +277,13 @@ export class Hub implements HubResults {
 
   // ---- Results of the edge's work (HubResults) ----
 
-  loginChecked(ticket: number, ok: boolean): void {
+  loginChecked(ticket: number, ok: CheckOutcome): void {
     this.flush();
     const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "login" || !tickets.current(ticket, op.client)) return;
     const { client, user } = op;
-    if (!ok) return tickets.finish(client, this.#loginFailed(client.peer));
+    if (ok !== true) return tickets.finish(client, this.#loginFailed(client.peer, ok));
     if (this.#state.cluster === null) {
       return tickets.finish(client, this.#startSession(client, user, this.#nextSessionId++));
     }
@@ -313,7 +314,7 @@ export class Hub implements HubResults {
     this.#joins.roomStored(ticket, outcome);
   }
 
-  roomPasswordChecked(ticket: number, ok: boolean): void {
+  roomPasswordChecked(ticket: number, ok: CheckOutcome): void {
     this.flush();
     this.#joins.roomPasswordChecked(ticket, ok);
   }
@@ -323,13 +324,14 @@ export class Hub implements HubResults {
   #login(client: Client, user: string, password: Uint8Array): boolean {
     this.#endSession(client);
     const ticket = this.#state.tickets.request(client, { kind: "login", client, user });
-    this.#work.checkLogin(ticket, user, password.slice());
+    this.#work.checkLogin(ticket, user, password.slice(), client.peer.remoteAddress ?? "");
     return false;
   }
 
-  #loginFailed(peer: Peer): true {
+  /** A login failed (or, "busy", could not be checked): `0:-1`. */
+  #loginFailed(peer: Peer, outcome: false | "busy" = false): true {
     peer.send(LOGGED_OUT);
-    peer.sessionEnded("login-failed");
+    peer.sessionEnded(outcome === "busy" ? "login-busy" : "login-failed");
     return true;
   }
 

@@ -14,7 +14,7 @@
 
 import { encodeError, encodeLine } from "../protocol/codec.ts";
 import { DEFAULT_MAX_ROOMS_PER_USER } from "../protocol/limits.ts";
-import type { HubWork, StoredRoom } from "./ports.ts";
+import type { CheckOutcome, HubWork, StoredRoom } from "./ports.ts";
 import { leaveRoom, type Room, type Session } from "./room.ts";
 import type { HubState } from "./state.ts";
 import type { Client, JoinArgs } from "./tickets.ts";
@@ -53,7 +53,8 @@ export class Joins {
     this.#creating.set(name, []);
     this.#creatingBy.set(user, (this.#creatingBy.get(user) ?? 0) + 1);
     const ticket = this.#state.tickets.request(client, { kind: "create", join });
-    this.#work.storeRoom(ticket, name, join.password, user);
+    const address = client.peer.remoteAddress ?? "";
+    this.#work.storeRoom(ticket, name, join.password, address, user);
     return false;
   }
 
@@ -101,12 +102,14 @@ export class Joins {
   }
 
   /** The edge checked a room password. */
-  roomPasswordChecked(ticket: number, ok: boolean): void {
+  roomPasswordChecked(ticket: number, ok: CheckOutcome): void {
     const tickets = this.#state.tickets;
     const op = tickets.take(ticket);
     if (op?.kind !== "room-password" || !tickets.current(ticket, op.client)) return;
-    if (!ok) {
-      op.client.peer.send(ROOM_PASSWORD);
+    if (ok !== true) {
+      // Not checked (busy) is not a wrong password: the connection does not count it as one.
+      op.client.peer.send(ok === "busy" ? SERVER_ERROR : ROOM_PASSWORD);
+      if (ok === false) op.client.peer.roomPasswordFailed?.(op.room.name);
       tickets.done(op.client);
     } else if (this.#state.rooms.get(op.room.name) !== op.room) {
       op.client.peer.send(SERVER_ERROR); // removed while the password was checked
@@ -140,8 +143,10 @@ export class Joins {
   }
 
   #checkPassword({ client, session, password }: JoinArgs, room: Room): boolean {
-    if (room.passwordHash === null) {
-      if (password.length === 0) return this.#enter(client, session, room);
+    // No password can match a public room, and no room password is empty: answered unhashed.
+    if (room.passwordHash === null || password.length === 0) {
+      const open = room.passwordHash === null && password.length === 0;
+      if (open) return this.#enter(client, session, room);
       client.peer.send(ROOM_PASSWORD);
       return true;
     }
@@ -151,7 +156,8 @@ export class Joins {
       session,
       room,
     });
-    this.#work.checkRoomPassword(ticket, password, room.passwordHash);
+    const address = client.peer.remoteAddress ?? "";
+    this.#work.checkRoomPassword(ticket, password, room.passwordHash, address);
     return false;
   }
 

@@ -12,6 +12,8 @@
 export type SessionEndReason =
   /** A `0:` line failed (unknown user, wrong password, malformed). */
   | "login-failed"
+  /** A `0:` line could not be checked (the password hasher's queue is full): not a failure. */
+  | "login-busy"
   /** The same user logged in on another connection. */
   | "replaced"
   /** The operator removed the user. */
@@ -19,6 +21,8 @@ export type SessionEndReason =
 
 /** One connection as the hub sees it: somewhere to send lines, and notices. */
 export interface Peer {
+  /** The remote address, which the edge's work queue serves in turn with the others. */
+  readonly remoteAddress?: string;
   /**
    * Queues encoded output for the client: one line, or several back to back (a run of room
    * messages), always ending in LF. The bytes may be shared with other peers: never modify them.
@@ -33,6 +37,8 @@ export interface Peer {
    * false) is finished: the connection may hand the hub its next line.
    */
   commandDone(): void;
+  /** A join's room password (of `room`) was checked and was wrong. */
+  roomPasswordFailed?(room: string): void;
 }
 
 /** A room as the store holds it. */
@@ -51,38 +57,53 @@ export interface StoredRoom {
   created: boolean;
 }
 
+/** What checking a password came to: right, wrong, or not checked because the edge is busy. */
+export type CheckOutcome = boolean | "busy";
+
 /**
  * Work the hub asks of its edge. Every method returns at once and must not answer before it
  * has returned: the edge reports the outcome later by calling the {@linkcode HubResults}
- * method named in each description with the same `ticket`.
+ * method named in each description with the same `ticket`. `address` is the asking peer's
+ * remote address: slow work is served address by address, in turn.
  */
 export interface HubWork {
   /**
    * Looks up `username` and checks `password` against its hash, doing the same work when there
    * is no such user → {@linkcode HubResults.loginChecked}.
    */
-  checkLogin(ticket: number, username: string, password: Uint8Array): void;
+  checkLogin(ticket: number, username: string, password: Uint8Array, address: string): void;
   /** Claims `username` cluster-wide (only with a cluster) → {@linkcode HubResults.claimDecided}. */
   claim(ticket: number, username: string): void;
   /**
    * Hashes `password` (none when empty: a public room) and stores the room as made by `maker`,
    * or reads the stored one when it exists already → {@linkcode HubResults.roomStored}.
    */
-  storeRoom(ticket: number, name: string, password: Uint8Array, maker: string): void;
+  storeRoom(
+    ticket: number,
+    name: string,
+    password: Uint8Array,
+    address: string,
+    maker: string,
+  ): void;
   /** Checks a room password against the room's hash → {@linkcode HubResults.roomPasswordChecked}. */
-  checkRoomPassword(ticket: number, password: Uint8Array, passwordHash: string): void;
+  checkRoomPassword(
+    ticket: number,
+    password: Uint8Array,
+    passwordHash: string,
+    address: string,
+  ): void;
 }
 
 /** The outcomes of {@linkcode HubWork}, fed back into the hub as events. */
 export interface HubResults {
-  /** Whether the login's password matched (false too when it could not be checked). */
-  loginChecked(ticket: number, ok: boolean): void;
+  /** Whether the login's password matched (false too on a server error), or "busy". */
+  loginChecked(ticket: number, ok: CheckOutcome): void;
   /** The claim's fence (also the session id), or null when the claim was refused. */
   claimDecided(ticket: number, fence: number | null): void;
   /** The room as stored, or null when storing it failed. */
   roomStored(ticket: number, outcome: StoredRoom | null): void;
-  /** Whether the room password matched (false too when it could not be checked). */
-  roomPasswordChecked(ticket: number, ok: boolean): void;
+  /** Whether the room password matched (false too on a server error), or "busy". */
+  roomPasswordChecked(ticket: number, ok: CheckOutcome): void;
 }
 
 /** A session as a cluster snapshot lists it: what another node needs to route to it. */

@@ -1,14 +1,18 @@
 /**
  * The hub's edge: the slow work the synchronous hub asks for (the store, the password hasher,
  * the cluster's claims), done asynchronously, with each outcome fed back into the hub as an
- * event. Failures that are the server's (a store write failing, a busy hasher) are reported
- * and become a failed login or a `9:2:server-error`; the server carries on.
+ * event. Failures that are the server's (a store write failing) are reported and become a
+ * failed login or a `9:2:server-error`; the server carries on. A check the hasher's queue had no
+ * room for is answered "busy", which is not a wrong password. Every hash is asked for on behalf
+ * of the peer's remote address, which the hasher serves in turn with the others. A user whose
+ * stored hash was made at another cost is re-hashed at the current one after a right password.
  *
  * @module
  */
 
-import type { HubResults, HubWork, StoredRoom } from "../hub/ports.ts";
+import type { CheckOutcome, HubResults, HubWork, StoredRoom } from "../hub/ports.ts";
 import type { RoomRecord } from "../store/store.ts";
+import { QueueFullError } from "./fair_queue.ts";
 
 /** What the edge needs of the store. */
 export interface EdgeStore {
@@ -18,14 +22,24 @@ export interface EdgeStore {
   addRoom(name: string, passwordHash: string | null, maker: string | null): Promise<void>;
   /** The stored room, or undefined. */
   findRoom(name: string): Promise<RoomRecord | undefined>;
+  /**
+   * Replaces the user's hash `old` by `replacement`, only if it is still `old`; whether it did.
+   * Without it, hashes are never re-made at login.
+   */
+  upgradePasswordHash?(name: string, old: string, replacement: string): Promise<boolean>;
 }
 
-/** What the edge needs of the password hasher (see password.ts). */
+/**
+ * What the edge needs of the password hasher (see password.ts). `key` is the address asking; a
+ * full queue rejects with a {@linkcode QueueFullError}.
+ */
 export interface EdgePasswords {
   /** Whether the password matches; with `undefined` it does the same work and returns false. */
-  verify(password: Uint8Array, stored: string | undefined): Promise<boolean>;
+  verify(password: Uint8Array, stored: string | undefined, key?: string): Promise<boolean>;
   /** A new hash of the password. */
-  hash(password: Uint8Array): Promise<string>;
+  hash(password: Uint8Array, key?: string): Promise<string>;
+  /** Whether a stored hash was made at other parameters than new ones get. */
+  needsRehash?(stored: string): boolean;
 }
 
 /** What the edge needs of the cluster (see lib/cluster/link.ts). */
@@ -69,7 +83,7 @@ export interface HubEdgeOptions {
  *   roomStored() {},
  *   roomPasswordChecked() {},
  * });
- * work.checkLogin(1, "alice", new TextEncoder().encode("pw"));
+ * work.checkLogin(1, "alice", new TextEncoder().encode("pw"), "192.0.2.1");
  * assert.deepEqual(answers, []); // never answered at once
  * await new Promise((resolve) => setTimeout(resolve, 0));
  * assert.deepEqual(answers, ["login 1 true"]);
@@ -82,16 +96,37 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWo
     try {
       return await task();
     } catch (error) {
-      onError(error);
+      if (!(error instanceof QueueFullError)) onError(error); // busy is no server fault
       return fallback;
     }
   };
+  /** A password check: its outcome, "busy" when the hasher had no room for it. */
+  const check = (task: () => Promise<boolean>): Promise<CheckOutcome> =>
+    attempt(async () => {
+      try {
+        return await task();
+      } catch (error) {
+        if (error instanceof QueueFullError) return "busy";
+        throw error;
+      }
+    }, false);
+  /** Re-makes a right password's hash at the current cost, unless it changed meanwhile. */
+  const upgrade = async (user: string, old: string, password: Uint8Array, address: string) => {
+    if (store.upgradePasswordHash === undefined || !passwords.needsRehash?.(old)) return;
+    try {
+      await store.upgradePasswordHash(user, old, await passwords.hash(password, address));
+    } catch (error) {
+      if (!(error instanceof QueueFullError)) onError(error); // busy: the next login tries again
+    }
+  };
   return (results) => ({
-    checkLogin(ticket, username, password) {
-      void attempt(async () => {
+    checkLogin(ticket, username, password, address) {
+      void check(async () => {
         const user = await store.findUser(username);
-        return await passwords.verify(password, user?.passwordHash);
-      }, false).then((ok) => results.loginChecked(ticket, ok));
+        const ok = await passwords.verify(password, user?.passwordHash, address);
+        if (ok) void upgrade(username, user!.passwordHash, password, address);
+        return ok;
+      }).then((ok) => results.loginChecked(ticket, ok));
     },
     claim(ticket, username) {
       if (claims === undefined) {
@@ -101,9 +136,9 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWo
       void attempt(() => claims.claim(username), null)
         .then((fence) => results.claimDecided(ticket, fence));
     },
-    storeRoom(ticket, name, password, maker) {
+    storeRoom(ticket, name, password, address, maker) {
       void attempt(async (): Promise<StoredRoom | null> => {
-        const hash = password.length === 0 ? null : await passwords.hash(password);
+        const hash = password.length === 0 ? null : await passwords.hash(password, address);
         try {
           await store.addRoom(name, hash, maker);
           return { record: { name, passwordHash: hash, maker }, created: true };
@@ -115,8 +150,8 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWo
         }
       }, null).then((outcome) => results.roomStored(ticket, outcome));
     },
-    checkRoomPassword(ticket, password, passwordHash) {
-      void attempt(() => passwords.verify(password, passwordHash), false)
+    checkRoomPassword(ticket, password, passwordHash, address) {
+      void check(() => passwords.verify(password, passwordHash, address))
         .then((ok) => results.roomPasswordChecked(ticket, ok));
     },
   });
