@@ -46,7 +46,7 @@ const LIMITS = {
 async function connected(limits: Partial<typeof LIMITS> = {}) {
   const clock = new FakeClock();
   const { hub, store } = await makeHub();
-  const throttle = new LoginThrottle({ now: () => clock.now() });
+  const throttle = new LoginThrottle({ clock });
   const transport = new RecordingTransport();
   const connection = new Connection(transport, {
     hub,

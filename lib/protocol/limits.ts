@@ -52,3 +52,8 @@ export const DEFAULT_RATE_BYTES_PER_SECOND = 512 << 10;
 export const DEFAULT_MAX_LOGIN_FAILURES = 10;
 /** Failed logins answered at once; each later one is answered more slowly. */
 export const FREE_LOGIN_FAILURES = 3;
+/**
+ * Password checks (logins, room passwords) of one remote address in the hasher's hands at once;
+ * the address's others wait their turn without taking a place in the hasher's queue.
+ */
+export const LOGIN_CHECKS_PER_ADDRESS = 2;

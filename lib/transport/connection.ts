@@ -81,6 +81,12 @@ function codeOf(line: Uint8Array): ErrorCode {
   return "?";
 }
 
+/** Whether a command checks a password: a login (even a malformed one), a join with one. */
+function checksPassword(command: Command): boolean {
+  return command.kind === "login" || command.kind === "bad-login" ||
+    (command.kind === "join" && command.password.length > 0);
+}
+
 /** How long a connection may take to write what is queued when it is closed on purpose. */
 const FLUSH_ON_CLOSE_MS = 2000;
 
@@ -113,6 +119,10 @@ export class Connection implements Peer {
   readonly metrics: Metrics;
   /** Resolves when the hub finishes the command it left pending (null: none is). */
   #commandDone: (() => void) | null = null;
+  /** Ends the password check's turn at this address (login_throttle.ts; a no-op without one). */
+  #endTurn: () => void = () => {};
+  /** The session's user, for logs. */
+  #user = "";
 
   constructor(transport: Transport, context: ConnectionContext) {
     this.#transport = transport;
@@ -157,6 +167,7 @@ export class Connection implements Peer {
       return;
     }
     const command = parseCommand(line)!;
+    if (checksPassword(command)) return this.#inTurn(command);
     if (command.kind === "rooms" || command.kind === "join") {
       // The reply (a room list, a member list) costs its size in the byte bucket.
       const sentBefore = this.#sentBytes;
@@ -164,15 +175,28 @@ export class Connection implements Peer {
       this.#flood.charged(line, this.#sentBytes - sentBefore);
       return done;
     }
-    if (command.kind === "login" || command.kind === "bad-login") {
-      const delay = this.#context.throttle.delayMs(this.remoteAddress, this.#loginFailures);
-      if (delay > 0) {
-        return new Promise<void>((resolve) => this.#clock.after(delay, resolve)).then(() => {
-          if (!this.#closed) return this.#toHub(command);
-        });
-      }
-    }
     return this.#toHub(command);
+  }
+
+  /**
+   * A command that checks a password waits for its address's turn (the throttle's delay, and
+   * a bound on the address's checks at once), and holds it until the hub has answered.
+   */
+  #inTurn(command: Command): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    let end = () => {};
+    const finish = () => {
+      end();
+      this.#endTurn = () => {};
+      resolve();
+    };
+    end = this.#context.throttle.turn(this.remoteAddress, this.#loginFailures, () => {
+      const pending = this.#closed ? undefined : this.#toHub(command);
+      if (pending === undefined) finish();
+      else void pending.then(finish);
+    });
+    this.#endTurn = finish;
+    return promise;
   }
 
   /** Hands a command to the hub; a promise when the hub leaves it pending (a login, a join). */
@@ -218,23 +242,49 @@ export class Connection implements Peer {
     }
   }
   /** A session started: the login clock stops. */
-  sessionStarted(): void {
+  sessionStarted(username: string): void {
+    this.#user = username;
     this.#stopLoginClock();
+  }
+
+  /** A join's room password was wrong: counted, throttled and logged as a failed login is. */
+  roomPasswordFailed(room: string): void {
+    if (this.#closed) return;
+    const closing = this.#passwordFailed();
+    this.#context.log.info("room-password-failed", {
+      address: this.remoteAddress,
+      user: this.#user,
+      room,
+      failures: this.#loginFailures,
+    });
+    if (closing) void this.closeAfterFlush("too many wrong passwords");
+  }
+
+  /** Counts a wrong password (a login's or a room's); true when the connection must close. */
+  #passwordFailed(): boolean {
+    this.#loginFailures++;
+    const throttle = this.#context.throttle;
+    throttle.recordFailure(this.remoteAddress);
+    return this.#loginFailures >= throttle.maxFailuresPerConnection;
   }
 
   /** The session ended with the connection open: the login clock starts again. */
   sessionEnded(reason: SessionEndReason): void {
     if (this.#closed) return;
     if (reason === "login-failed") {
-      this.#loginFailures++;
       this.metrics.failedLogins++;
-      const { throttle, log } = this.#context;
-      throttle.recordFailure(this.remoteAddress);
-      log.info("login-failed", { address: this.remoteAddress, failures: this.#loginFailures });
-      if (this.#loginFailures >= throttle.maxFailuresPerConnection) {
+      const closing = this.#passwordFailed();
+      this.#context.log.info("login-failed", {
+        address: this.remoteAddress,
+        failures: this.#loginFailures,
+      });
+      if (closing) {
         void this.closeAfterFlush("too many failed logins");
         return;
       }
+    } else if (reason === "login-busy") {
+      // Not checked: the hasher's queue was full. Not a wrong password, so not counted.
+      this.#context.log.info("login-busy", { address: this.remoteAddress });
     } else {
       this.#context.log.info("session-ended", { address: this.remoteAddress, reason });
     }
@@ -261,6 +311,7 @@ export class Connection implements Peer {
     this.#stopLoginClock();
     this.#transport.close();
     this.commandDone(); // a read loop waiting on the hub ends now: nothing more is read
+    this.#endTurn(); // and one waiting for its address's turn gives it up
     // Leave the hub after the current turn: close() can be reached from inside a broadcast.
     queueMicrotask(() => {
       this.#context.hub.disconnect(this);

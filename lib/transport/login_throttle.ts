@@ -1,11 +1,21 @@
 /**
- * Slows repeated failed logins, per connection and per remote address, so guessing passwords is
- * slow while logins from other addresses go at full speed.
+ * Slows repeated failed logins (and wrong room passwords), per connection and per remote
+ * address, so guessing passwords is slow while logins from other addresses go at full speed.
+ *
+ * An address's password checks take turns ({@linkcode LoginThrottle.turn}): at most
+ * {@linkcode LOGIN_CHECKS_PER_ADDRESS} at once, and once the address's failures are past the
+ * free ones, one at a time, each after the delay, however many connections it opens. So many
+ * connections guess no faster than one, and cannot fill the hasher's queue ahead of others.
  *
  * @module
  */
 
-import { DEFAULT_MAX_LOGIN_FAILURES, FREE_LOGIN_FAILURES } from "../protocol/limits.ts";
+import {
+  DEFAULT_MAX_LOGIN_FAILURES,
+  FREE_LOGIN_FAILURES,
+  LOGIN_CHECKS_PER_ADDRESS,
+} from "../protocol/limits.ts";
+import { type Clock, systemClock } from "../observe/clock.ts";
 
 /** Options of {@linkcode LoginThrottle}. */
 export interface LoginThrottleOptions {
@@ -19,13 +29,31 @@ export interface LoginThrottleOptions {
   maxFailuresPerConnection?: number;
   /** How long an address's failure count takes to halve. Default 60,000 ms. */
   halfLifeMs?: number;
-  /** The clock (tests pass their own). */
+  /** Checks of one address at once. Default {@linkcode LOGIN_CHECKS_PER_ADDRESS}. */
+  checksPerAddress?: number;
+  /** The clock of the delays (tests pass their own). */
+  clock?: Clock;
+  /** Where failures' ages are read (default: the clock's). */
   now?: () => number;
 }
 
 interface AddressRecord {
   failures: number;
   at: number;
+}
+
+/** A check waiting for its address's turn. */
+interface Waiter {
+  connectionFailures: number;
+  admit: () => void;
+}
+
+/** An address's checks: the ones waiting, oldest first, and how many run. */
+interface Turns {
+  waiting: Waiter[];
+  running: number;
+  /** Cancels the delay the first waiter waits out (null: none runs). */
+  delay: (() => void) | null;
 }
 
 /** How many addresses are remembered before forgotten ones are swept. */
@@ -50,8 +78,12 @@ export class LoginThrottle {
   readonly maxDelayMs: number;
   readonly maxFailuresPerConnection: number;
   readonly halfLifeMs: number;
+  readonly checksPerAddress: number;
   #now: () => number;
+  #after: Clock["after"];
   #addresses = new Map<string, AddressRecord>();
+  /** Addresses with checks waiting or running. */
+  #turns = new Map<string, Turns>();
 
   constructor(options: LoginThrottleOptions = {}) {
     this.freeFailures = options.freeFailures ?? FREE_LOGIN_FAILURES;
@@ -60,7 +92,10 @@ export class LoginThrottle {
     this.maxFailuresPerConnection = options.maxFailuresPerConnection ??
       DEFAULT_MAX_LOGIN_FAILURES;
     this.halfLifeMs = options.halfLifeMs ?? 60_000;
-    this.#now = options.now ?? Date.now;
+    this.checksPerAddress = options.checksPerAddress ?? LOGIN_CHECKS_PER_ADDRESS;
+    const clock = options.clock ?? systemClock;
+    this.#now = options.now ?? (() => clock.now());
+    this.#after = (ms, task) => clock.after(ms, task);
   }
 
   #failuresOf(address: string, now: number): number {
@@ -82,6 +117,93 @@ export class LoginThrottle {
     const now = this.#now();
     if (this.#addresses.size >= SWEEP_AT) this.#sweep(now);
     this.#addresses.set(address, { failures: this.#failuresOf(address, now) + 1, at: now });
+  }
+
+  /**
+   * Waits for the address's turn to check a password, then calls `go` (never before returning).
+   * While the address's failures are free, up to {@linkcode checksPerAddress} go at once; past
+   * them one at a time, each when the address has had nothing running for the delay (the
+   * address's, or the connection's own `connectionFailures` if larger). Returns what ends the
+   * turn: call it when the check is answered, or to give up waiting (idempotent).
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { LoginThrottle } from "./login_throttle.ts";
+   * const throttle = new LoginThrottle({ checksPerAddress: 1 });
+   * const went: string[] = [];
+   * const endFirst = throttle.turn("10.0.0.1", 0, () => went.push("first"));
+   * throttle.turn("10.0.0.1", 0, () => went.push("second"));
+   * throttle.turn("10.0.0.2", 0, () => went.push("elsewhere"));
+   * await Promise.resolve();
+   * assert.deepEqual(went, ["first", "elsewhere"]); // the second waits for the first
+   * endFirst();
+   * await Promise.resolve();
+   * assert.deepEqual(went, ["first", "elsewhere", "second"]);
+   * ```
+   */
+  turn(address: string, connectionFailures: number, go: () => void): () => void {
+    let turns = this.#turns.get(address);
+    if (turns === undefined) {
+      turns = { waiting: [], running: 0, delay: null };
+      this.#turns.set(address, turns);
+    }
+    const line = turns;
+    let state: "waiting" | "running" | "ended" = "waiting";
+    const waiter: Waiter = {
+      connectionFailures,
+      admit: () => {
+        state = "running";
+        line.running++;
+        queueMicrotask(go);
+      },
+    };
+    line.waiting.push(waiter);
+    this.#next(address, line);
+    return () => {
+      if (state === "running") line.running--;
+      else if (state === "waiting") {
+        if (line.waiting[0] === waiter && line.delay !== null) {
+          line.delay();
+          line.delay = null;
+        }
+        line.waiting.splice(line.waiting.indexOf(waiter), 1);
+      } else return;
+      state = "ended";
+      this.#next(address, line);
+    };
+  }
+
+  /** Admits whoever may go now, or starts the delay the first waiter waits out. */
+  #next(address: string, line: Turns): void {
+    while (line.waiting.length > 0 && line.delay === null) {
+      const first = line.waiting[0];
+      const delay = this.delayMs(address, first.connectionFailures);
+      const failures = Math.max(first.connectionFailures, this.#failuresOf(address, this.#now()));
+      if (failures <= this.freeFailures) {
+        if (line.running >= this.checksPerAddress) return;
+        line.waiting.shift()!.admit();
+        continue;
+      }
+      // Slowed: one at a time, the delay counted from when the address fell idle.
+      if (line.running > 0) return;
+      if (delay === 0) {
+        line.waiting.shift()!.admit();
+        continue;
+      }
+      line.delay = this.#after(delay, () => {
+        line.delay = null;
+        line.waiting.shift()!.admit();
+        this.#next(address, line);
+      });
+      return;
+    }
+    if (line.waiting.length === 0 && line.running === 0) this.#turns.delete(address);
+  }
+
+  /** How many addresses have checks waiting or running. */
+  get busyAddresses(): number {
+    return this.#turns.size;
   }
 
   /** How many addresses are remembered (bounded by sweeping the ones that have cooled down). */
