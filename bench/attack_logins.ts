@@ -60,7 +60,8 @@ async function serve(db: string): Promise<{ port: number; stop: () => Promise<vo
   await Deno.copyFile(db, copy);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", main, "--host", "127.0.0.1", "--port", "0", "--db", copy],
-    env: { PARLEY_HASH_COST: cost },
+    // A login waiting behind the flood may take longer than the default 30 s login timeout.
+    env: { PARLEY_HASH_COST: cost, PARLEY_LOGIN_TIMEOUT_MS: "600000" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
