@@ -50,12 +50,20 @@ export function bytes(...parts: (string | Uint8Array | number[])[]): Uint8Array 
 }
 
 /**
- * The flags every test server gets: loopback, a free port, the database `db` and the test hash
- * cost, then `extra`.
+ * The flags every test server gets: loopback, a free port, the database `db`, the test hash
+ * cost and no per-address connection cap (every test client comes from 127.0.0.1; a test of the
+ * cap sets it), then `extra`.
  */
 export function serverFlags(db: string, extra: readonly string[] = []): string[] {
   const base = { "--host": "127.0.0.1", "--port": "0", "--db": db };
-  return [...Object.entries(base).flat(), "--hash-cost", String(TEST_HASH_COST), ...extra];
+  const perAddress = ["--max-connections-per-address", "0"];
+  return [
+    ...Object.entries(base).flat(),
+    "--hash-cost",
+    String(TEST_HASH_COST),
+    ...perAddress,
+    ...extra,
+  ];
 }
 
 /** Makes a temporary directory, removed by the returned function. */

@@ -31,6 +31,14 @@ export const DEFAULT_MAX_ROOMS_PER_USER = 100;
 export const DEFAULT_MAX_TARGETS = 100;
 /** The most open connections (`--max-connections`). */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/**
+ * The most connections one address may hold (`--max-connections-per-address`; an IPv6 address
+ * counts by its /64). One honest host (a home or office behind NAT, a few hundred bots) fits; a
+ * single attacking machine no longer fills the default 10,000 slots.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
+/** How long a WebSocket-port client has to send its whole HTTP request head (`--header-timeout-ms`). */
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
 /** Output a client may leave unread before it is dropped (`--max-pending-bytes`). */
 export const DEFAULT_MAX_PENDING_BYTES = 4 << 20;
 /** Lines a client may send back to back (`--rate-burst`). */

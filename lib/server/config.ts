@@ -92,6 +92,8 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     maxRoomsPerUser: read("maxRoomsPerUser"),
     maxTargets: read("maxTargets"),
     maxConnections: read("maxConnections"),
+    maxConnectionsPerAddress: read("maxConnectionsPerAddress"),
+    headerTimeoutMs: read("headerTimeoutMs"),
     maxPendingBytes: read("maxPendingBytes"),
     rateBurst: read("rateBurst"),
     ratePerSecond: read("ratePerSecond"),

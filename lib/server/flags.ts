@@ -7,8 +7,10 @@
  */
 
 import {
+  DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_LOGIN_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_MAX_LOGIN_FAILURES,
   DEFAULT_MAX_PENDING_BYTES,
@@ -38,6 +40,8 @@ export interface Config {
   maxRoomsPerUser: number;
   maxTargets: number;
   maxConnections: number;
+  maxConnectionsPerAddress: number;
+  headerTimeoutMs: number;
   maxPendingBytes: number;
   rateBurst: number;
   ratePerSecond: number;
@@ -228,6 +232,21 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     10_000_000,
     "most open connections; the next gets 9:?:server-full",
+  ),
+  maxConnectionsPerAddress: integer(
+    "max-connections-per-address",
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    0,
+    10_000_000,
+    "most connections from one address (IPv6: one /64), at most 90% of --max-connections " +
+      "(0: no cap, e.g. behind a proxy)",
+  ),
+  headerTimeoutMs: integer(
+    "header-timeout-ms",
+    DEFAULT_HEADER_TIMEOUT_MS,
+    100,
+    30_000,
+    "time a client on --ws-port has to send its whole HTTP request head",
   ),
   maxPendingBytes: integer(
     "max-pending-bytes",

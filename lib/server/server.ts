@@ -7,6 +7,7 @@
  */
 
 import { encodeError } from "../protocol/codec.ts";
+import { Admission, RateLimitedWarning } from "./admission.ts";
 import type { Config } from "./config.ts";
 import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
@@ -37,6 +38,8 @@ const ACCEPT_BACKOFF_MIN_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** Sockets being refused at once (while full) beyond which more are closed without an answer. */
 const MAX_REFUSING = 64;
+/** `accept-error` and `server-full` are logged at most once per this long (with a count). */
+const WARNING_INTERVAL_MS = 1000;
 
 function describe(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
@@ -132,9 +135,15 @@ export class ParleyServer {
   #metricsServer: MetricsServer | undefined;
   /** What the WebSocket port serves, with --ws-port. */
   #webSocketOptions: WebSocketOptions | undefined;
-  /** WebSocket sockets still in their HTTP exchange: they count against --max-connections. */
+  /** WebSocket sockets still in their HTTP exchange (closed at shutdown). */
   #handshakes = new Set<Deno.Conn>();
+  /** Every open socket, by address, against --max-connections and its per-address cap. */
+  #admission: Admission;
+  /** `server-full` warnings, by transport. */
+  #refusals = new RateLimitedWarning(WARNING_INTERVAL_MS);
   #refusing = 0;
+  /** What WebSocket connections share: closing one leaves the set; its socket may linger. */
+  #wsContext: ConnectionContext;
   /** The link to the other nodes, with --cluster. */
   readonly cluster: ClusterLink | null;
 
@@ -166,9 +175,14 @@ export class ParleyServer {
       limits: { ...config, readBufferBytes: READ_BUFFER_BYTES },
       throttle: new LoginThrottle({ maxFailuresPerConnection: config.maxLoginFailures }),
       log,
-      closed: (connection) => this.#connections.delete(connection),
+      closed: (connection) => {
+        this.#connections.delete(connection);
+        this.#admission.release(connection.remoteAddress); // a TCP/TLS socket closes with it
+      },
       metrics: this.metrics,
     };
+    this.#wsContext = { ...this.#context, closed: (c) => this.#connections.delete(c) };
+    this.#admission = new Admission(config.maxConnections, config.maxConnectionsPerAddress);
   }
 
   /** Opens the database and starts listening. Throws (naming the file) if the store cannot open. */
@@ -220,7 +234,8 @@ export class ParleyServer {
     if (wsPort >= 0) {
       // WebSocket (and the page) on --ws-port: TLS only when the TLS flags are given.
       const { wsOrigins, web, stampSender } = this.#config;
-      this.#webSocketOptions = { origins: wsOrigins, web, stampSender };
+      const headTimeoutMs = this.#config.headerTimeoutMs;
+      this.#webSocketOptions = { origins: wsOrigins, web, stampSender, headTimeoutMs };
       if (tls === null) this.#serveListener(Deno.listen({ hostname: host, port: wsPort }), "ws");
       else this.#serveListener(listenTls(host, wsPort, tls, this.#config), "wss");
     }
@@ -236,8 +251,7 @@ export class ParleyServer {
 
   async #acceptLoop(listener: Deno.Listener, transport: ListenAddress["transport"]): Promise<void> {
     let backoffMs = 0;
-    let loggedAt = -Infinity;
-    let suppressed = 0;
+    const errors = new RateLimitedWarning(WARNING_INTERVAL_MS);
     while (this.#stopping === null) {
       let conn: Deno.Conn;
       try {
@@ -245,13 +259,9 @@ export class ParleyServer {
       } catch (error) {
         if (this.#stopping !== null || error instanceof Deno.errors.BadResource) return;
         // Out of descriptors, say: retrying at once would spin, and log as fast as it spins.
-        const now = performance.now();
-        if (now - loggedAt >= 1000) {
+        const suppressed = errors.due(performance.now());
+        if (suppressed !== null) {
           this.#log.warn("accept-error", { transport, error: String(error), suppressed });
-          loggedAt = now;
-          suppressed = 0;
-        } else {
-          suppressed++;
         }
         backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
@@ -263,14 +273,20 @@ export class ParleyServer {
   }
 
   /**
-   * Admission, for every listener: a socket counts against --max-connections from its first
-   * byte (a WebSocket one while it is still sending its HTTP request, too).
+   * Admission, for every listener: a socket counts against --max-connections and its address's
+   * cap from its first byte until it is closed (a WebSocket one while it is still sending its
+   * HTTP request, and while it waits for the peer's close frame, too).
    */
   #accept(conn: Deno.Conn, transport: ListenAddress["transport"]): void {
-    const remote = conn.remoteAddr as Deno.NetAddr;
+    const address = (conn.remoteAddr as Deno.NetAddr).hostname;
     const webSocket = transport === "ws" || transport === "wss";
-    if (this.#connections.size + this.#handshakes.size >= this.#config.maxConnections) {
-      this.#log.warn("server-full", { address: remote.hostname, transport });
+    const refused = this.#admission.admit(address);
+    if (refused !== null) {
+      const suppressed = this.#refusals.due(performance.now(), transport);
+      if (suppressed !== null) {
+        const limit = refused === "server-full" ? "total" : "per-address";
+        this.#log.warn("server-full", { address, transport, limit, suppressed });
+      }
       if (webSocket) this.#refuseWebSocket(conn);
       else conn.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(conn));
       return;
@@ -280,14 +296,16 @@ export class ParleyServer {
       tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
       tcp.setKeepAlive(true); // find dead peers and end their sessions
     }
-    if (webSocket) this.#serveWebSocket(conn);
+    if (webSocket) this.#serveWebSocket(conn, address);
     else this.#connections.add(serveTcp(conn, this.#context));
   }
 
-  /** A WebSocket socket: counted as a handshake until it upgrades (or is answered and closed). */
-  #serveWebSocket(conn: Deno.Conn): void {
+  /** A WebSocket socket: a handshake until it upgrades (or is answered and closed). */
+  #serveWebSocket(conn: Deno.Conn, address: string): void {
     this.#handshakes.add(conn);
-    serveWebSocket(conn, this.#context, this.#webSocketOptions!).then((connection) => {
+    const socketClosed = () => this.#admission.release(address);
+    const options = this.#webSocketOptions!;
+    serveWebSocket(conn, this.#wsContext, options, socketClosed).then((connection) => {
       this.#handshakes.delete(conn);
       if (connection === null || connection.isClosed) return; // closed: it left the set already
       if (this.#stopping !== null) connection.close(); // upgraded while shutdown closed the rest

@@ -6,10 +6,12 @@
  * @module
  */
 
+import { DEFAULT_HEADER_TIMEOUT_MS } from "../protocol/limits.ts";
+
 /** The most bytes a request head may take (request line, headers, blank line). */
 export const MAX_HEAD_BYTES = 8 * 1024;
-/** How long a client has to send its whole request head, by default. */
-export const HEAD_TIMEOUT_MS = 10_000;
+/** How long a client has to send its whole request head, by default (`--header-timeout-ms`). */
+export const HEAD_TIMEOUT_MS = DEFAULT_HEADER_TIMEOUT_MS;
 
 /** A request head. */
 export interface RequestHead {

@@ -51,6 +51,9 @@ const EMPTY = new Uint8Array(0);
  * Serves one accepted socket on the WebSocket port: reads its request head, answers a page or an
  * error and closes, or upgrades it and resolves to its {@linkcode Connection} (whose read loop
  * then runs in the background). Resolves to `null` when there is no connection; never rejects.
+ * `socketClosed` is called once, when the socket is closed: after an answer (the result is then
+ * `null`), or once the connection's close frame went out and the peer answered or the close timed
+ * out, so whoever counts sockets counts a closing one too.
  *
  * @example Usage
  * ```ts ignore
@@ -61,10 +64,13 @@ export async function serveWebSocket(
   conn: Deno.Conn,
   context: ConnectionContext,
   options: WebSocketOptions,
+  socketClosed: () => void = () => {},
 ): Promise<Connection | null> {
   try {
     const rest = await acceptUpgrade(conn, options, context.log);
-    return rest === null ? null : new WebSocketTransport(conn, context, rest).connection;
+    if (rest !== null) return new WebSocketTransport(conn, context, rest, socketClosed).connection;
+    socketClosed(); // answered, and closed
+    return null;
   } catch (error) {
     if (
       !(error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset)
@@ -72,6 +78,7 @@ export async function serveWebSocket(
       context.log.error("server-error", { transport: "ws", error: String(error) });
     }
     closeQuietly(conn);
+    socketClosed();
     return null;
   }
 }
@@ -100,13 +107,20 @@ class WebSocketTransport implements Transport {
   #peerDone = false;
   #hungUp = false;
   #hangUpTimer: ReturnType<typeof setTimeout> | undefined;
+  #socketClosed: () => void;
   // The message being read: its size so far, its last byte, and its unfinished line.
   #messageBytes = 0;
   #lastByte = -1;
   #splitter: LineSplitter | null = null;
 
-  constructor(conn: Deno.Conn, context: ConnectionContext, rest: Uint8Array) {
+  constructor(
+    conn: Deno.Conn,
+    context: ConnectionContext,
+    rest: Uint8Array,
+    socketClosed: () => void,
+  ) {
     this.#conn = conn;
+    this.#socketClosed = socketClosed;
     this.#limits = context.limits;
     this.#log = context.log;
     this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
@@ -168,6 +182,7 @@ class WebSocketTransport implements Transport {
     this.#hungUp = true;
     clearTimeout(this.#hangUpTimer);
     closeQuietly(this.#conn);
+    this.#socketClosed();
   }
 
   /** The peer is done: end the socket once our close frame is out. */
@@ -175,6 +190,14 @@ class WebSocketTransport implements Transport {
     this.#peerDone = true;
     this.connection.close();
     if (this.#closeSent) this.#hangUp();
+  }
+
+  /** Pongs the peer does not read passed the pending bound: dropped as any slow consumer is. */
+  #slowConsumer(): void {
+    const connection = this.connection;
+    connection.metrics.slowConsumerDisconnects++;
+    this.#log.warn("slow-consumer", { address: this.remoteAddress, pending: this.pendingBytes });
+    connection.close();
   }
 
   /** A write failed: the peer is gone. */
@@ -227,7 +250,7 @@ class WebSocketTransport implements Transport {
       } else if (event === "too-big") {
         await connection.lineTooLong();
       } else if (event === "ping") {
-        if (!this.#queue.push(encodeFrame(OPCODE_PONG, parser.payload))) connection.close();
+        if (!this.#queue.push(encodeFrame(OPCODE_PONG, parser.payload))) this.#slowConsumer();
       }
     }
     const splitter = this.#splitter;
