@@ -181,6 +181,8 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
         "10",
         "--max-connections",
         "20000",
+        "--max-connections-per-address", // every generated client comes from 127.0.0.1
+        "0",
         ...(options.parleyArgs ?? []),
       ],
       cwd: options.dir,
