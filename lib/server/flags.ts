@@ -25,7 +25,19 @@ import {
   MAX_LINE_BYTES_CEILING,
 } from "../protocol/limits.ts";
 import type { LogFormat, LogLevel } from "../observe/log.ts";
-import { normalizeOrigin } from "../protocol/origin.ts";
+import {
+  choice,
+  type Flag,
+  integer,
+  list,
+  origin,
+  type RawValue,
+  text,
+  toggle,
+  UsageError,
+} from "./flag_kinds.ts";
+
+export { type Flag, type RawValue, UsageError };
 import { DEFAULT_SCRYPT } from "./password.ts";
 
 /** Everything the server and the admin commands are configured with. */
@@ -64,116 +76,6 @@ export interface Config {
   cluster: string;
   nodeId: string;
   nodeTtlMs: number;
-}
-
-/** A bad flag or value; `main.ts` prints its message and exits non-zero. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-/** What `node:util`'s parseArgs gives for a flag: a word, a switch, or every use of a list. */
-export type RawValue = string | boolean | (string | boolean)[];
-
-/**
- * How one setting is read. `list` is a repeatable flag (`--ws-origin A --ws-origin B`), or a
- * comma-separated variable.
- */
-export interface Flag<T> {
-  /** The flag's name, without `--`. */
-  flag: string;
-  kind: "string" | "integer" | "boolean" | "list";
-  default: T;
-  help: string;
-  /** Reads a value given as `source` (`--port`, `PARLEY_PORT`); throws {@linkcode UsageError}. */
-  parse(raw: RawValue, source: string): T;
-}
-
-/** The last use of a flag given more than once wins. */
-function last(raw: RawValue): string | boolean {
-  return Array.isArray(raw) ? raw[raw.length - 1] : raw;
-}
-
-function text(flag: string, value: string, help: string): Flag<string> {
-  return { flag, kind: "string", default: value, help, parse: (raw) => String(last(raw)) };
-}
-
-/** A word from a fixed list. */
-function choice<T extends string>(
-  flag: string,
-  value: T,
-  choices: readonly T[],
-  help: string,
-): Flag<T> {
-  const parse = (raw: RawValue, source: string): T => {
-    const word = String(last(raw));
-    const chosen = choices.find((item) => item === word);
-    if (chosen === undefined) {
-      throw new UsageError(`${source} must be one of ${choices.join(", ")} (got "${word}")`);
-    }
-    return chosen;
-  };
-  return { flag, kind: "string", default: value, help, parse };
-}
-
-function integer(
-  flag: string,
-  value: number,
-  min: number,
-  max: number,
-  help: string,
-): Flag<number> {
-  const parse = (raw: RawValue, source: string): number => {
-    const word = String(last(raw));
-    const number = /^-?\d+$/.test(word.trim()) ? Number(word) : NaN;
-    if (!Number.isSafeInteger(number) || number < min || number > max) {
-      throw new UsageError(
-        `${source} must be a whole number from ${min} to ${max} (got "${word}")`,
-      );
-    }
-    return number;
-  };
-  return { flag, kind: "integer", default: value, help, parse };
-}
-
-/** A switch: off unless given (a variable may say 1/0, true/false, yes/no, on/off). */
-function toggle(flag: string, help: string): Flag<boolean> {
-  const parse = (raw: RawValue, source: string): boolean => {
-    const value = last(raw);
-    if (typeof value === "boolean") return value;
-    const word = value.trim().toLowerCase();
-    if (["1", "true", "yes", "on"].includes(word)) return true;
-    if (["0", "false", "no", "off", ""].includes(word)) return false;
-    throw new UsageError(`${source} must be true or false (got "${value}")`);
-  };
-  return { flag, kind: "boolean", default: false, help, parse };
-}
-
-/** A repeatable flag, or a comma-separated variable; empty by default. */
-function list(flag: string, help: string): Flag<string[]> {
-  const parse = (raw: RawValue): string[] => {
-    const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
-    return items.map((item) => item.trim()).filter((item) => item !== "");
-  };
-  return { flag, kind: "list", default: [], help, parse };
-}
-
-/** One origin (`scheme://host[:port]`), normalized; "" (the default) for none. */
-function origin(flag: string, help: string): Flag<string> {
-  const parse = (raw: RawValue, source: string): string => {
-    const word = String(last(raw)).trim();
-    if (word === "") return "";
-    const normalized = normalizeOrigin(word);
-    if (normalized === null) {
-      throw new UsageError(
-        `${source} must be an origin such as https://chat.example (got "${word}")`,
-      );
-    }
-    return normalized;
-  };
-  return { flag, kind: "string", default: "", help, parse };
 }
 
 const PORT_MAX = 65535;

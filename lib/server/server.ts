@@ -13,6 +13,7 @@ import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
+import { StoreFollower } from "./store_follower.ts";
 import type { Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
@@ -22,13 +23,6 @@ import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
 import { refuseWebSocket, serveWebSocket, type WebSocketOptions } from "../transport/websocket.ts";
 
-/** How often the server looks for changes the admin CLI made (removed users and rooms). */
-const CHANGE_POLL_MS = 250;
-/**
- * How often the rooms used meanwhile (joined, or with members) are recorded in the store, in one
- * write: --remove-idle-rooms reads it, and refuses durations shorter than a few of these.
- */
-const ROOM_USE_FLUSH_MS = 10 * 60_000;
 /** The largest read buffer, a busy connection's (an idle one reads into 512 bytes: see tcp.ts). */
 const READ_BUFFER_BYTES = 16 * 1024;
 
@@ -124,11 +118,8 @@ export class ParleyServer {
   #listeners: Deno.Listener[] = [];
   #connections = new Set<Connection>();
   #context: ConnectionContext;
-  #changeSeq = 0;
-  #pollTimer: ReturnType<typeof setInterval> | undefined;
-  #roomUseTimer: ReturnType<typeof setInterval> | undefined;
-  #polling = false;
-  #pollFailing = false;
+  /** Follows the admin CLI's changes, and records room use (once started). */
+  #follower: StoreFollower | null = null;
   #stopping: Promise<void> | null = null;
   /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
   readonly metrics: Metrics = new Metrics();
@@ -194,16 +185,13 @@ export class ParleyServer {
       await hasher.prepare();
       server = new ParleyServer(config, store, hasher, log);
       server.hub.loadRooms(await store.listRooms());
-      server.#changeSeq = await store.lastChange();
+      server.#follower = await StoreFollower.start(store, server.hub, log);
       if (server.cluster !== null) {
         log.context = { node: server.cluster.nodeId };
         log.info("cluster", { bus: redactUrl(config.cluster), ttl_ms: config.nodeTtlMs });
         await server.cluster.start(server.hub.clusterEvents);
       }
       server.#listen();
-      const started = server;
-      server.#pollTimer = setInterval(() => started.#pollChanges(), CHANGE_POLL_MS);
-      server.#roomUseTimer = setInterval(() => started.#recordRoomUse(), ROOM_USE_FLUSH_MS);
       if (config.metricsPort >= 0) server.#serveMetrics();
       return server;
     } catch (error) {
@@ -213,6 +201,7 @@ export class ParleyServer {
           listener.close();
         } catch { /* already closed */ }
       }
+      if (server !== undefined) await server.#follower?.stop();
       await server?.cluster?.close();
       await store.close();
       throw error;
@@ -341,54 +330,12 @@ export class ParleyServer {
     );
   }
 
-  /** Records in the store which rooms were used since the last time (one write for all). */
-  async #recordRoomUse(): Promise<void> {
-    try {
-      await this.#store.touchRooms(this.hub.takeUsedRooms(), Date.now());
-    } catch (error) {
-      this.#log.error("room-use-not-recorded", { error: describe(error) });
-    }
-  }
-
-  /** Applies what the admin CLI changed since the last look: removed users and rooms. */
-  async #pollChanges(): Promise<void> {
-    if (this.#polling || this.#stopping !== null) return;
-    this.#polling = true;
-    try {
-      for (const change of await this.#store.changesSince(this.#changeSeq)) {
-        this.#changeSeq = change.seq;
-        if (change.kind === "user-removed") {
-          this.#log.info("user-removed", { user: change.name });
-          this.hub.removeUser(change.name);
-        } else if (change.kind === "room-removed") {
-          this.#log.info("room-removed", { room: change.name });
-          this.hub.removeRoom(change.name);
-        } else if (change.kind === "room-added" && !this.hub.hasRoom(change.name)) {
-          const room = await this.#store.findRoom(change.name);
-          if (room) this.hub.loadRooms([room]);
-        }
-      }
-      if (this.#pollFailing) {
-        this.#pollFailing = false;
-        this.#log.info("change-poll-recovered");
-      }
-    } catch (error) {
-      // Once per outage, not four times a second.
-      if (!this.#pollFailing) this.#log.error("change-poll-failed", { error: describe(error) });
-      this.#pollFailing = true;
-    } finally {
-      this.#polling = false;
-    }
-  }
-
   /**
    * Stops accepting, logs every session out with `0:-1`, gives clients a moment to take their
    * last lines, closes every connection and the database. Safe to call more than once.
    */
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
-      clearInterval(this.#pollTimer);
-      clearInterval(this.#roomUseTimer);
       await this.#metricsServer?.shutdown();
       for (const listener of this.#listeners) {
         try {
@@ -396,7 +343,7 @@ export class ParleyServer {
         } catch { /* already closed */ }
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
-      await this.#recordRoomUse(); // before logoutAll empties the rooms
+      await this.#follower?.stop(); // records room use before logoutAll empties the rooms
       this.hub.logoutAll();
       await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];

@@ -17,6 +17,7 @@ import process from "node:process";
 import postgres from "postgres";
 import { compareBytes } from "../protocol/codec.ts";
 import { postgresLabel } from "./database_url.ts";
+import { migrate } from "./postgres_schema.ts";
 import {
   type Change,
   type Removal,
@@ -37,40 +38,10 @@ const IDLE_TIMEOUT_S = 60;
 const CALL_TIMEOUT_MS = 4000;
 /** How long close() lets running queries finish before it cuts the connections (seconds). */
 const CLOSE_TIMEOUT_S = 2;
-/** The advisory lock that serializes migrations across nodes ("parley" in ASCII). */
-const MIGRATION_LOCK = 0x7061726c6579;
 /** PostgreSQL's SQLSTATE for a unique violation. */
 const UNIQUE_VIOLATION = "23505";
 
-/** Schema changes, in order. A database at version N gets every one after N, in one transaction. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE users (
-     name TEXT COLLATE "C" PRIMARY KEY,
-     password_hash TEXT NOT NULL,
-     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-   );
-   CREATE TABLE rooms (
-     name TEXT COLLATE "C" PRIMARY KEY,
-     password_hash TEXT,
-     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-   );
-   CREATE TABLE changes (
-     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-     kind TEXT NOT NULL,
-     name TEXT NOT NULL,
-     at TIMESTAMPTZ NOT NULL DEFAULT now()
-   );`,
-  // Who made each room (none for the rooms made before), and when it was last used: what the
-  // per-user room limit and the operator's bulk removals read.
-  `ALTER TABLE rooms ADD COLUMN maker TEXT COLLATE "C", ADD COLUMN last_used_at TIMESTAMPTZ;
-   UPDATE rooms SET last_used_at = created_at;
-   ALTER TABLE rooms ALTER COLUMN last_used_at SET DEFAULT now(),
-     ALTER COLUMN last_used_at SET NOT NULL;
-   CREATE INDEX rooms_by_maker ON rooms (maker);`,
-];
-
-/** The schema version this build writes. */
-export const SCHEMA_VERSION: number = MIGRATIONS.length;
+export { SCHEMA_VERSION } from "./postgres_schema.ts";
 
 type Sql = postgres.Sql;
 
@@ -202,34 +173,6 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
     });
   }
   return new PostgresStore(sql, label);
-}
-
-async function migrate(sql: Sql): Promise<void> {
-  await sql.begin(async (tx) => {
-    // Held until commit: a second node starting now waits, then finds the schema up to date.
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-    const [{ server_encoding: encoding }] = await tx`SHOW server_encoding`;
-    if (encoding !== "UTF8") {
-      // Room names are any UTF-8: another encoding would refuse some, or mangle them.
-      throw new Error(
-        `the database's encoding is ${encoding}, not UTF8 (CREATE DATABASE ... ENCODING 'UTF8')`,
-      );
-    }
-    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
-               version INTEGER PRIMARY KEY,
-               applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`;
-    const [{ v }] = await tx`SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations`;
-    const current = Number(v);
-    if (current > SCHEMA_VERSION) {
-      throw new Error(
-        `schema version ${current} is newer than this Parley understands (${SCHEMA_VERSION})`,
-      );
-    }
-    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-      await tx.unsafe(MIGRATIONS[version - 1]);
-      await tx`INSERT INTO schema_migrations (version) VALUES (${version})`;
-    }
-  });
 }
 
 /**
