@@ -16,6 +16,7 @@
 
 import { parseArgs } from "node:util";
 import { flood, PacedReader, rawLogin } from "../tests/attack_support.ts";
+import { addUserWith } from "./attack_support.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -28,18 +29,8 @@ const LINE = "3:2:bob:" + "x".repeat(65_000);
 const READER_BYTES_PER_SECOND = 1_000_000;
 const LINES_PER_SECOND = 200;
 
-async function addUser(db: string, name: string): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "--db", db, "--hash-cost", "10", "--add-user", name],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("pw\n"));
-  await writer.close();
-  const { code, stderr } = await child.output();
-  if (code !== 0) throw new Error(`--add-user ${name}: ${new TextDecoder().decode(stderr)}`);
+function addUser(db: string, name: string): Promise<void> {
+  return addUserWith(main, db, name, "pw");
 }
 
 function freePort(): number {

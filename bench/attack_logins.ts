@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { loginFlood, timeLogin } from "../tests/login_attack_support.ts";
 import { sleep } from "../tests/helpers.ts";
+import { addUserWith } from "./attack_support.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -40,18 +41,8 @@ const samples = Number(args.samples);
 const ATTACKER = "127.0.0.2";
 
 /** Runs the checkout's admin CLI: adds `name` with `password`, hashed at the bench's cost. */
-async function addUser(db: string, name: string, password: string): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "--db", db, "--hash-cost", cost, "--add-user", name],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(`${password}\n`));
-  await writer.close();
-  const { code, stderr } = await child.output();
-  if (code !== 0) throw new Error(`--add-user ${name}: ${new TextDecoder().decode(stderr)}`);
+function addUser(db: string, name: string, password: string): Promise<void> {
+  return addUserWith(main, db, name, password, cost);
 }
 
 /** The checkout's server on a free loopback port, on a copy of `db`; stop() kills it. */

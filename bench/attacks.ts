@@ -32,6 +32,7 @@ import {
   writeOrGone,
 } from "../tests/hostile_support.ts";
 import { RawWsClient } from "../tests/ws_support.ts";
+import { addUserWith } from "./attack_support.ts";
 
 const RSS_KILL_KIB = 2 << 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -50,16 +51,7 @@ async function startTarget(tree: string, extra: string[]): Promise<Target> {
   const main = `${tree}/main.ts`;
   const dir = await Deno.makeTempDir({ prefix: "parley-attack-" });
   const db = `${dir}/parley.db`;
-  const add = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "--db", db, "--hash-cost", "10", "--add-user", "alice"],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const writer = add.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("wonderland\n"));
-  await writer.close();
-  if (!(await add.status).success) throw new Error("could not add alice");
+  await addUserWith(main, db, "alice", "wonderland");
   const help = new TextDecoder().decode(
     (await new Deno.Command(Deno.execPath(), { args: ["run", "-A", main, "--help"] }).output())
       .stdout,

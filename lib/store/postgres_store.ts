@@ -18,15 +18,8 @@ import postgres from "postgres";
 import { compareBytes } from "../protocol/codec.ts";
 import { postgresLabel } from "./database_url.ts";
 import { migrate } from "./postgres_schema.ts";
-import {
-  type Change,
-  type Removal,
-  REMOVALS,
-  type RoomRecord,
-  type Store,
-  StoreError,
-  type UserRecord,
-} from "./store.ts";
+import type { Change, Removal, RoomRecord, Store, UserRecord } from "./store.ts";
+import { REMOVALS, StoreError } from "./store.ts";
 
 /** Connections per process: the hub's queries are short, and many nodes share one server. */
 const POOL_MAX = 4;

@@ -11,15 +11,8 @@
 
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
 import { compareBytes } from "../protocol/codec.ts";
-import {
-  type Change,
-  type Removal,
-  REMOVALS,
-  type RoomRecord,
-  type Store,
-  StoreError,
-  type UserRecord,
-} from "./store.ts";
+import type { Change, Removal, RoomRecord, Store, UserRecord } from "./store.ts";
+import { REMOVALS, StoreError } from "./store.ts";
 import { migrate, refuseForeign } from "./sqlite_schema.ts";
 
 export { SCHEMA_VERSION } from "./sqlite_schema.ts";
