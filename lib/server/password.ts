@@ -147,13 +147,16 @@ export function paddingCosts(stored: ScryptParams, current: ScryptParams): Scryp
   return costs;
 }
 
+/** How many of the latest runs at the current cost the timing of the padding follows. */
+const TIMED_RUNS = 15;
+
 /**
  * Hashes and checks passwords with scrypt, a few at a time, serving the addresses that asked
  * round-robin ({@linkcode FairQueue}).
  *
  * Timing: an unknown user is checked against a stand-in hash at the current cost; a wrong
- * password against a hash stored at a lower cost (an older `--hash-cost`) is padded with extra
- * scrypt work up to the current cost's ({@linkcode paddingCosts}), so neither answer tells
+ * password against a hash stored at a lower cost (an older `--hash-cost`) is answered no sooner
+ * than a check at the current cost lately took, so neither answer tells
  * which names exist, also while the cost is being raised. A hash stored at a higher cost is
  * checked at its own cost (it cannot be cheaper), and so takes longer than an unknown name until
  * it is re-hashed ({@linkcode PasswordHasher.needsRehash}; the server does so at the next login).
@@ -185,6 +188,8 @@ export class PasswordHasher {
   #verified = new Map<string, Uint8Array>();
   /** The HMAC key: random per process, never written anywhere. */
   #secret = new Uint8Array(randomBytes(32));
+  /** How long the latest scrypt runs at this hasher's cost took, in ms (at most TIMED_RUNS). */
+  #recentMs: number[] = [];
 
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? DEFAULT_SCRYPT;
@@ -204,7 +209,12 @@ export class PasswordHasher {
    */
   async hash(password: Uint8Array, key = ""): Promise<string> {
     const salt = new Uint8Array(randomBytes(SALT_BYTES));
-    const derived = await this.#queue.run(key, () => derive(password, salt, this.params));
+    const derived = await this.#queue.run(key, async () => {
+      const started = performance.now();
+      const derived = await derive(password, salt, this.params);
+      this.#observe(performance.now() - started);
+      return derived;
+    });
     const { logN, r, p } = this.params;
     return `scrypt$${logN}$${r}$${p}$${toBase64(salt)}$${toBase64(derived)}`;
   }
@@ -236,19 +246,48 @@ export class PasswordHasher {
     const parsed = parseHash(stored ?? await this.#standInHash());
     if (parsed === null) return false;
     const ok = await this.#queue.run(key, async () => {
+      const started = performance.now();
       const derived = await derive(password, parsed.salt, parsed.params);
+      if (this.#isCurrent(parsed.params)) this.#observe(performance.now() - started);
       const right = known && derived.length === parsed.key.length &&
         timingSafeEqual(derived, parsed.key);
       // Only a right password (which its owner knows anyway) is answered without the padding.
-      if (!right) {
-        for (const cost of paddingCosts(parsed.params, this.params)) {
-          await derive(password, parsed.salt, cost);
-        }
-      }
+      if (!right) await this.#pad(password, parsed, started);
       return right;
     });
     if (ok) this.#remember(password, stored!);
     return ok;
+  }
+
+  /**
+   * Makes a wrong answer against a cheaper stored hash take as long as a check at this hasher's
+   * cost: it waits until the recent time of such a check has passed since `started`. Waiting for
+   * the measured time, not doing scrypt at the lower costs, matters: smaller scrypt runs fit the
+   * caches better and add up to less time than one run at the full cost, most of all on a busy
+   * machine. Until one check at the full cost has been timed, the padding is that work.
+   */
+  async #pad(password: Uint8Array, parsed: ParsedHash, started: number): Promise<void> {
+    const costs = paddingCosts(parsed.params, this.params);
+    if (costs.length === 0) return;
+    if (this.#recentMs.length === 0) {
+      for (const cost of costs) await derive(password, parsed.salt, cost);
+      return;
+    }
+    // The median: one run slowed by a busy moment does not move it.
+    const typical = [...this.#recentMs].sort((a, b) => a - b)[this.#recentMs.length >> 1];
+    const wait = typical - (performance.now() - started);
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  #isCurrent(params: ScryptParams): boolean {
+    return params.logN === this.params.logN && params.r === this.params.r &&
+      params.p === this.params.p;
+  }
+
+  /** Records how long one scrypt run at this hasher's cost took. */
+  #observe(ms: number): void {
+    this.#recentMs.push(ms);
+    if (this.#recentMs.length > TIMED_RUNS) this.#recentMs.shift();
   }
 
   #tag(password: Uint8Array, stored: string): Uint8Array {
