@@ -8,7 +8,15 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
-import { runCli, startServer, tempDir, TEST_HASH_COST, TestClient, waitFor } from "./helpers.ts";
+import {
+  runCli,
+  startServer,
+  tempDir,
+  TEST_HASH_COST,
+  TestClient,
+  type TestServer,
+  waitFor,
+} from "./helpers.ts";
 
 const USERS = { mallory: "pw", alice: "pw", bob: "pw" };
 const COST = ["--hash-cost", String(TEST_HASH_COST)];
@@ -21,6 +29,18 @@ async function withDb(body: (db: string) => Promise<void>): Promise<void> {
   } finally {
     await temp.remove();
   }
+}
+
+/** A server on a fresh database holding the test users; stopped (and the file gone) after. */
+async function withServer(body: (server: TestServer, db: string) => Promise<void>): Promise<void> {
+  await withDb(async (db) => {
+    const server = await startServer({ db, users: USERS });
+    try {
+      await body(server, db);
+    } finally {
+      await server.stop();
+    }
+  });
 }
 
 /** Writes straight into the SQLite file: many rooms in one transaction, or an old last use. */
@@ -77,79 +97,69 @@ Deno.test("hostile rooms: a user past its share gets 9:2:room-limit; others stil
 });
 
 Deno.test("hostile rooms: --remove-rooms-by and --remove-idle-rooms remove the right rooms; members are moved out", async () => {
-  await withDb(async (db) => {
-    const server = await startServer({ db, users: USERS });
-    try {
-      const mallory = await TestClient.login(server.port, "mallory", "pw");
-      await mallory.ask("2:spam2", "2:spam2:mallory");
-      await mallory.ask("2:spam1", "2:spam1:mallory");
-      const alice = await TestClient.login(server.port, "alice", "pw");
-      await alice.ask("2:keep", "2:keep:alice");
-      await alice.ask("2:spam1", "2:spam1:alice,mallory");
-      await mallory.expect("4:spam1:alice");
-      const bob = await TestClient.login(server.port, "bob", "pw");
-      await bob.ask("2:old", "2:old:bob");
-      await bob.ask("2:fresh", "2:fresh:bob");
+  await withServer(async (server, db) => {
+    const mallory = await TestClient.login(server.port, "mallory", "pw");
+    await mallory.ask("2:spam2", "2:spam2:mallory");
+    await mallory.ask("2:spam1", "2:spam1:mallory");
+    const alice = await TestClient.login(server.port, "alice", "pw");
+    await alice.ask("2:keep", "2:keep:alice");
+    await alice.ask("2:spam1", "2:spam1:alice,mallory");
+    await mallory.expect("4:spam1:alice");
+    const bob = await TestClient.login(server.port, "bob", "pw");
+    await bob.ask("2:old", "2:old:bob");
+    await bob.ask("2:fresh", "2:fresh:bob");
 
-      const byMallory = await runCli(["--db", db, ...COST, "--remove-rooms-by", "mallory"]);
-      assert.equal(byMallory.code, 0, byMallory.stderr);
-      assert.equal(byMallory.stdout.trim(), "removed 2 rooms made by mallory");
-      // The running server moves spam1's members out: a 5: line for every member.
-      const fives = [await alice.next(), await alice.next()].sort();
-      assert.deepEqual(fives, ["5:spam1:alice", "5:spam1:mallory"]);
+    const byMallory = await runCli(["--db", db, ...COST, "--remove-rooms-by", "mallory"]);
+    assert.equal(byMallory.code, 0, byMallory.stderr);
+    assert.equal(byMallory.stdout.trim(), "removed 2 rooms made by mallory");
+    // The running server moves spam1's members out: a 5: line for every member.
+    const fives = [await alice.next(), await alice.next()].sort();
+    assert.deepEqual(fives, ["5:spam1:alice", "5:spam1:mallory"]);
+    await alice.send("1");
+    assert.equal(await alice.next(), "1:fresh,bob:keep:old");
+
+    // "old" was last used three hours ago; "fresh" and "keep" just now.
+    sql(db, (sqlite) => {
+      sqlite.prepare("UPDATE rooms SET last_used_at = ? WHERE name = 'old'")
+        .run(Date.now() - 3 * 3_600_000);
+    });
+    const idle = await runCli(["--db", db, ...COST, "--remove-idle-rooms", "2h"]);
+    assert.equal(idle.code, 0, idle.stderr);
+    assert.equal(idle.stdout.trim(), "removed 1 room unused for 2h");
+    await waitFor(async () => {
       await alice.send("1");
-      assert.equal(await alice.next(), "1:fresh,bob:keep:old");
-
-      // "old" was last used three hours ago; "fresh" and "keep" just now.
-      sql(db, (sqlite) => {
-        sqlite.prepare("UPDATE rooms SET last_used_at = ? WHERE name = 'old'")
-          .run(Date.now() - 3 * 3_600_000);
-      });
-      const idle = await runCli(["--db", db, ...COST, "--remove-idle-rooms", "2h"]);
-      assert.equal(idle.code, 0, idle.stderr);
-      assert.equal(idle.stdout.trim(), "removed 1 room unused for 2h");
-      await waitFor(async () => {
-        await alice.send("1");
-        return await alice.next() === "1:fresh,bob:keep";
-      }, "the idle room to leave the list");
-      assert.deepEqual(
-        (await openSqliteStore(db).listRooms()).map((r) => [r.name, r.maker]),
-        [["fresh", "bob"], ["keep", "alice"]],
-      );
-      // A duration under an hour could catch a room in use: refused, nothing removed.
-      const tooShort = await runCli(["--db", db, ...COST, "--remove-idle-rooms", "10m"]);
-      assert.equal(tooShort.code, 1);
-      assert.match(tooShort.stderr, /--remove-idle-rooms needs at least 1h/);
-      const badUser = await runCli(["--db", db, ...COST, "--remove-rooms-by", "no body"]);
-      assert.equal(badUser.code, 1);
-      for (const client of [mallory, alice, bob]) await client.close();
-    } finally {
-      await server.stop();
-    }
+      return await alice.next() === "1:fresh,bob:keep";
+    }, "the idle room to leave the list");
+    assert.deepEqual(
+      (await openSqliteStore(db).listRooms()).map((r) => [r.name, r.maker]),
+      [["fresh", "bob"], ["keep", "alice"]],
+    );
+    // A duration under an hour could catch a room in use: refused, nothing removed.
+    const tooShort = await runCli(["--db", db, ...COST, "--remove-idle-rooms", "10m"]);
+    assert.equal(tooShort.code, 1);
+    assert.match(tooShort.stderr, /--remove-idle-rooms needs at least 1h/);
+    const badUser = await runCli(["--db", db, ...COST, "--remove-rooms-by", "no body"]);
+    assert.equal(badUser.code, 1);
+    for (const client of [mallory, alice, bob]) await client.close();
   });
 });
 
 Deno.test("hostile rooms: a room's use is written at shutdown, once for all rooms", async () => {
-  await withDb(async (db) => {
-    const server = await startServer({ db, users: USERS });
-    try {
-      const alice = await TestClient.login(server.port, "alice", "pw");
-      await alice.ask("2:lobby", "2:lobby:alice");
-      await alice.ask("2:den", "2:den:alice"); // lobby is left empty, but was used
-      const bob = await TestClient.login(server.port, "bob", "pw");
-      await bob.ask("2:attic", "2:attic:bob");
-      await bob.ask("2:den", "2:den:alice,bob");
-      const old = Date.now() - 5 * 3_600_000;
-      sql(db, (sqlite) => sqlite.prepare("UPDATE rooms SET last_used_at = ?").run(old));
-      const stopped = Date.now();
-      for (const client of [alice, bob]) await client.close();
-      await server.stop();
-      // Joined since the last record (lobby, den; attic too): all recorded when it stopped.
-      for (const room of ["lobby", "den", "attic"]) {
-        assert.ok(lastUsed(db, room) >= stopped - 1000, `${room}: ${lastUsed(db, room)}`);
-      }
-    } finally {
-      await server.stop();
+  await withServer(async (server, db) => {
+    const alice = await TestClient.login(server.port, "alice", "pw");
+    await alice.ask("2:lobby", "2:lobby:alice");
+    await alice.ask("2:den", "2:den:alice"); // lobby is left empty, but was used
+    const bob = await TestClient.login(server.port, "bob", "pw");
+    await bob.ask("2:attic", "2:attic:bob");
+    await bob.ask("2:den", "2:den:alice,bob");
+    const old = Date.now() - 5 * 3_600_000;
+    sql(db, (sqlite) => sqlite.prepare("UPDATE rooms SET last_used_at = ?").run(old));
+    const stopped = Date.now();
+    for (const client of [alice, bob]) await client.close();
+    await server.stop();
+    // Joined since the last record (lobby, den; attic too): all recorded when it stopped.
+    for (const room of ["lobby", "den", "attic"]) {
+      assert.ok(lastUsed(db, room) >= stopped - 1000, `${room}: ${lastUsed(db, room)}`);
     }
   });
 });

@@ -17,7 +17,7 @@ import {
   writeOrGone,
 } from "./hostile_support.ts";
 import { waitFor } from "./hardening_support.ts";
-import { RawWsClient, startWsServer } from "./ws_support.ts";
+import { RawWsClient, startWsServer, type WsTestServer } from "./ws_support.ts";
 
 /** The growth of the server's resident memory each attack may cause, in KiB (about 3× a quiet run). */
 const GROWTH_BOUND_KIB = 40 * 1024;
@@ -29,15 +29,30 @@ const CLOSE_TIMEOUT_MS = 5000;
 /** What a loaded machine may add to it before the socket is seen gone. */
 const CLOSE_MARGIN_MS = 4000;
 
+/**
+ * A server with a WebSocket port (and `args`) and one raw WebSocket client on it, for `body`;
+ * both closed after.
+ */
+async function withRawWs(
+  args: string[],
+  body: (attack: { server: WsTestServer; pid: number; raw: RawWsClient }) => Promise<void>,
+): Promise<void> {
+  const server = await startWsServer({ users: USERS, args });
+  const raw = await RawWsClient.connect(server.wsPort);
+  try {
+    await body({ server, pid: server.process.pid, raw });
+  } finally {
+    raw.close();
+    await server.stop();
+  }
+}
+
 function port(conn: Deno.Conn): number {
   return (conn.localAddr as Deno.NetAddr).port;
 }
 
 Deno.test("hostile ws: 16 fragments of 8 MiB in one message: 9:?:too-long, memory bounded, socket closed", async () => {
-  const server = await startWsServer({ users: USERS });
-  const pid = server.process.pid;
-  const raw = await RawWsClient.connect(server.wsPort);
-  try {
+  await withRawWs([], async ({ server, pid, raw }) => {
     const before = rssKiB(pid);
     const peak = watchPeakRss(pid);
     const sent = await sendFragments(raw.conn, FRAGMENTS, FRAGMENT_BYTES);
@@ -51,17 +66,11 @@ Deno.test("hostile ws: 16 fragments of 8 MiB in one message: 9:?:too-long, memor
     assert.ok(growth < GROWTH_BOUND_KIB, `RSS grew ${growth} KiB`);
     assert.equal(await raw.next(), "9:?:too-long");
     assert.match(server.log(), /closing address=127\.0\.0\.1 why="?line too long/);
-  } finally {
-    raw.close();
-    await server.stop();
-  }
+  });
 });
 
 Deno.test("hostile ws: data sent after the server's close is not held, and the socket is gone within 5 s", async () => {
-  const server = await startWsServer({ users: USERS, args: ["--login-timeout-ms", "500"] });
-  const pid = server.process.pid;
-  const raw = await RawWsClient.connect(server.wsPort);
-  try {
+  await withRawWs(["--login-timeout-ms", "500"], async ({ server, pid, raw }) => {
     assert.equal(await raw.next(), null); // the login timeout's close frame; never answered
     const closedAt = Date.now();
     const before = rssKiB(pid);
@@ -80,17 +89,11 @@ Deno.test("hostile ws: data sent after the server's close is not held, and the s
         `RSS +${growth} KiB`,
     );
     assert.ok(growth < GROWTH_BOUND_KIB, `RSS grew ${growth} KiB`);
-  } finally {
-    raw.close();
-    await server.stop();
-  }
+  });
 });
 
 Deno.test("hostile ws: 1M empty frames sent while a login is pending: memory bounded, then served", async () => {
-  const server = await startWsServer({ users: USERS, args: ["--hash-cost", "14"] });
-  const pid = server.process.pid;
-  const raw = await RawWsClient.connect(server.wsPort);
-  try {
+  await withRawWs(["--hash-cost", "14"], async ({ pid, raw }) => {
     // Unknown users first, each a hash at --hash-cost 14, so what checks cost is in the baseline.
     for (let i = 0; i < 5; i++) await raw.send("0:nobody:x");
     for (let i = 0; i < 5; i++) assert.equal(await raw.next(20_000), "0:-1");
@@ -107,17 +110,11 @@ Deno.test("hostile ws: 1M empty frames sent while a login is pending: memory bou
     const growth = peak.stop() - before;
     console.log(`empty frames: ${flood.length} bytes, RSS +${growth} KiB`);
     assert.ok(growth < GROWTH_BOUND_KIB, `RSS grew ${growth} KiB`);
-  } finally {
-    raw.close();
-    await server.stop();
-  }
+  });
 });
 
 Deno.test("hostile ws: pings whose pongs are never read drop the client at --max-pending-bytes; socket gone within 5 s", async () => {
-  const server = await startWsServer({ users: USERS, args: ["--max-pending-bytes", "65536"] });
-  const pid = server.process.pid;
-  const raw = await RawWsClient.connect(server.wsPort);
-  try {
+  await withRawWs(["--max-pending-bytes", "65536"], async ({ server, pid, raw }) => {
     const before = rssKiB(pid);
     const peak = watchPeakRss(pid);
     // 125-byte pings, never reading: kernel buffers fill, then the pongs pass the bound.
@@ -143,8 +140,5 @@ Deno.test("hostile ws: pings whose pongs are never read drop the client at --max
     await writeOrGone(other.conn, textFrame("0:bob:builder"));
     assert.match((await other.next()) ?? "", /^0:[1-9]\d*$/);
     other.close();
-  } finally {
-    raw.close();
-    await server.stop();
-  }
+  });
 });
