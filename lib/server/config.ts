@@ -88,6 +88,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     stampSender: read("stampSender"),
     maxLineBytes: read("maxLineBytes"),
     loginTimeoutMs: read("loginTimeoutMs"),
+    resumeTtlS: read("resumeTtlS"),
     maxRooms: read("maxRooms"),
     maxRoomsPerUser: read("maxRoomsPerUser"),
     maxTargets: read("maxTargets"),

@@ -21,6 +21,7 @@ import {
   DEFAULT_RATE_BURST_BYTES,
   DEFAULT_RATE_BYTES_PER_SECOND,
   DEFAULT_RATE_PER_SECOND,
+  DEFAULT_RESUME_TTL_S,
   FREE_LOGIN_FAILURES,
   MAX_LINE_BYTES_CEILING,
 } from "../protocol/limits.ts";
@@ -48,6 +49,7 @@ export interface Config {
   stampSender: boolean;
   maxLineBytes: number;
   loginTimeoutMs: number;
+  resumeTtlS: number;
   maxRooms: number;
   maxRoomsPerUser: number;
   maxTargets: number;
@@ -112,6 +114,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     86_400_000,
     "close connections that are not logged in after this long",
+  ),
+  resumeTtlS: integer(
+    "resume-ttl-s",
+    DEFAULT_RESUME_TTL_S,
+    1,
+    365 * 86_400,
+    "how long a resume token (6:<user>:<token>) stays good, in seconds",
   ),
   maxRooms: integer("max-rooms", DEFAULT_MAX_ROOMS, 0, 10_000_000, "most rooms there may be"),
   maxRoomsPerUser: integer(
