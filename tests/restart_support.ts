@@ -16,8 +16,11 @@ export interface RestartableServer {
   readonly port: number;
   /** The WebSocket port (with `ws`), the same across restarts. */
   readonly wsPort: number;
-  /** Stops the process (SIGTERM: it drains, saying `7:shutdown`) and starts a new one. */
-  restart(): Promise<void>;
+  /**
+   * Stops the process (SIGTERM: it drains, saying `7:shutdown`) and starts a new one; `meanwhile`
+   * runs while it is down (with the database's path), e.g. an admin command.
+   */
+  restart(meanwhile?: (db: string) => Promise<void>): Promise<void>;
   /** Stops it for good and removes its database. */
   stop(): Promise<void>;
 }
@@ -49,8 +52,9 @@ export async function startRestartable(
     get wsPort() {
       return wsPort;
     },
-    async restart() {
+    async restart(meanwhile) {
       await server.stop();
+      await meanwhile?.(db);
       const fixed = ["--port", String(port)];
       if (options.ws) fixed.push("--ws-port", String(wsPort));
       server = await start(fixed);
