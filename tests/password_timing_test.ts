@@ -29,6 +29,7 @@ async function edgeAt(serverCost: number, userCost: number) {
   const answers = new Map<number, (ok: CheckOutcome) => void>();
   const work = hubEdge({ store, passwords: hasher, onError: (e) => assert.fail(String(e)) })({
     loginChecked: (ticket, ok) => answers.get(ticket)?.(ok),
+    resumeChecked() {},
     claimDecided() {},
     roomStored() {},
     roomPasswordChecked() {},
