@@ -88,6 +88,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     stampSender: read("stampSender"),
     maxLineBytes: read("maxLineBytes"),
     loginTimeoutMs: read("loginTimeoutMs"),
+    drainMs: read("drainMs"),
     resumeTtlS: read("resumeTtlS"),
     maxRooms: read("maxRooms"),
     maxRoomsPerUser: read("maxRoomsPerUser"),

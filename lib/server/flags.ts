@@ -7,6 +7,7 @@
  */
 
 import {
+  DEFAULT_DRAIN_MS,
   DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_LOGIN_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
@@ -49,6 +50,7 @@ export interface Config {
   stampSender: boolean;
   maxLineBytes: number;
   loginTimeoutMs: number;
+  drainMs: number;
   resumeTtlS: number;
   maxRooms: number;
   maxRoomsPerUser: number;
@@ -114,6 +116,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     86_400_000,
     "close connections that are not logged in after this long",
+  ),
+  drainMs: integer(
+    "drain-ms",
+    DEFAULT_DRAIN_MS,
+    0,
+    3_600_000,
+    "on SIGTERM, close connections spread over this long (a second signal stops at once)",
   ),
   resumeTtlS: integer(
     "resume-ttl-s",
