@@ -205,3 +205,20 @@ Deno.test("reconnect: replaced by a newer login, the client stops with the reaso
     await server.stop();
   }
 });
+
+Deno.test("reconnect: removed by the operator, the client stops with the reason", async () => {
+  const server = await startServer({ users: USERS });
+  const alice = await ParleyClient.connect({ port: server.port, reconnect: { baseMs: 10 } });
+  try {
+    await alice.login("alice", "wonderland");
+    const removed = await runCli(["--db", server.db, "--remove-user", "alice"]);
+    assert.equal(removed.code, 0, removed.stderr);
+    const seen = await until(alice, (e) => e.type === "ended");
+    assert.deepEqual(seen.at(-1), { type: "ended", reason: "removed" });
+    assert.ok(!seen.some((e) => e.type === "reconnecting"), JSON.stringify(seen));
+    assert.ok(alice.closed);
+  } finally {
+    await alice.close();
+    await server.stop();
+  }
+});
