@@ -30,6 +30,7 @@ async function edgeAt(serverCost: number, userCost: number) {
   const work = hubEdge({ store, passwords: hasher, onError: (e) => assert.fail(String(e)) })({
     loginChecked: (ticket, ok) => answers.get(ticket)?.(ok),
     resumeChecked() {},
+    tokenIssued() {},
     claimDecided() {},
     roomStored() {},
     roomPasswordChecked() {},

@@ -27,6 +27,7 @@ import { whyLine } from "../protocol/v11.ts";
 import { ClusterSide } from "./cluster_events.ts";
 import { Joins } from "./joins.ts";
 import { Messages } from "./messages.ts";
+import { LoginSteps } from "./login_steps.ts";
 import { logoutAll, removeRoom } from "./operator.ts";
 import type {
   CheckOutcome,
@@ -106,7 +107,7 @@ export class Hub implements HubResults {
   #work: HubWork;
   #messages: Messages;
   #joins: Joins;
-  #nextSessionId = 1;
+  #logins: LoginSteps;
 
   constructor(options: HubOptions) {
     this.stampSender = options.stampSender ?? false;
@@ -127,6 +128,10 @@ export class Hub implements HubResults {
     });
     this.#work = options.work(this);
     this.#joins = new Joins(state, this.#work);
+    this.#logins = new LoginSteps(state, this.#work, {
+      start: (client, user, id, token) => this.#startSession(client, user, id, token),
+      fail: (client, outcome) => this.#loginFailed(client, outcome),
+    });
   }
 
   /** How many connections the hub knows. */
@@ -296,29 +301,17 @@ export class Hub implements HubResults {
     if (op?.kind !== "login" || !tickets.current(ticket, op.client)) return;
     const { client, user } = op;
     if (ok !== true) return tickets.finish(client, this.#loginFailed(client, ok));
-    if (this.#state.cluster === null) {
-      return tickets.finish(client, this.#startSession(client, user, this.#nextSessionId++));
-    }
-    // The cluster answers once no other node has a live session of the user; only then does
-    // this one start, so two sessions of a user never receive messages at the same time.
-    this.#work.claim(tickets.request(client, { kind: "claim", client, user }), user);
+    tickets.finish(client, this.#logins.passed(client, user));
   }
 
   claimDecided(ticket: number, fence: number | null): void {
     this.flush();
-    const tickets = this.#state.tickets;
-    const op = tickets.take(ticket);
-    if (op?.kind !== "claim") return;
-    const { client, user } = op;
-    const current = tickets.current(ticket, client);
-    // Refused, overtaken while the grant was on its way (a newer claim), or the connection went.
-    if (fence === null || this.#state.view.isStale(user, fence) || !current) {
-      if (fence !== null) this.#state.cluster?.ended(user, fence);
-      if (current) tickets.finish(client, this.#loginFailed(client));
-      return;
-    }
-    this.#state.view.setFence(user, fence);
-    tickets.finish(client, this.#startSession(client, user, fence));
+    this.#logins.claimDecided(ticket, fence);
+  }
+
+  tokenIssued(ticket: number, token: string | null): void {
+    this.flush();
+    this.#logins.tokenIssued(ticket, token);
   }
 
   roomStored(ticket: number, outcome: StoredRoom | null): void {
@@ -358,13 +351,14 @@ export class Hub implements HubResults {
     return true;
   }
 
-  #startSession(client: Client, user: string, id: number): true {
+  #startSession(client: Client, user: string, id: number, token?: string): true {
     const previous = this.#state.sessions.get(user);
     if (previous !== undefined) this.#kick(previous, "replaced");
     const session = new Session(id, user, client.peer, client.features);
     client.session = session;
     this.#state.sessions.set(user, session);
     client.peer.send(encodeLine("0", String(id)));
+    if (token !== undefined && client.features.resume) client.peer.send(encodeLine("6", token));
     client.peer.sessionStarted(user);
     return true;
   }

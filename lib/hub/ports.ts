@@ -84,6 +84,11 @@ export interface HubWork {
   /** Claims `username` cluster-wide (only with a cluster) → {@linkcode HubResults.claimDecided}. */
   claim(ticket: number, username: string): void;
   /**
+   * Stores a new resume token for the session of `username` about to start, which makes its
+   * older tokens useless → {@linkcode HubResults.tokenIssued}. Without it no token is issued.
+   */
+  issueToken?(ticket: number, username: string): void;
+  /**
    * Hashes `password` (none when empty: a public room) and stores the room as made by `maker`,
    * or reads the stored one when it exists already → {@linkcode HubResults.roomStored}.
    */
@@ -111,6 +116,8 @@ export interface HubResults {
   resumeChecked(ticket: number, ok: CheckOutcome): void;
   /** The claim's fence (also the session id), or null when the claim was refused. */
   claimDecided(ticket: number, fence: number | null): void;
+  /** The new resume token, once stored; null when storing it failed. */
+  tokenIssued(ticket: number, token: string | null): void;
   /** The room as stored, or null when storing it failed. */
   roomStored(ticket: number, outcome: StoredRoom | null): void;
   /** Whether the room password matched (false too on a server error), or "busy". */

@@ -94,6 +94,7 @@ export interface HubEdgeOptions {
  *   loginChecked: (ticket, ok) => answers.push(`login ${ticket} ${ok}`),
  *   resumeChecked: (ticket, ok) => answers.push(`resume ${ticket} ${ok}`),
  *   claimDecided() {},
+ *   tokenIssued() {},
  *   roomStored() {},
  *   roomPasswordChecked() {},
  * });
@@ -104,7 +105,9 @@ export interface HubEdgeOptions {
  * assert.deepEqual(answers.sort(), ["login 1 true", "resume 2 false"]); // no tokens: refused
  * ```
  */
-export function hubEdge(options: HubEdgeOptions): (results: HubResults) => Required<HubWork> {
+export function hubEdge(
+  options: HubEdgeOptions,
+): (results: HubResults) => Required<Omit<HubWork, "issueToken">> & HubWork {
   const { store, passwords, claims, tokens, onError } = options;
   /** The outcome of `task`, or `fallback` (reported) when it fails. */
   const attempt = async <T>(task: () => Promise<T>, fallback: T): Promise<T> => {
@@ -139,6 +142,11 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => Requi
       void attempt(() => tokens?.check(username, token) ?? Promise.resolve(false), false)
         .then((ok) => results.resumeChecked(ticket, ok));
     },
+    // Without tokens the hub starts sessions at once; a token not stored is never handed out.
+    issueToken: tokens && ((ticket, username) => {
+      void attempt(() => tokens.issue(username), null)
+        .then((token) => results.tokenIssued(ticket, token));
+    }),
     checkLogin(ticket, username, password, address) {
       void check(async () => {
         const user = await store.findUser(username);

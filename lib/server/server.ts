@@ -13,6 +13,7 @@ import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
+import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
 import type { Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
@@ -159,6 +160,7 @@ export class ParleyServer {
         store,
         passwords: hasher,
         claims: this.cluster ?? undefined,
+        tokens: new ResumeTokens({ store, ttlMs: config.resumeTtlS * 1000 }),
         onError: (error) => log.error("server-error", { error: describe(error) }),
       }),
       stampSender: config.stampSender,
