@@ -142,6 +142,25 @@ e2eTest("a token survives a server restart on the same database", async () => {
   }
 });
 
+e2eTest("a storm of resumes at once: each gets its session and a new token", async () => {
+  const users = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`u${i}`, `pw${i}`]));
+  await withServer({ users }, async (s) => {
+    const names = Object.keys(users);
+    const tokens = await Promise.all(names.map(async (user) => {
+      const client = await s.connect();
+      await wantTokens(client);
+      await client.send(`0:${user}:${users[user]}`);
+      return await loggedIn(client);
+    }));
+    // Every client reconnects at the same moment (their tokens' writes share transactions).
+    const fresh = await Promise.all(
+      names.map(async (user, i) => await loggedIn(await resume(s, user, tokens[i]))),
+    );
+    assert.equal(new Set([...tokens, ...fresh]).size, 2 * names.length);
+    assertNotLogged(s.server, [...tokens, ...fresh]);
+  });
+});
+
 Deno.test({
   name: "cluster: a token issued on one node resumes on another, once",
   ignore: !redisInstalled("tests/e2e_resume_test.ts"),
