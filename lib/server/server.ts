@@ -356,14 +356,14 @@ export class ParleyServer {
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
       await this.#follower?.stop(); // records room use before the drain empties the rooms
-      await this.#drain();
+      const drained = await this.#drain();
       this.hub.logoutAll(); // anyone the drain did not see (a WebSocket upgraded meanwhile)
       await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
       await this.#store.close();
-      this.#log.info("stopped", { connections: connections.length });
+      this.#log.info("stopped", { connections: drained + connections.length });
     })();
     return this.#stopping;
   }
@@ -375,7 +375,8 @@ export class ParleyServer {
     for (const connection of this.#connections) connection.close();
   }
 
-  async #drain(): Promise<void> {
+  /** Closes the connections a batch at a time over --drain-ms; resolves to how many. */
+  async #drain(): Promise<number> {
     const connections = [...this.#connections];
     const spreadMs = this.#config.drainMs;
     const batches = Math.max(1, Math.min(connections.length, Math.ceil(spreadMs / DRAIN_STEP_MS)));
@@ -393,5 +394,6 @@ export class ParleyServer {
     }
     if (this.#hurried) { for (const connection of connections) connection.close(); }
     await Promise.all(closing);
+    return connections.length;
   }
 }
