@@ -109,7 +109,10 @@ Deno.test("hostile chat: a message full of escapes reaches parley chat as visibl
   }
   assertPrintedSafe(chat.printed);
   const line = chat.printed.find((printed) => printed.endsWith(" end"))!;
-  assert.match(line, /^\[\d\d:\d\d:\d\d\] <bob> \\u001b\[2J\\u001b\]0;owned\\u0007\\u000d\[00:00:00\]/);
+  assert.match(
+    line,
+    /^\[\d\d:\d\d:\d\d\] <bob> \\u001b\[2J\\u001b\]0;owned\\u0007\\u000d\[00:00:00\]/,
+  );
   assert.match(line, /\\u001b\[8mhidden\\u009b2J\\u202eright-to-left \ufffd\ufffd\( end$/);
 });
 
