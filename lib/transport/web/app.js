@@ -47,6 +47,7 @@ const state = {
   comingBack: false, // the pending login follows a lost connection
   attempt: 0,
   leaving: false, // the person pressed "log out"
+  retry: undefined, // the timer of the next try to come back
 };
 
 function forgetSession() {
@@ -201,7 +202,7 @@ function comeBackLater() {
   const delay = backoffDelay(state.attempt);
   if (state.attempt === 1) logEntry("info", "Connection lost; reconnecting…");
   setStatus(`reconnecting in ${(delay / 1000).toFixed(1)} s…`, "reconnecting");
-  setTimeout(async () => {
+  state.retry = setTimeout(async () => {
     try {
       await connect();
     } catch {
@@ -339,9 +340,14 @@ function say(event) {
 }
 
 function logOut() {
-  state.leaving = true;
+  clearTimeout(state.retry); // logging out while reconnecting: no more tries
   forgetSession();
-  state.socket?.close(1000);
+  if (state.socket) {
+    state.leaving = true;
+    state.socket.close(1000);
+  } else {
+    stop("");
+  }
 }
 
 $("login-form").addEventListener("submit", logIn);
