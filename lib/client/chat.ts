@@ -90,9 +90,7 @@ export function describeEvent(event: ParleyEvent): string {
     case "session-ended":
       return "* the server ended this session (logged in elsewhere, or removed)";
     case "reason":
-      return event.reason === "shutdown"
-        ? "* the server is going away"
-        : `* server: ${event.reason}`;
+      return `* ${NOTICES[event.reason] ?? `the server says: ${event.reason}`}`;
     case "reconnecting":
       return `* ${event.attempt === 1 ? "connection lost" : "still no server"}; ` +
         `reconnecting in ${(event.delayMs / 1000).toFixed(1)} s…`;
@@ -102,6 +100,14 @@ export function describeEvent(event: ParleyEvent): string {
       return `parley chat: ${ENDINGS[event.reason] ?? `stopped (${event.reason})`}`;
   }
 }
+
+/** What the server's `7:<reason>` means, said to the person. */
+const NOTICES: Record<string, string> = {
+  "shutdown": "the server is going away",
+  "slow": "the server dropped this connection: its output was not read in time",
+  "idle": "the server closed the connection: no login in time",
+  "busy": "the server is busy",
+};
 
 /** The sentence `parley chat` exits with, by the reason the client stopped. */
 const ENDINGS: Record<string, string> = {
@@ -222,11 +228,10 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
           ended = true;
           return;
         }
-        if (
-          event.type === "reason" && (event.reason === "replaced" || event.reason === "removed")
-        ) {
-          continue; // the `ended` sentence says it
-        }
+        const final = event.type === "reason" &&
+          (event.reason === "replaced" || event.reason === "removed");
+        // The `ended` sentence, or the reason line before it, says why the session ended.
+        if (final || (event.type === "session-ended" && event.reason !== undefined)) continue;
         show(describeEvent(event));
       }
     })().catch((error) => io.err(`parley chat: ${(error as Error).message}`));
