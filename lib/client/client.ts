@@ -264,11 +264,15 @@ export class ParleyClient implements AsyncIterable<ParleyEvent> {
       maxLineBytes: this.#options.maxLineBytes ?? MAX_LINE_BYTES_CEILING,
     });
     if (this.#options.features === false) return link;
+    // Every Parley server answers (a v1 one with `9:?:malformed`); something else may never.
+    const timer = setTimeout(() => link.close(new Error("no answer to 8: (not Parley?)")), 10_000);
     try {
       const reply = await link.request("8", FEATURES_LINE);
       link.features = new Set(reply.slice(2).split(",").filter((f) => f !== ""));
     } catch (error) {
       if (!(error instanceof ParleyError)) throw error; // a v1 server: `9:?:malformed`
+    } finally {
+      clearTimeout(timer);
     }
     return link;
   }
