@@ -60,14 +60,24 @@ async function serve(config: Parameters<typeof ParleyServer.start>[0]): Promise<
   const log = new Logger(config.logLevel, undefined, config.logFormat);
   const db = describeDatabase(config.db); // a PostgreSQL URL's password must not reach the log
   log.info("starting", { version: VERSION, deno: Deno.version.deno, db });
-  // Listen for signals before starting, so a SIGTERM during start-up still stops cleanly.
+  // Listen for signals before starting, so a SIGTERM during start-up still stops cleanly. The
+  // first starts the drain (--drain-ms); a second, of either kind, stops at once.
   const signalled = Promise.withResolvers<string>();
-  const onInt = () => signalled.resolve("SIGINT");
-  const onTerm = () => signalled.resolve("SIGTERM");
+  let server: ParleyServer | undefined;
+  let stopping = false;
+  const on = (signal: string) => () => {
+    if (stopping) {
+      log.info("stopping-now", { signal });
+      server?.hurry();
+    }
+    stopping = true;
+    signalled.resolve(signal);
+  };
+  const onInt = on("SIGINT");
+  const onTerm = on("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   try {
-    let server: ParleyServer;
     try {
       server = await ParleyServer.start(config, log);
     } catch (error) {

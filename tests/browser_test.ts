@@ -4,6 +4,8 @@
 // (.ci/run installs it).
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { ParleyClient } from "../lib/client/client.ts";
+import { startRestartable } from "./restart_support.ts";
 import { startWsServer, type WsTestServer } from "./ws_support.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -56,6 +58,24 @@ async function sayOnPage(page: Page, text: string, to?: string): Promise<void> {
   await page.click("#say-button");
 }
 
+/** Debian's chromium, headless, quiet. */
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      "--no-sandbox",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-gpu",
+      "--disable-quic",
+    ],
+  });
+}
+
 async function members(page: Page): Promise<string[]> {
   return await page.$$eval("#members button", (buttons) => buttons.map((b) => b.textContent ?? ""));
 }
@@ -73,20 +93,7 @@ Deno.test({
         args: ["--web", "--stamp-sender"],
       });
       const base = `http://127.0.0.1:${server.wsPort}/`;
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        timeout: 30_000,
-        args: [
-          "--no-sandbox",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--no-first-run",
-          "--disable-gpu",
-          "--disable-quic",
-        ],
-      });
+      browser = await launch();
       const desktop = await browser.newContext({ viewport: { width: 1100, height: 700 } });
       const phone = await browser.newContext({
         viewport: { width: 390, height: 780 },
@@ -117,7 +124,7 @@ Deno.test({
 
       // A direct message, and an error as it arrives.
       await sayOnPage(bob, "psst, a direct one", "alice");
-      await seeInLog(alice, "msg", "bobpsst, a direct one");
+      await seeInLog(alice, "msg.direct", "bobdirectpsst, a direct one");
       await sayOnPage(alice, "anyone there?", "carol");
       await seeInLog(alice, "error", "not online: carol");
 
@@ -159,6 +166,75 @@ Deno.test({
     } finally {
       await browser?.close();
       await server?.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "browser: the page comes back by itself after a server restart, and stops when replaced",
+  ignore: missing,
+  async fn() {
+    const server = await startRestartable({
+      users: { alice: "wonderland", bob: "builder" },
+      args: ["--web"],
+      ws: true,
+    });
+    let browser: Browser | undefined;
+    let bob: ParleyClient | undefined;
+    let newer: ParleyClient | undefined;
+    try {
+      browser = await launch();
+      const page = await browser.newPage();
+      page.setDefaultTimeout(15_000);
+      const pageErrors: string[] = [];
+      page.on("pageerror", (e) => pageErrors.push(String(e)));
+      const base = `http://127.0.0.1:${server.wsPort}/`;
+      await logInAndJoin(page, base, "alice", "wonderland", "lobby");
+      await page.fill("#join-room", "den");
+      await page.fill("#join-password", "s3cret");
+      await page.click("#join-button");
+      await page.locator("#room-title", { hasText: "# den" }).waitFor();
+      const token = () => page.evaluate(() => sessionStorage.getItem("parley-resume"));
+      await page.waitForFunction(() => sessionStorage.getItem("parley-resume") !== null);
+      assert.match((await token())!, /"user":"alice"/);
+
+      // The server restarts (SIGTERM: it says 7:shutdown), on the same port and database.
+      await server.restart();
+      await seeInLog(page, "info", "Connection lost; reconnecting");
+      await seeInLog(page, "info", "Back (resumed)");
+      await page.locator("#status", { hasText: "connected" }).waitFor();
+      await page.locator("#room-title", { hasText: "# den" }).waitFor();
+      assert.ok(await page.isVisible("#chat-view"), "the chat stayed on screen");
+
+      // Back in den for real: bob (over TCP) joins it and talks to the page.
+      bob = await ParleyClient.connect({ port: server.port });
+      await bob.login("bob", "builder");
+      assert.deepEqual((await bob.join("den", "s3cret")).members, ["alice", "bob"]);
+      await bob.say("hello after the restart");
+      await seeInLog(page, "msg", "bobhello after the restart");
+      await bob.tell(["alice"], "only for you");
+      await seeInLog(page, "msg.direct", "bobdirectonly for you");
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}browser-reconnected.png` });
+
+      // A reload of the tab resumes its session by the token in sessionStorage.
+      await page.reload();
+      await seeInLog(page, "info", "Back (resumed)");
+      await page.locator("#whoami", { hasText: "alice" }).waitFor();
+
+      // A newer login of alice elsewhere: the page stops, says why, and never fights back.
+      newer = await ParleyClient.connect({ port: server.port });
+      await newer.login("alice", "wonderland");
+      await page.locator("#login-error", { hasText: "logged in somewhere else" }).waitFor();
+      await page.waitForSelector("#login-view", { state: "visible" });
+      assert.equal(await token(), null, "the token is forgotten");
+      assert.equal(await newer.nextEvent(500), undefined, "the newer session was left alone");
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await bob?.close();
+      await newer?.close();
+      await browser?.close();
+      await server.stop();
     }
   },
 });

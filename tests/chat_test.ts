@@ -80,7 +80,9 @@ Deno.test("chat: password from stdin, /join, text, /msg, /all, /rooms, presence,
     await chat.waitFor(new RegExp(`${TIME} \\* bob joined lobby`));
 
     await bob.say("hi alice");
-    await chat.waitFor(new RegExp(`${TIME} hi alice`));
+    await chat.waitFor(new RegExp(`${TIME} <bob> hi alice`)); // the sender (v1.1 `from`)
+    await bob.tell(["alice"], "just you");
+    await chat.waitFor(new RegExp(`${TIME} <bob> \\(direct\\) just you`));
 
     await chat.type("hello bob");
     const hello = await nextMessage(bob);
@@ -90,7 +92,7 @@ Deno.test("chat: password from stdin, /join, text, /msg, /all, /rooms, presence,
     assert.equal(direct.type === "message" && direct.text, "direct");
     await chat.waitFor(/! not online: carol/);
     await chat.type("/all to everyone");
-    await chat.waitFor(new RegExp(`${TIME} to everyone`));
+    await chat.waitFor(new RegExp(`${TIME} <alice> to everyone`));
     const all = await nextMessage(bob);
     assert.equal(all.type === "message" && all.text, "to everyone");
     await chat.type("/rooms");

@@ -62,6 +62,11 @@ Deno.test("client: login, rooms, join, the three send modes, presence and errors
     await alice.tell(["bob", "carol"], "aGk=");
     const direct = await next(bob);
     assert.equal(direct.type === "message" && direct.text, "aGk=");
+    assert.deepEqual(direct.type === "message" && [direct.sender, direct.room, direct.direct], [
+      "alice",
+      "",
+      true,
+    ]);
     assert.deepEqual(await next(alice), {
       type: "error",
       code: "3",
@@ -88,11 +93,12 @@ Deno.test("client: login, rooms, join, the three send modes, presence and errors
     assert.throws(() => alice.tell(["bob"], "a:b"), TypeError);
     assert.throws(() => alice.say("two\nlines"), TypeError);
 
-    // The same user logging in elsewhere ends this session.
+    // The same user logging in elsewhere ends this session, and with `why` the server says so.
     const again = await ParleyClient.connect({ port: server.port });
     clients.push(again);
     await again.login("alice", "wonderland");
-    assert.deepEqual(await next(alice), { type: "session-ended" });
+    assert.deepEqual(await next(alice), { type: "reason", reason: "replaced" });
+    assert.deepEqual(await next(alice), { type: "session-ended", reason: "replaced" });
     assert.equal(alice.sessionId, null);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
@@ -100,12 +106,14 @@ Deno.test("client: login, rooms, join, the three send modes, presence and errors
   }
 });
 
-Deno.test("client: stamped senders, and the event stream ends when the server closes", async () => {
+Deno.test("client: v1 only, stamped senders, and the stream ends when the server closes", async () => {
   const server = await startServer({ users: USERS, args: ["--stamp-sender"] });
   const clients: ParleyClient[] = [];
   try {
-    const alice = await ParleyClient.connect({ port: server.port, stampSender: true });
-    const bob = await ParleyClient.connect({ port: server.port, stampSender: true });
+    // `features: false`: the client never sends `8:`, so it sees v1 byte for byte.
+    const v1 = { port: server.port, stampSender: true, features: false };
+    const alice = await ParleyClient.connect(v1);
+    const bob = await ParleyClient.connect(v1);
     clients.push(alice, bob);
     await alice.login("alice", "wonderland");
     await bob.login("bob", "builder");
@@ -116,6 +124,7 @@ Deno.test("client: stamped senders, and the event stream ends when the server cl
       assert.equal(event.sender, "bob");
       assert.equal(event.text, "psst");
       assert.deepEqual(event.bytes, new TextEncoder().encode("psst"));
+      assert.equal(event.room, undefined); // no `from`: the room is not known
     }
     await server.stop();
     const seen: string[] = [];

@@ -78,7 +78,10 @@ function referenceSplit(max: number, bytes: Uint8Array): Split {
   return out;
 }
 
-const KINDS = new Set(["login", "bad-login", "rooms", "join", "say", "tell", "invalid"]);
+const KINDS = new Set([
+  ...["login", "bad-login", "rooms", "join", "say", "tell", "invalid"],
+  ...["features", "resume", "bad-resume"], // v1.1
+]);
 
 /** What the first field says the command must be. */
 function checkCommand(line: Uint8Array, command: Command | null): void {
@@ -95,6 +98,8 @@ function checkCommand(line: Uint8Array, command: Command | null): void {
     "1": ["rooms"],
     "2": ["join", "invalid"],
     "3": ["say", "tell", "invalid"],
+    "6": ["resume", "bad-resume"], // v1.1
+    "8": ["features", "invalid"],
   };
   if (!(first in expected)) {
     assert.deepEqual(command, { kind: "invalid", code: "?", reason: "malformed" });

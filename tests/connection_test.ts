@@ -142,3 +142,34 @@ Deno.test("connection: after failed logins the next one waits for the throttle's
     await store.close();
   }
 });
+
+Deno.test("connection: the login clock waits for a login being checked, then starts again", async () => {
+  const { clock, store, transport, connection, line } = await connected();
+  try {
+    const checking = line("0:alice:wrong"); // the check takes real time; the clock is fake
+    clock.advance(60_000);
+    assert.equal(connection.isClosed, false, "closed while its login was being checked");
+    await checking;
+    assert.deepEqual(transport.take(), ["0:-1"]);
+    clock.advance(29_999);
+    assert.equal(connection.isClosed, false);
+    clock.advance(1);
+    assert.equal(connection.isClosed, true, "the clock restarted when the check was answered");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("connection: with why, the login clock says 7:idle before the close", async () => {
+  const { clock, store, transport, connection, line } = await connected();
+  try {
+    await line("8:why");
+    assert.deepEqual(transport.take(), ["8:why"]);
+    clock.advance(30_000);
+    await connection.closeAfterFlush(); // what the clock started: written, then closed
+    assert.deepEqual(transport.take(), ["7:idle"]);
+    assert.equal(transport.closed, true);
+  } finally {
+    await store.close();
+  }
+});

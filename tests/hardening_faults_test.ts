@@ -46,7 +46,9 @@ Deno.test("graceful shutdown: SIGTERM with 1,000 logged-in clients → 0:-1 to e
     assert.equal(status.code, 0);
     for (const c of clients) {
       let line = await c.next();
-      while (line.startsWith("4:")) line = await c.next(); // joins that came after the drain
+      // Joins that came late, and (the drain closes a batch at a time, each session ending
+      // normally) the room's members drained before this one.
+      while (/^[45]:/.test(line)) line = await c.next();
       assert.equal(line, "0:-1");
       await c.expectClosed();
     }

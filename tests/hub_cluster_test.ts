@@ -150,7 +150,8 @@ Deno.test("hub cluster: a newer claim elsewhere ends the local session: 0:-1 and
     assert.deepEqual(cluster.take(), ["ended alice 100"]);
     // alice is now on the other node: a 3:2 goes there, once.
     await send(hub, bob, "3:2:alice:carol:hi");
-    assert.deepEqual(cluster.take(), ["direct there alice 3:hi"]);
+    // Between nodes, lines travel in the v1.1 from form (lib/hub/from_form.ts).
+    assert.deepEqual(cluster.take(), ["direct there alice 3::bob:hi"]);
     assert.deepEqual(bob.take(), ["9:3:not-online:carol"]);
   }));
 
@@ -169,7 +170,7 @@ Deno.test("hub cluster: remote members are listed, told of, and reached once per
     hub.handle(bob, parseCommand(encoder.encode("3:1:two"))!);
     hub.flush();
     // One run for both messages, once per node (n3 has two members), not once per recipient.
-    assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:one|3:two|"]);
+    assert.deepEqual(cluster.take(), ["roomRun n2,n3 lobby 2 3:lobby:bob:one|3:lobby:bob:two|"]);
     // Switching rooms elsewhere: 5: here; a session ending elsewhere: 5: here.
     hub.clusterEvents.clusterJoined("carol", 501, "n3", "den", null);
     hub.clusterEvents.clusterEnded("dave", 502, "n3");
@@ -248,9 +249,11 @@ Deno.test("hub cluster: deliveries from the bus reach this node's members only",
     const carol = await connectAs(hub, "carol");
     await inRoom(hub, "lobby", bob);
     carol.take();
-    hub.clusterEvents.deliverRoom("lobby", new TextEncoder().encode("3:a\n3:b\n"), 2);
-    hub.clusterEvents.deliverRoom("nowhere", new TextEncoder().encode("3:c\n"), 1);
-    hub.clusterEvents.deliverDirect(["carol", "dave"], new TextEncoder().encode("3:d\n"));
+    // Lines come in the from form; members without from get the v1 form.
+    const lines = (text: string) => new TextEncoder().encode(text);
+    hub.clusterEvents.deliverRoom("lobby", lines("3:lobby:x:a\n3:lobby:y:b\n"), 2);
+    hub.clusterEvents.deliverRoom("nowhere", lines("3:nowhere:x:c\n"), 1);
+    hub.clusterEvents.deliverDirect(["carol", "dave"], lines("3::x:d\n"));
     assert.deepEqual(bob.take(), ["3:a", "3:b"]);
     assert.deepEqual(carol.take(), ["3:d"]);
     assert.equal(hub.deliveries, 3);

@@ -29,6 +29,8 @@ async function edgeAt(serverCost: number, userCost: number) {
   const answers = new Map<number, (ok: CheckOutcome) => void>();
   const work = hubEdge({ store, passwords: hasher, onError: (e) => assert.fail(String(e)) })({
     loginChecked: (ticket, ok) => answers.get(ticket)?.(ok),
+    resumeChecked() {},
+    tokenIssued() {},
     claimDecided() {},
     roomStored() {},
     roomPasswordChecked() {},

@@ -186,6 +186,42 @@ const CASES: Record<string, (db: Database) => Promise<void>> = {
     assert.equal(await again.lastChange(), seq);
   },
 
+  "resume tokens: one a user, the newest wins, gone with a password change or the user": async (
+    db,
+  ) => {
+    const store = await db.open();
+    await store.addUser("alice", "h");
+    await store.addUser("bob", "h");
+    const at = 1_700_000_000_123;
+    await store.saveResumeTokens([]);
+    // One batch: the last of a user's wins; a user that does not exist is skipped, not an error.
+    await store.saveResumeTokens([
+      { user: "alice", hash: "a1", issuedAt: at },
+      { user: "ghost", hash: "g1", issuedAt: at },
+      { user: "bob", hash: "b1", issuedAt: at + 1 },
+      { user: "alice", hash: "a2", issuedAt: at + 2 },
+    ]);
+    const found = async (users: string[]) =>
+      (await store.findResumeTokens(users)).sort((a, b) => a.user < b.user ? -1 : 1);
+    assert.deepEqual(await found(["alice", "bob", "ghost", "carol"]), [
+      { user: "alice", hash: "a2", issuedAt: at + 2 },
+      { user: "bob", hash: "b1", issuedAt: at + 1 },
+    ]);
+    assert.deepEqual(await store.findResumeTokens([]), []);
+    // Another handle (another node, or after a restart) reads the same rows.
+    const other = await db.open();
+    await other.saveResumeTokens([{ user: "bob", hash: "b2", issuedAt: at + 3 }]);
+    assert.deepEqual(await found(["bob"]), [{ user: "bob", hash: "b2", issuedAt: at + 3 }]);
+    // A login's re-hash is no password change; setting the password and removing the user are.
+    await store.upgradePasswordHash("alice", "h", "h-upgraded");
+    assert.equal((await found(["alice"])).length, 1);
+    await store.setPassword("alice", "h2");
+    assert.deepEqual(await found(["alice"]), []);
+    await store.removeUser("bob");
+    await store.addUser("bob", "h"); // a new bob does not inherit the old one's token
+    assert.deepEqual(await found(["alice", "bob"]), []);
+  },
+
   "calls after close fail with StoreError; closing twice is harmless": async (db) => {
     const store = await db.open();
     await store.close();

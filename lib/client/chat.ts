@@ -33,7 +33,10 @@ export const CHAT_HELP =
   `Usage: parley chat HOST:PORT --user NAME [--tls] [--ca FILE] [--stamp-sender]
 
 Connects to a Parley server and logs in (the password is asked for, hidden; when stdin is not a
-terminal its first line is the password). Then:
+terminal its first line is the password). Each message shows its sender, and (direct) marks one
+sent to you alone. A lost connection or a server restart is retried by itself, with a growing
+random delay, resuming the session (or logging in again with the password given at the start)
+and rejoining your room; it ends, saying why, if the user logs in elsewhere or is removed. Then:
   TEXT                      say TEXT to the others in your room
   /join ROOM [PASSWORD]     join (or create) ROOM
   /rooms                    list the rooms and who is in them
@@ -74,7 +77,8 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 export function describeEvent(event: ParleyEvent): string {
   switch (event.type) {
     case "message":
-      return event.sender === undefined ? event.text : `<${event.sender}> ${event.text}`;
+      if (event.sender === undefined) return event.text;
+      return `<${event.sender}>${event.direct ? " (direct)" : ""} ${event.text}`;
     case "joined":
       return `* you are in ${event.room} with ${event.members.join(", ")}`;
     case "presence":
@@ -85,8 +89,35 @@ export function describeEvent(event: ParleyEvent): string {
         : `! ${event.reason}${event.detail ? `: ${event.detail}` : ""}`;
     case "session-ended":
       return "* the server ended this session (logged in elsewhere, or removed)";
+    case "reason":
+      return `* ${NOTICES[event.reason] ?? `the server says: ${event.reason}`}`;
+    case "reconnecting":
+      return `* ${event.attempt === 1 ? "connection lost" : "still no server"}; ` +
+        `reconnecting in ${(event.delayMs / 1000).toFixed(1)} s…`;
+    case "reconnected":
+      return `* back (${event.resumed ? "resumed" : "logged in again"})`;
+    case "ended":
+      return `parley chat: ${ENDINGS[event.reason] ?? `stopped (${event.reason})`}`;
   }
 }
+
+/** What the server's `7:<reason>` means, said to the person. */
+const NOTICES: Record<string, string> = {
+  "shutdown": "the server is going away",
+  "slow": "the server dropped this connection: its output was not read in time",
+  "idle": "the server closed the connection: no login in time",
+  "busy": "the server is busy",
+};
+
+/** The sentence `parley chat` exits with, by the reason the client stopped. */
+const ENDINGS: Record<string, string> = {
+  "replaced": "this user logged in somewhere else, so this chat ends here",
+  "removed": "the server's operator removed this user, so this chat ends here",
+  "session-ended": "the server ended this session (logged in elsewhere, or removed)",
+  "login-refused": "the server refused the password after reconnecting",
+  "no-password": "cannot log in again without the password",
+  "gave-up": "gave up reconnecting",
+};
 
 /**
  * Runs the chat with `args` (what follows `chat`) and returns the exit code.
@@ -166,6 +197,7 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
         ? { caCerts: values.ca ? [await Deno.readTextFile(values.ca)] : undefined }
         : false,
       stampSender: values["stamp-sender"],
+      reconnect: true, // the password typed stays in memory, to come back without asking again
     });
   } catch (error) {
     io.err(`parley chat: cannot connect to ${target}: ${(error as Error).message}`);
@@ -185,17 +217,31 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
     }
 
     let ended = false;
+    let back = false;
     const printer = (async () => {
       for await (const event of client) {
-        if (event.type === "joined") continue; // the /join command prints its own answer
+        // The /join command prints its own answer; a rejoin after reconnecting is shown here.
+        if (event.type === "joined" && !back) continue;
+        back = event.type === "reconnected";
+        if (event.type === "ended") {
+          io.err(describeEvent(event));
+          ended = true;
+          return;
+        }
+        const final = event.type === "reason" &&
+          (event.reason === "replaced" || event.reason === "removed");
+        // The `ended` sentence, or the reason line before it, says why the session ended.
+        if (final || (event.type === "session-ended" && event.reason !== undefined)) continue;
         show(describeEvent(event));
-        if (event.type === "session-ended") ended = true;
       }
     })().catch((error) => io.err(`parley chat: ${(error as Error).message}`));
 
-    for await (const line of input) {
-      if (client.closed || ended) break;
-      if (!await command(client, line, show, io)) break;
+    // Reads typed lines until /quit, the end of input, or the client stops (then at once).
+    const stopped = printer.then(() => null);
+    for (;;) {
+      const next = await Promise.race([input.next(), stopped]);
+      if (next === null || next.done || client.closed) break;
+      if (!await command(client, next.value, show, io)) break;
     }
     // Input is over: let what was sent reach the server, then leave.
     await client.close();
@@ -265,8 +311,8 @@ async function command(
       show(`! ${error.reason === "logged-out" ? "not logged in" : error.reason}`);
     } else if (error instanceof TypeError) {
       io.err(`! ${error.message}`);
-    } else {
-      throw error;
+    } else if (!client.closed) {
+      show("! not sent: not connected (reconnecting)");
     }
     return true;
   }

@@ -102,3 +102,20 @@ export function tellLine(users: string[], text: string | Uint8Array): Uint8Array
   }
   return line(`3:2:${users.join(":")}:`, checkBody(text, false));
 }
+
+/**
+ * `6:<user>:<token>`: log in with a resume token instead of the password.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resumeLine } from "./commands.ts";
+ * assert.equal(new TextDecoder().decode(resumeLine("alice", "abcdefgh12345678")), "6:alice:abcdefgh12345678\n");
+ * ```
+ */
+export function resumeLine(username: string, token: string): Uint8Array {
+  return line(`6:${username}:${token}`);
+}
+
+/** `8:from,why,resume`: the v1.1 features the client reads (docs/protocol.md). */
+export const FEATURES_LINE: Uint8Array = line("8:from,why,resume");

@@ -14,8 +14,15 @@ export interface MessageEvent {
   text: string;
   /** The message's bytes as the sender sent them. */
   bytes: Uint8Array;
-  /** The sender, when the server stamps senders (and `stampSender` is set). */
+  /**
+   * The sender: with the `from` feature on (the client asks for it), or when the server stamps
+   * senders and `stampSender` is set.
+   */
   sender?: string;
+  /** The room it was sent to (with `from`); empty for a direct message. */
+  room?: string;
+  /** A direct (`3:2`) message (with `from`). */
+  direct?: boolean;
 }
 
 /** This client joined a room (`2:`, the reply to `ParleyClient.join`). */
@@ -48,6 +55,40 @@ export interface ErrorEvent {
 /** The server ended this session (`0:-1`): the user logged in elsewhere, or was removed. */
 export interface SessionEndedEvent {
   type: "session-ended";
+  /** Why, when the server said (`7:`, with `why` on): `replaced`, `removed`, `shutdown`… */
+  reason?: string;
+}
+
+/** The server is about to end this session or close the connection (`7:<reason>`). */
+export interface ReasonEvent {
+  type: "reason";
+  /** `replaced`, `removed`, `shutdown`, `idle`, `slow`, `busy`, or one this client does not know. */
+  reason: string;
+}
+
+/** The connection was lost and the client will try again after `delayMs` (with `reconnect`). */
+export interface ReconnectingEvent {
+  type: "reconnecting";
+  /** 1 for the first try after a loss. */
+  attempt: number;
+  delayMs: number;
+}
+
+/** The client is back: logged in again (by token when `resumed`, else by password), in its room. */
+export interface ReconnectedEvent {
+  type: "reconnected";
+  resumed: boolean;
+  sessionId: number | null;
+}
+
+/**
+ * The client stopped for good (with `reconnect`); the event stream ends after it. Reasons:
+ * `replaced`, `removed` (the server's), `session-ended` (ended without a reason given),
+ * `login-refused`, `no-password`, `gave-up` (too many failed attempts).
+ */
+export interface EndedEvent {
+  type: "ended";
+  reason: string;
 }
 
 /** Everything the event stream yields. */
@@ -56,7 +97,11 @@ export type ParleyEvent =
   | JoinedEvent
   | PresenceEvent
   | ErrorEvent
-  | SessionEndedEvent;
+  | SessionEndedEvent
+  | ReasonEvent
+  | ReconnectingEvent
+  | ReconnectedEvent
+  | EndedEvent;
 
 /** A room in the room list. */
 export interface RoomInfo {
@@ -92,21 +137,42 @@ export class ParleyError extends Error {
 }
 
 /**
- * A `3:` line's message (the line without its `3:`). With `stampSender`, the text up to the
- * first `:` is the sender; the message bytes are kept exactly, colons and all.
+ * A `3:` line's message (the line without its `3:`). With `from` it is `<room>:<sender>:<text>`
+ * (the room empty for a direct message); else, with `stampSender`, the text up to the first `:`
+ * is the sender. The message bytes are kept exactly, colons and all.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseMessage } from "./events.ts";
- * const body = new TextEncoder().encode("alice:hi: there");
- * assert.equal(parseMessage(body, true).sender, "alice");
- * assert.equal(parseMessage(body, true).text, "hi: there");
- * assert.equal(parseMessage(body, false).text, "alice:hi: there");
+ * const body = (text: string) => new TextEncoder().encode(text);
+ * assert.equal(parseMessage(body("alice:hi: there"), true).sender, "alice");
+ * assert.equal(parseMessage(body("alice:hi: there"), true).text, "hi: there");
+ * assert.equal(parseMessage(body("alice:hi: there"), false).text, "alice:hi: there");
+ * const direct = parseMessage(body(":bob:psst"), false, true);
+ * assert.deepEqual([direct.room, direct.sender, direct.text, direct.direct], ["", "bob", "psst", true]);
+ * assert.equal(parseMessage(body("lobby:bob:a:b"), false, true).text, "a:b");
  * ```
  */
-export function parseMessage(body: Uint8Array, stampSender: boolean): MessageEvent {
+export function parseMessage(body: Uint8Array, stampSender: boolean, from = false): MessageEvent {
   let bytes = body;
+  if (from) {
+    const first = bytes.indexOf(0x3a);
+    const second = first === -1 ? -1 : bytes.indexOf(0x3a, first + 1);
+    if (second !== -1) {
+      const room = decoder.decode(bytes.subarray(0, first));
+      const sender = decoder.decode(bytes.subarray(first + 1, second));
+      bytes = bytes.slice(second + 1);
+      return {
+        type: "message",
+        text: decoder.decode(bytes),
+        bytes,
+        sender,
+        room,
+        direct: room === "",
+      };
+    }
+  }
   let sender: string | undefined;
   if (stampSender) {
     const colon = bytes.indexOf(0x3a);

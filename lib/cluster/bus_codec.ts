@@ -5,7 +5,9 @@
  *   as the exact bytes the sender's node encoded, and several records ride in one PUBLISH:
  *   - room run: `0x01`, u16 room name length, room name, u32 line count, u32 length, the lines
  *   - direct: `0x02`, u16 user count, (u8 length, name) per user, u32 length, the line
- *   (big-endian).
+ *   (big-endian). The lines are in the v1.1 `from` form, `3:<room>:<sender>:<message>` (the
+ *   room empty for a direct one): it holds what every recipient needs, and each node makes the
+ *   v1 form from it for its members without `from` (lib/hub/from_form.ts).
  * - **Presence** goes to every node as tab-separated text, one event a PUBLISH. Names cannot
  *   hold a tab (usernames are `A-Z a-z 0-9 _ . -`; room names hold no white space), and some of
  *   these events are written by Lua scripts inside Redis, where text is what is easy.

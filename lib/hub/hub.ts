@@ -23,9 +23,12 @@
 
 import { type Command, encodeError, encodeLine, LOGGED_OUT } from "../protocol/codec.ts";
 import { DEFAULT_MAX_ROOMS, DEFAULT_MAX_TARGETS } from "../protocol/limits.ts";
+import { whyLine } from "../protocol/v11.ts";
 import { ClusterSide } from "./cluster_events.ts";
 import { Joins } from "./joins.ts";
 import { Messages } from "./messages.ts";
+import { LoginSteps } from "./login_steps.ts";
+import { logoutAll, removeRoom } from "./operator.ts";
 import type {
   CheckOutcome,
   ClusterEvents,
@@ -104,7 +107,7 @@ export class Hub implements HubResults {
   #work: HubWork;
   #messages: Messages;
   #joins: Joins;
-  #nextSessionId = 1;
+  #logins: LoginSteps;
 
   constructor(options: HubOptions) {
     this.stampSender = options.stampSender ?? false;
@@ -125,6 +128,10 @@ export class Hub implements HubResults {
     });
     this.#work = options.work(this);
     this.#joins = new Joins(state, this.#work);
+    this.#logins = new LoginSteps(state, this.#work, {
+      start: (client, user, id, token) => this.#startSession(client, user, id, token),
+      fail: (client, outcome) => this.#loginFailed(client, outcome),
+    });
   }
 
   /** How many connections the hub knows. */
@@ -200,10 +207,21 @@ export class Hub implements HubResults {
     const client = this.#state.tickets.clients.get(peer);
     if (client === undefined) return true; // closed already
     if (client.pending !== 0) throw new Error("a command is already pending on this connection");
-    if (command.kind === "login") return this.#login(client, command.username, command.password);
-    if (command.kind === "bad-login") {
-      this.#endSession(client);
-      return this.#loginFailed(peer);
+    switch (command.kind) {
+      case "login":
+      case "resume":
+        return this.#login(client, command);
+      case "bad-login":
+      case "bad-resume":
+        this.#endSession(client);
+        return this.#loginFailed(client);
+      case "features": // at any time, logged in or not
+        peer.send(client.features.ask(command.names));
+        return true;
+    }
+    if (command.kind === "invalid" && command.code === "8") {
+      peer.send(encodeError("8", "malformed"));
+      return true;
     }
     const session = client.session;
     if (session === null) {
@@ -235,6 +253,18 @@ export class Hub implements HubResults {
     }
   }
 
+  /**
+   * Ends `peer`'s session as if it had logged out (its room is told, here and on other nodes)
+   * and tells it `0:-1`; the server's drain does this before closing each connection.
+   */
+  logout(peer: Peer): void {
+    this.flush();
+    const client = this.#state.tickets.clients.get(peer);
+    if (client?.session == null) return;
+    this.#endSession(client);
+    peer.send(LOGGED_OUT);
+  }
+
   /** The operator removed `user`: its session (if any) ends with `0:-1`. */
   removeUser(user: string): void {
     this.flush();
@@ -248,34 +278,21 @@ export class Hub implements HubResults {
    */
   removeRoom(name: string): void {
     this.flush();
-    const room = this.#state.rooms.get(name);
-    if (room === undefined) return;
-    // Every node removes the room from the same store change: each tells its own members.
-    for (const user of [...room.members.keys(), ...room.remote.keys()]) {
-      room.broadcast(encodeLine("5", room.nameBytes, user), null);
-    }
-    for (const member of room.members.values()) member.room = null;
-    for (const member of room.remote.values()) member.room = null;
-    this.#state.rooms.remove(name);
+    removeRoom(this.#state, name);
   }
 
   /** Ends every session with `0:-1` (the server is stopping). */
   logoutAll(): void {
     this.flush();
-    // Everyone goes at once: no one is told of others leaving before its own 0:-1.
-    this.#state.rooms.clearMembers();
-    for (const session of this.#state.sessions.values()) {
-      session.room = null;
-      session.peer.send(LOGGED_OUT);
-    }
-    this.#state.sessions.clear();
-    for (const client of this.#state.tickets.clients.values()) {
-      if (client.session !== null) this.#state.tickets.dropJoin(client, client.session);
-      client.session = null;
-    }
+    logoutAll(this.#state);
   }
 
   // ---- Results of the edge's work (HubResults) ----
+
+  /** A resume token was checked: the same as a password (a refused token is a failed login). */
+  resumeChecked(ticket: number, ok: CheckOutcome): void {
+    this.loginChecked(ticket, ok);
+  }
 
   loginChecked(ticket: number, ok: CheckOutcome): void {
     this.flush();
@@ -283,30 +300,18 @@ export class Hub implements HubResults {
     const op = tickets.take(ticket);
     if (op?.kind !== "login" || !tickets.current(ticket, op.client)) return;
     const { client, user } = op;
-    if (ok !== true) return tickets.finish(client, this.#loginFailed(client.peer, ok));
-    if (this.#state.cluster === null) {
-      return tickets.finish(client, this.#startSession(client, user, this.#nextSessionId++));
-    }
-    // The cluster answers once no other node has a live session of the user; only then does
-    // this one start, so two sessions of a user never receive messages at the same time.
-    this.#work.claim(tickets.request(client, { kind: "claim", client, user }), user);
+    if (ok !== true) return tickets.finish(client, this.#loginFailed(client, ok));
+    tickets.finish(client, this.#logins.passed(client, user));
   }
 
   claimDecided(ticket: number, fence: number | null): void {
     this.flush();
-    const tickets = this.#state.tickets;
-    const op = tickets.take(ticket);
-    if (op?.kind !== "claim") return;
-    const { client, user } = op;
-    const current = tickets.current(ticket, client);
-    // Refused, overtaken while the grant was on its way (a newer claim), or the connection went.
-    if (fence === null || this.#state.view.isStale(user, fence) || !current) {
-      if (fence !== null) this.#state.cluster?.ended(user, fence);
-      if (current) tickets.finish(client, this.#loginFailed(client.peer));
-      return;
-    }
-    this.#state.view.setFence(user, fence);
-    tickets.finish(client, this.#startSession(client, user, fence));
+    this.#logins.claimDecided(ticket, fence);
+  }
+
+  tokenIssued(ticket: number, token: string | null): void {
+    this.flush();
+    this.#logins.tokenIssued(ticket, token);
   }
 
   roomStored(ticket: number, outcome: StoredRoom | null): void {
@@ -321,27 +326,39 @@ export class Hub implements HubResults {
 
   // ---- Sessions ----
 
-  #login(client: Client, user: string, password: Uint8Array): boolean {
+  /** A `0:` (password) or `6:` (resume token) login: checked by the edge, then as one. */
+  #login(client: Client, command: Extract<Command, { kind: "login" | "resume" }>): boolean {
     this.#endSession(client);
+    const user = command.username;
     const ticket = this.#state.tickets.request(client, { kind: "login", client, user });
-    this.#work.checkLogin(ticket, user, password.slice(), client.peer.remoteAddress ?? "");
+    const address = client.peer.remoteAddress ?? "";
+    if (command.kind === "login") {
+      this.#work.checkLogin(ticket, user, command.password.slice(), address);
+    } else if (this.#work.checkResume !== undefined) {
+      this.#work.checkResume(ticket, user, command.token, address);
+    } else {
+      queueMicrotask(() => this.resumeChecked(ticket, false)); // no tokens: none is accepted
+    }
     return false;
   }
 
-  /** A login failed (or, "busy", could not be checked): `0:-1`. */
-  #loginFailed(peer: Peer, outcome: false | "busy" = false): true {
+  /** A login failed (or, "busy", could not be checked: `7:busy` first with `why`): `0:-1`. */
+  #loginFailed(client: Client, outcome: false | "busy" = false): true {
+    const peer = client.peer;
+    if (outcome === "busy" && client.features.why) peer.send(whyLine("busy"));
     peer.send(LOGGED_OUT);
     peer.sessionEnded(outcome === "busy" ? "login-busy" : "login-failed");
     return true;
   }
 
-  #startSession(client: Client, user: string, id: number): true {
+  #startSession(client: Client, user: string, id: number, token?: string): true {
     const previous = this.#state.sessions.get(user);
     if (previous !== undefined) this.#kick(previous, "replaced");
-    const session = new Session(id, user, client.peer);
+    const session = new Session(id, user, client.peer, client.features);
     client.session = session;
     this.#state.sessions.set(user, session);
     client.peer.send(encodeLine("0", String(id)));
+    if (token !== undefined && client.features.resume) client.peer.send(encodeLine("6", token));
     client.peer.sessionStarted(user);
     return true;
   }
@@ -350,6 +367,7 @@ export class Hub implements HubResults {
   #kick(session: Session, reason: "replaced" | "removed"): void {
     const client = this.#state.tickets.clients.get(session.peer);
     if (client !== undefined) this.#endSession(client);
+    if (session.features.why) session.peer.send(whyLine(reason));
     session.peer.send(LOGGED_OUT);
     session.peer.sessionEnded(reason);
   }

@@ -6,6 +6,7 @@
  */
 
 import { encodeError, encodeMessage } from "../protocol/codec.ts";
+import { fromDirect, plainFromRun } from "./from_form.ts";
 import type { Room, Session } from "./room.ts";
 import { RoomRuns } from "./room_runs.ts";
 import type { HubState } from "./state.ts";
@@ -45,11 +46,12 @@ export class Messages {
    */
   constructor(state: HubState, schedule: (task: () => void) => void) {
     this.#state = state;
-    this.#runs = new RoomRuns(schedule, (room, chunk, lines, except) => {
-      this.#deliveries += room.broadcast(chunk, except) * lines;
-      // The sender is on this node, so every member elsewhere gets the whole run.
+    this.#runs = new RoomRuns(schedule, (room, forms, lines, except) => {
+      this.#deliveries += room.broadcastRun(forms, except) * lines;
+      // The sender is on this node, so every member elsewhere gets the whole run; it travels in
+      // the from form, which holds everything each node needs to make either form.
       if (room.nodes.size > 0) {
-        this.#state.cluster?.roomRun(room.nodes.keys(), room.nameBytes, chunk, lines);
+        this.#state.cluster?.roomRun(room.nodes.keys(), room.nameBytes, forms.from(), lines);
       }
     });
   }
@@ -71,10 +73,8 @@ export class Messages {
       session.peer.send(NOT_IN_ROOM);
       return;
     }
-    const sender = this.#state.settings.stampSender
-      ? (session.userBytes ??= encoder.encode(session.user))
-      : null;
-    this.#runs.add(room, echo ? null : session, body, sender);
+    const sender = session.userBytes ??= encoder.encode(session.user);
+    this.#runs.add(room, echo ? null : session, body, sender, this.#state.settings.stampSender);
   }
 
   /** `3:2` from `session` to `targets`, wherever they are. */
@@ -87,13 +87,16 @@ export class Messages {
       return;
     }
     const line = encodeMessage(body, this.#state.settings.stampSender ? session.user : undefined);
+    let from: Uint8Array | null = null; // made once, if a recipient or another node needs it
     let notOnline: string[] | null = null;
     let elsewhere: Map<string, string[]> | null = null;
     for (let i = 0; i < distinct.length; i++) {
       const target = distinct[i];
       const recipient = this.#state.sessions.get(target);
       if (recipient !== undefined) {
-        recipient.peer.send(line);
+        recipient.peer.send(
+          recipient.features.from ? from ??= fromDirect(session.user, body) : line,
+        );
         this.#deliveries++;
         continue;
       }
@@ -108,24 +111,35 @@ export class Messages {
     }
     // One message per node that holds recipients, never one per recipient.
     if (elsewhere !== null && this.#state.cluster !== null) {
-      for (const [node, users] of elsewhere) this.#state.cluster.direct(node, users, line);
+      from ??= fromDirect(session.user, body);
+      for (const [node, users] of elsewhere) this.#state.cluster.direct(node, users, from);
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));
   }
 
-  /** A run of `3:` lines from another node for this node's members of `room`. */
+  /** A run of `3:` lines (the from form) from another node for this node's members of `room`. */
   deliverRoom(room: Room | undefined, chunk: Uint8Array, lines: number): void {
-    if (room !== undefined) this.#deliveries += room.broadcast(chunk, null) * lines;
+    if (room === undefined) return;
+    const forms = this.#formsOf(chunk);
+    this.#deliveries += room.broadcastRun(forms, null) * lines;
   }
 
-  /** A `3:` line from another node for `users` on this node (those still here get it). */
+  /** A `3:` line (the from form) from another node for `users` on this node (those still here). */
   deliverDirect(users: readonly string[], line: Uint8Array): void {
+    const forms = this.#formsOf(line);
     for (const user of users) {
       const session = this.#state.sessions.get(user);
       if (session === undefined) continue;
-      session.peer.send(line);
+      session.peer.send(session.features.from ? line : forms.plain());
       this.#deliveries++;
     }
+  }
+
+  /** The forms of lines that came in the from form: the v1 form made once, when first asked. */
+  #formsOf(from: Uint8Array) {
+    let plain: Uint8Array | null = null;
+    const stamp = this.#state.settings.stampSender;
+    return { from: () => from, plain: () => plain ??= plainFromRun(from, stamp) };
   }
 }
 

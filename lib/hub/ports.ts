@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { Features } from "../protocol/v11.ts";
+
 /** Why a connection's session ended while the connection stays open. */
 export type SessionEndReason =
   /** A `0:` line failed (unknown user, wrong password, malformed). */
@@ -23,6 +25,8 @@ export type SessionEndReason =
 export interface Peer {
   /** The remote address, which the edge's work queue serves in turn with the others. */
   readonly remoteAddress?: string;
+  /** The v1.1 features the connection turned on (a peer without one gets its own in the hub). */
+  readonly features?: Features;
   /**
    * Queues encoded output for the client: one line, or several back to back (a run of room
    * messages), always ending in LF. The bytes may be shared with other peers: never modify them.
@@ -72,8 +76,18 @@ export interface HubWork {
    * is no such user → {@linkcode HubResults.loginChecked}.
    */
   checkLogin(ticket: number, username: string, password: Uint8Array, address: string): void;
+  /**
+   * Checks a resume token of `username` (no password hash) → {@linkcode HubResults.resumeChecked}.
+   * Without it every token is refused.
+   */
+  checkResume?(ticket: number, username: string, token: string, address: string): void;
   /** Claims `username` cluster-wide (only with a cluster) → {@linkcode HubResults.claimDecided}. */
   claim(ticket: number, username: string): void;
+  /**
+   * Stores a new resume token for the session of `username` about to start, which makes its
+   * older tokens useless → {@linkcode HubResults.tokenIssued}. Without it no token is issued.
+   */
+  issueToken?(ticket: number, username: string): void;
   /**
    * Hashes `password` (none when empty: a public room) and stores the room as made by `maker`,
    * or reads the stored one when it exists already → {@linkcode HubResults.roomStored}.
@@ -98,8 +112,12 @@ export interface HubWork {
 export interface HubResults {
   /** Whether the login's password matched (false too on a server error), or "busy". */
   loginChecked(ticket: number, ok: CheckOutcome): void;
+  /** Whether the resume token was accepted (false too on a server error), or "busy". */
+  resumeChecked(ticket: number, ok: CheckOutcome): void;
   /** The claim's fence (also the session id), or null when the claim was refused. */
   claimDecided(ticket: number, fence: number | null): void;
+  /** The new resume token, once stored; null when storing it failed. */
+  tokenIssued(ticket: number, token: string | null): void;
   /** The room as stored, or null when storing it failed. */
   roomStored(ticket: number, outcome: StoredRoom | null): void;
   /** Whether the room password matched (false too on a server error), or "busy". */

@@ -6,6 +6,7 @@
  */
 
 import { encodeLine } from "../protocol/codec.ts";
+import { Features } from "../protocol/v11.ts";
 import type { Peer } from "./ports.ts";
 
 /** A session on this node. */
@@ -13,8 +14,24 @@ export class Session {
   room: Room | null = null;
   /** The username as UTF-8, made the first time a message is stamped with it. */
   userBytes: Uint8Array | null = null;
-  /** `id` is also the session's fence in a cluster (see ClusterLink.claim). */
-  constructor(readonly id: number, readonly user: string, readonly peer: Peer) {}
+  /**
+   * `id` is also the session's fence in a cluster (see ClusterLink.claim); `features` are its
+   * connection's (`from` picks the form of the `3:` lines it gets).
+   */
+  constructor(
+    readonly id: number,
+    readonly user: string,
+    readonly peer: Peer,
+    readonly features: Features = peer.features ?? new Features(),
+  ) {}
+}
+
+/** A run of `3:` lines in the v1 form and, made only when someone asks, the `from` form. */
+export interface RunForms {
+  /** The lines as v1 sends them (`3:<message>`, or `3:<sender>:<message>` with --stamp-sender). */
+  plain(): Uint8Array;
+  /** The same lines as `from` clients get them: `3:<room>:<sender>:<message>`. */
+  from(): Uint8Array;
 }
 
 /** A session on another node, as this node's view of the cluster holds it. */
@@ -88,6 +105,23 @@ export class Room {
     this.remote.clear();
     this.nodes.clear();
     this.#sorted = null;
+  }
+
+  /**
+   * Sends a run to every member on this node but `except`, each in the form its features ask
+   * for; each form is made at most once. Returns how many members it went to.
+   */
+  broadcastRun(forms: RunForms, except: Session | null): number {
+    let sent = 0;
+    let plain: Uint8Array | null = null;
+    let from: Uint8Array | null = null;
+    for (const member of this.members.values()) {
+      if (member === except) continue;
+      if (member.features.from) member.peer.send(from ??= forms.from());
+      else member.peer.send(plain ??= forms.plain());
+      sent++;
+    }
+    return sent;
   }
 
   /** Sends `line` to every member on this node but `except`; returns how many it went to. */

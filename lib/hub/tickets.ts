@@ -7,6 +7,7 @@
  * @module
  */
 
+import { Features } from "../protocol/v11.ts";
 import type { Peer } from "./ports.ts";
 import type { Room, Session } from "./room.ts";
 
@@ -16,6 +17,8 @@ export interface Client {
   session: Session | null;
   /** The ticket of its unfinished command (0: none). */
   pending: number;
+  /** Its v1.1 features: the peer's own, shared, so they outlive its logins. */
+  readonly features: Features;
 }
 
 /** A join's arguments, kept while it waits. */
@@ -31,6 +34,8 @@ export interface JoinArgs {
 export type Pending =
   /** A login: its password being checked, or its claim being decided. */
   | { kind: "login" | "claim"; client: Client; user: string }
+  /** A login whose session `id` waits for its resume token to be stored. */
+  | { kind: "token"; client: Client; user: string; id: number }
   /** A join creating its room, or waiting for another join that creates it. */
   | { kind: "create" | "await-room"; join: JoinArgs }
   /** A join checking the room's password, or waiting for the bus to order it. */
@@ -62,7 +67,12 @@ export class Tickets {
 
   /** A new connection. */
   connect(peer: Peer): Client {
-    const client: Client = { peer, session: null, pending: 0 };
+    const client: Client = {
+      peer,
+      session: null,
+      pending: 0,
+      features: peer.features ?? new Features(),
+    };
     this.clients.set(peer, client);
     return client;
   }
@@ -127,6 +137,7 @@ function joiningSession(op: Pending): Session | null {
   switch (op.kind) {
     case "login":
     case "claim":
+    case "token":
       return null;
     case "create":
     case "await-room":

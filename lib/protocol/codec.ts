@@ -10,6 +10,7 @@
  */
 
 import { decodeRoomName } from "./names.ts";
+import { parseFeatures, parseResume, type V11Command } from "./v11.ts";
 
 // The room-name rule lives in names.ts; callers that ask the codec keep working.
 export { decodeRoomName, isValidRoomName, MAX_ROOM_NAME_BYTES } from "./names.ts";
@@ -36,7 +37,7 @@ export type ErrorReason =
   | "server-error";
 
 /** The `<code>` of a `9:` line: the failed command's code, or `?` when it could not be read. */
-export type ErrorCode = "0" | "1" | "2" | "3" | "?";
+export type ErrorCode = "0" | "1" | "2" | "3" | "6" | "8" | "?";
 
 /** A client line, read. */
 export type Command =
@@ -53,7 +54,9 @@ export type Command =
   /** `3:2:<u1>:...:<uN>:<body>`; targets as listed, duplicates included. */
   | { kind: "tell"; targets: string[]; body: Uint8Array }
   /** A line that is not a valid command. */
-  | { kind: "invalid"; code: ErrorCode; reason: ErrorReason };
+  | { kind: "invalid"; code: ErrorCode; reason: ErrorReason }
+  /** The v1.1 lines `8:` and `6:` (v11.ts). */
+  | V11Command;
 
 // ignoreBOM: keep a leading U+FEFF in the text. By default a TextDecoder strips it, which would
 // make a username "\uFEFFalice" read as "alice".
@@ -119,7 +122,7 @@ export function parseCommand(line: Uint8Array): Command | null {
   if (length === 0) return null;
   // The code is a single digit followed by end of line or ':'.
   const code = line[0] - 0x30;
-  if (code < 0 || code > 3 || (length > 1 && line[1] !== COLON)) return invalid("?", "malformed");
+  if (length > 1 && line[1] !== COLON) return invalid("?", "malformed");
   switch (code) {
     case 0:
       return parseLogin(line);
@@ -127,8 +130,14 @@ export function parseCommand(line: Uint8Array): Command | null {
       return { kind: "rooms" };
     case 2:
       return parseJoin(line);
-    default:
+    case 3:
       return parseSend(line);
+    case 6:
+      return parseResume(line);
+    case 8:
+      return parseFeatures(line);
+    default:
+      return invalid("?", "malformed");
   }
 }
 

@@ -20,6 +20,17 @@ export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 export const MAX_LINE_BYTES_CEILING = 16 << 20;
 /** How long a connection may stay without a session (`--login-timeout-ms`). */
 export const DEFAULT_LOGIN_TIMEOUT_MS = 30_000;
+/**
+ * How long a stopping server spreads its connections' closes over (docs/security.md): long
+ * enough that a node's users reconnect as a trickle rather than a herd, short enough for a
+ * deploy's or an orchestrator's stop timeout (often 10 s) to leave room for the rest.
+ */
+export const DEFAULT_DRAIN_MS = 2_000;
+/**
+ * How long a resume token stays good, in seconds (`--resume-ttl-s`): a day, so a client that
+ * lost its connection overnight logs in again with its password.
+ */
+export const DEFAULT_RESUME_TTL_S = 86_400;
 /** The most rooms there may be (`--max-rooms`). */
 export const DEFAULT_MAX_ROOMS = 10_000;
 /**

@@ -88,6 +88,8 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     stampSender: read("stampSender"),
     maxLineBytes: read("maxLineBytes"),
     loginTimeoutMs: read("loginTimeoutMs"),
+    drainMs: read("drainMs"),
+    resumeTtlS: read("resumeTtlS"),
     maxRooms: read("maxRooms"),
     maxRoomsPerUser: read("maxRoomsPerUser"),
     maxTargets: read("maxTargets"),

@@ -7,6 +7,7 @@
  */
 
 import {
+  DEFAULT_DRAIN_MS,
   DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_LOGIN_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
@@ -21,6 +22,7 @@ import {
   DEFAULT_RATE_BURST_BYTES,
   DEFAULT_RATE_BYTES_PER_SECOND,
   DEFAULT_RATE_PER_SECOND,
+  DEFAULT_RESUME_TTL_S,
   FREE_LOGIN_FAILURES,
   MAX_LINE_BYTES_CEILING,
 } from "../protocol/limits.ts";
@@ -48,6 +50,8 @@ export interface Config {
   stampSender: boolean;
   maxLineBytes: number;
   loginTimeoutMs: number;
+  drainMs: number;
+  resumeTtlS: number;
   maxRooms: number;
   maxRoomsPerUser: number;
   maxTargets: number;
@@ -112,6 +116,20 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     86_400_000,
     "close connections that are not logged in after this long",
+  ),
+  drainMs: integer(
+    "drain-ms",
+    DEFAULT_DRAIN_MS,
+    0,
+    3_600_000,
+    "on SIGTERM, close connections spread over this long (a second signal stops at once)",
+  ),
+  resumeTtlS: integer(
+    "resume-ttl-s",
+    DEFAULT_RESUME_TTL_S,
+    1,
+    365 * 86_400,
+    "how long a resume token (6:<user>:<token>) stays good, in seconds",
   ),
   maxRooms: integer("max-rooms", DEFAULT_MAX_ROOMS, 0, 10_000_000, "most rooms there may be"),
   maxRoomsPerUser: integer(

@@ -51,12 +51,25 @@ export interface EdgeClaims {
   claim(user: string): Promise<number | null>;
 }
 
+/**
+ * Resume tokens (docs/protocol.md, v1.1; see resume_tokens.ts): checking one costs no password
+ * hash. Without them every `6:` login is refused.
+ */
+export interface EdgeTokens {
+  /** Whether `token` resumes `user` now. */
+  check(user: string, token: string): Promise<boolean>;
+  /** A new token for the session of `user` that just started. */
+  issue(user: string): Promise<string>;
+}
+
 /** What {@linkcode hubEdge} works with. */
 export interface HubEdgeOptions {
   store: EdgeStore;
   passwords: EdgePasswords;
   /** The cluster, if this node is in one. */
   claims?: EdgeClaims;
+  /** Resume tokens, if the server issues them. */
+  tokens?: EdgeTokens;
   /** Called with failures that are the server's, not the client's. */
   onError: (error: unknown) => void;
 }
@@ -79,18 +92,23 @@ export interface HubEdgeOptions {
  *   onError: () => {},
  * })({
  *   loginChecked: (ticket, ok) => answers.push(`login ${ticket} ${ok}`),
+ *   resumeChecked: (ticket, ok) => answers.push(`resume ${ticket} ${ok}`),
  *   claimDecided() {},
+ *   tokenIssued() {},
  *   roomStored() {},
  *   roomPasswordChecked() {},
  * });
  * work.checkLogin(1, "alice", new TextEncoder().encode("pw"), "192.0.2.1");
+ * work.checkResume(2, "alice", "abcdefghijklmnop", "192.0.2.1");
  * assert.deepEqual(answers, []); // never answered at once
  * await new Promise((resolve) => setTimeout(resolve, 0));
- * assert.deepEqual(answers, ["login 1 true"]);
+ * assert.deepEqual(answers.sort(), ["login 1 true", "resume 2 false"]); // no tokens: refused
  * ```
  */
-export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWork {
-  const { store, passwords, claims, onError } = options;
+export function hubEdge(
+  options: HubEdgeOptions,
+): (results: HubResults) => Required<Omit<HubWork, "issueToken">> & HubWork {
+  const { store, passwords, claims, tokens, onError } = options;
   /** The outcome of `task`, or `fallback` (reported) when it fails. */
   const attempt = async <T>(task: () => Promise<T>, fallback: T): Promise<T> => {
     try {
@@ -120,6 +138,15 @@ export function hubEdge(options: HubEdgeOptions): (results: HubResults) => HubWo
     }
   };
   return (results) => ({
+    checkResume(ticket, username, token) {
+      void attempt(() => tokens?.check(username, token) ?? Promise.resolve(false), false)
+        .then((ok) => results.resumeChecked(ticket, ok));
+    },
+    // Without tokens the hub starts sessions at once; a token not stored is never handed out.
+    issueToken: tokens && ((ticket, username) => {
+      void attempt(() => tokens.issue(username), null)
+        .then((token) => results.tokenIssued(ticket, token));
+    }),
     checkLogin(ticket, username, password, address) {
       void check(async () => {
         const user = await store.findUser(username);

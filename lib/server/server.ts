@@ -13,6 +13,7 @@ import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
+import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
 import type { Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
@@ -34,6 +35,8 @@ const ACCEPT_BACKOFF_MAX_MS = 1000;
 const MAX_REFUSING = 64;
 /** `accept-error` and `server-full` are logged at most once per this long (with a count). */
 const WARNING_INTERVAL_MS = 1000;
+/** The drain closes a batch of connections this often (so --drain-ms / this many batches). */
+const DRAIN_STEP_MS = 100;
 
 function describe(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
@@ -121,6 +124,10 @@ export class ParleyServer {
   /** Follows the admin CLI's changes, and records room use (once started). */
   #follower: StoreFollower | null = null;
   #stopping: Promise<void> | null = null;
+  /** Set by {@linkcode ParleyServer.hurry}: the drain's spread is over. */
+  #hurried = false;
+  /** Ends the drain's current pause early. */
+  #wake: () => void = () => {};
   /** The counters every connection increments; shown at /metrics when --metrics-port is set. */
   readonly metrics: Metrics = new Metrics();
   #metricsServer: MetricsServer | undefined;
@@ -153,6 +160,7 @@ export class ParleyServer {
         store,
         passwords: hasher,
         claims: this.cluster ?? undefined,
+        tokens: new ResumeTokens({ store, ttlMs: config.resumeTtlS * 1000 }),
         onError: (error) => log.error("server-error", { error: describe(error) }),
       }),
       stampSender: config.stampSender,
@@ -331,8 +339,12 @@ export class ParleyServer {
   }
 
   /**
-   * Stops accepting, logs every session out with `0:-1`, gives clients a moment to take their
-   * last lines, closes every connection and the database. Safe to call more than once.
+   * Stops accepting, then drains: the connections close a batch at a time, spread over
+   * --drain-ms, each told `7:shutdown` (with `why`) and `0:-1`, its session ending as any other
+   * does (its room hears `5:`, here and on other nodes), so a node behind a balancer hands its
+   * users over gradually and they do not all reconnect at once. Then it leaves the cluster and
+   * closes the database. Safe to call more than once; {@linkcode ParleyServer.hurry} ends the
+   * spread.
    */
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
@@ -343,15 +355,45 @@ export class ParleyServer {
         } catch { /* already closed */ }
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
-      await this.#follower?.stop(); // records room use before logoutAll empties the rooms
-      this.hub.logoutAll();
+      await this.#follower?.stop(); // records room use before the drain empties the rooms
+      const drained = await this.#drain();
+      this.hub.logoutAll(); // anyone the drain did not see (a WebSocket upgraded meanwhile)
       await this.cluster?.close(); // the others drop this node's sessions now, not after the TTL
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
       await this.#store.close();
-      this.#log.info("stopped", { connections: connections.length });
+      this.#log.info("stopped", { connections: drained + connections.length });
     })();
     return this.#stopping;
+  }
+
+  /** Stop at once (a second signal): the drain's remaining connections close now. */
+  hurry(): void {
+    this.#hurried = true;
+    this.#wake();
+    for (const connection of this.#connections) connection.close();
+  }
+
+  /** Closes the connections a batch at a time over --drain-ms; resolves to how many. */
+  async #drain(): Promise<number> {
+    const connections = [...this.#connections];
+    const spreadMs = this.#config.drainMs;
+    const batches = Math.max(1, Math.min(connections.length, Math.ceil(spreadMs / DRAIN_STEP_MS)));
+    const size = Math.ceil(connections.length / batches);
+    this.#log.info("draining", { connections: connections.length, ms: spreadMs });
+    const closing: Promise<void>[] = [];
+    for (let i = 0; i < connections.length; i += size) {
+      if (i > 0 && !this.#hurried) {
+        await new Promise<void>((wake) => {
+          const timer = setTimeout(wake, spreadMs / batches);
+          this.#wake = () => (clearTimeout(timer), wake());
+        });
+      }
+      for (const connection of connections.slice(i, i + size)) closing.push(connection.drain());
+    }
+    if (this.#hurried) { for (const connection of connections) connection.close(); }
+    await Promise.all(closing);
+    return connections.length;
   }
 }

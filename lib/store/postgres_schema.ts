@@ -36,6 +36,13 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE rooms ALTER COLUMN last_used_at SET DEFAULT now(),
      ALTER COLUMN last_used_at SET NOT NULL;
    CREATE INDEX rooms_by_maker ON rooms (maker);`,
+  // Each user's newest resume token, as its SHA-256 only; it goes with its user, and on a
+  // password change.
+  `CREATE TABLE resume_tokens (
+     user_name TEXT COLLATE "C" PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE,
+     token_hash TEXT NOT NULL,
+     issued_at BIGINT NOT NULL -- ms since the epoch, as the issuer's clock read it
+   );`,
 ];
 
 /** The schema version this build writes. */

@@ -18,7 +18,8 @@ import postgres from "postgres";
 import { compareBytes } from "../protocol/codec.ts";
 import { postgresLabel } from "./database_url.ts";
 import { migrate } from "./postgres_schema.ts";
-import type { Change, Removal, RoomRecord, Store, UserRecord } from "./store.ts";
+import type { Change, Removal, ResumeTokenRecord, RoomRecord, Store } from "./store.ts";
+import type { UserRecord } from "./store.ts";
 import { REMOVALS, StoreError } from "./store.ts";
 
 /** Connections per process: the hub's queries are short, and many nodes share one server. */
@@ -246,11 +247,13 @@ export class PostgresStore implements Store {
   }
 
   setPassword(name: string, passwordHash: string): Promise<boolean> {
-    return this.#call(`cannot set the password of ${name}`, async (sql) => {
-      const result = await sql`UPDATE users SET password_hash = ${passwordHash}
-                               WHERE name = ${name}`;
-      return result.count > 0;
-    });
+    return this.#call(`cannot set the password of ${name}`, (sql) =>
+      sql.begin(async (tx) => {
+        await tx`DELETE FROM resume_tokens WHERE user_name = ${name}`;
+        const result = await tx`UPDATE users SET password_hash = ${passwordHash}
+                                WHERE name = ${name}`;
+        return result.count > 0;
+      }));
   }
 
   upgradePasswordHash(name: string, old: string, replacement: string): Promise<boolean> {
@@ -339,6 +342,31 @@ export class PostgresStore implements Store {
         if (removed.length > 0) await this.#logChange(tx, change, name);
         return removed.length > 0;
       }));
+  }
+
+  saveResumeTokens(tokens: readonly ResumeTokenRecord[]): Promise<void> {
+    // One row a user (the last wins): an upsert may not touch a row twice.
+    const rows = [...new Map(tokens.map((t) => [t.user, t])).values()];
+    if (rows.length === 0) return Promise.resolve();
+    return this.#call("cannot store resume tokens", async (sql) => {
+      // One statement, one commit for the lot; the join skips users that do not exist.
+      await sql`INSERT INTO resume_tokens (user_name, token_hash, issued_at)
+                SELECT t.user, t.hash, t."issuedAt"
+                FROM json_to_recordset(${JSON.stringify(rows)}::text::json)
+                  AS t ("user" text, hash text, "issuedAt" bigint)
+                JOIN users ON users.name = t.user
+                ON CONFLICT (user_name) DO UPDATE
+                SET token_hash = excluded.token_hash, issued_at = excluded.issued_at`;
+    });
+  }
+
+  findResumeTokens(users: readonly string[]): Promise<ResumeTokenRecord[]> {
+    if (users.length === 0) return Promise.resolve([]);
+    return this.#call("cannot read resume tokens", async (sql) => {
+      const rows = await sql`SELECT user_name, token_hash, issued_at FROM resume_tokens
+                             WHERE user_name IN ${sql(users as string[])}`;
+      return rows.map((r) => ({ user: r.user_name, hash: r.token_hash, issuedAt: +r.issued_at }));
+    });
   }
 
   lastChange(): Promise<number> {

@@ -31,6 +31,13 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE rooms ADD COLUMN last_used_at INTEGER;
    UPDATE rooms SET last_used_at = created_at;
    CREATE INDEX rooms_by_maker ON rooms (maker);`,
+  // Each user's newest resume token, as its SHA-256 only; deleted with the user (explicitly:
+  // foreign keys are off) and on a password change.
+  `CREATE TABLE resume_tokens (
+     user_name TEXT PRIMARY KEY NOT NULL,
+     token_hash TEXT NOT NULL,
+     issued_at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 /** The schema version this build writes. */

@@ -11,7 +11,7 @@
 
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
 import { compareBytes } from "../protocol/codec.ts";
-import type { Change, Removal, RoomRecord, Store, UserRecord } from "./store.ts";
+import type { Change, Removal, ResumeTokenRecord, RoomRecord, Store, UserRecord } from "./store.ts";
 import { REMOVALS, StoreError } from "./store.ts";
 import { migrate, refuseForeign } from "./sqlite_schema.ts";
 
@@ -180,6 +180,7 @@ export class SqliteStore implements Store {
     return Promise.resolve(this.#write(`cannot set the password of ${name}`, () => {
       const result = this.#sql("UPDATE users SET password_hash = ? WHERE name = ?")
         .run(passwordHash, name);
+      this.#dropResumeToken(name);
       return result.changes > 0;
     }));
   }
@@ -275,7 +276,39 @@ export class SqliteStore implements Store {
     return Promise.resolve(this.#write(`cannot remove ${noun} ${name}`, () => {
       const removed = this.#sql(`DELETE FROM ${table} WHERE name = ?`).run(name).changes > 0;
       if (removed) this.#logChange(change, name);
+      if (table === REMOVALS.user.table) this.#dropResumeToken(name);
       return removed;
+    }));
+  }
+
+  #dropResumeToken(user: string): void {
+    this.#sql("DELETE FROM resume_tokens WHERE user_name = ?").run(user);
+  }
+
+  saveResumeTokens(tokens: readonly ResumeTokenRecord[]): Promise<void> {
+    if (tokens.length === 0) return Promise.resolve();
+    this.#write("cannot store resume tokens", () => {
+      // In the write transaction: a user removed by another process is seen removed, or not yet.
+      const save = this.#sql(
+        `INSERT INTO resume_tokens (user_name, token_hash, issued_at)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE name = ?1)
+         ON CONFLICT (user_name) DO UPDATE
+         SET token_hash = excluded.token_hash, issued_at = excluded.issued_at`,
+      );
+      for (const t of tokens) save.run(t.user, t.hash, t.issuedAt);
+    });
+    return Promise.resolve();
+  }
+
+  findResumeTokens(users: readonly string[]): Promise<ResumeTokenRecord[]> {
+    return Promise.resolve(this.#read("cannot read resume tokens", () => {
+      const find = this.#sql(
+        "SELECT token_hash, issued_at FROM resume_tokens WHERE user_name = ?",
+      );
+      return users.flatMap((user) => {
+        const row = find.get(user) as { token_hash: string; issued_at: number } | undefined;
+        return row ? [{ user, hash: row.token_hash, issuedAt: row.issued_at }] : [];
+      });
     }));
   }
 

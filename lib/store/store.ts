@@ -24,6 +24,19 @@ export interface RoomRecord {
   maker: string | null;
 }
 
+/**
+ * A user's newest resume token, as stored: only its SHA-256, so a reader of the database cannot
+ * use it (see lib/server/resume_tokens.ts).
+ */
+export interface ResumeTokenRecord {
+  /** The user it was issued to. */
+  user: string;
+  /** SHA-256 of the token, lowercase hex. */
+  hash: string;
+  /** When it was issued, in ms since the epoch. */
+  issuedAt: number;
+}
+
 /** What changed, as written to the change log. */
 export type ChangeKind = "user-removed" | "room-added" | "room-removed";
 
@@ -81,7 +94,10 @@ export interface Store {
   addUser(name: string, passwordHash: string): Promise<void>;
   /** Removes a user; false if there was none. */
   removeUser(name: string): Promise<boolean>;
-  /** Replaces a user's password hash; false if there is no such user. */
+  /**
+   * Replaces a user's password hash, and drops its resume token; false if there is no such
+   * user. (Removing a user drops its token too.)
+   */
   setPassword(name: string, passwordHash: string): Promise<boolean>;
   /**
    * Replaces a user's hash by the same password's `replacement` (made at a new cost), only if
@@ -107,6 +123,13 @@ export interface Store {
   removeRoomsUnusedSince(before: number): Promise<string[]>;
   /** Records that the rooms `names` were used at `at` (ms since the epoch), in one write. */
   touchRooms(names: readonly string[], at: number): Promise<void>;
+  /**
+   * Stores each user's newest resume token in one transaction, replacing the one it had (the
+   * last of a user's in `tokens` wins); users that do not exist are skipped.
+   */
+  saveResumeTokens(tokens: readonly ResumeTokenRecord[]): Promise<void>;
+  /** The stored resume tokens of `users` (none for a user without one), in one read. */
+  findResumeTokens(users: readonly string[]): Promise<ResumeTokenRecord[]>;
   /** The newest change's seq (0 when there is none). */
   lastChange(): Promise<number>;
   /** The changes after `seq`, oldest first. */

@@ -14,6 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import { Metrics } from "../observe/metrics.ts";
 import { FloodControl } from "./flood.ts";
+import { Features, whyLine } from "../protocol/v11.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -55,8 +56,11 @@ export interface Transport {
   readonly remoteAddress: string;
   /** Bytes queued and not yet taken by the peer. */
   readonly pendingBytes: number;
-  /** Queues output (one line or several, ending in LF); false if it would pass the pending bound. */
-  send(line: Uint8Array): boolean;
+  /**
+   * Queues output (one line or several, ending in LF); false if it would pass the pending bound.
+   * With `force` it is queued past the bound (the last line before a close: `7:slow`).
+   */
+  send(line: Uint8Array, force?: boolean): boolean;
   /** Resolves when what is queued has been written. */
   drained(): Promise<void>;
   /** Hangs up at once, dropping unwritten output. */
@@ -69,22 +73,30 @@ const RATE_LIMITED: Record<ErrorCode, Uint8Array> = {
   "1": encodeError("1", "rate-limited"),
   "2": encodeError("2", "rate-limited"),
   "3": encodeError("3", "rate-limited"),
+  "6": encodeError("6", "rate-limited"),
+  "8": encodeError("8", "rate-limited"),
   "?": encodeError("?", "rate-limited"),
 };
 
 /** The code a line would answer to, read without parsing it. */
 function codeOf(line: Uint8Array): ErrorCode {
   const digit = line[0] - 0x30;
-  if (digit >= 0 && digit <= 3 && (line.length === 1 || line[1] === 0x3a)) {
+  const known = (digit >= 0 && digit <= 3) || digit === 6 || digit === 8;
+  if (known && (line.length === 1 || line[1] === 0x3a)) {
     return String(digit) as ErrorCode;
   }
   return "?";
 }
 
-/** Whether a command checks a password: a login (even a malformed one), a join with one. */
-function checksPassword(command: Command): boolean {
+/** Whether a command is a login: by password or by resume token, even a malformed one. */
+function isLogin(command: Command): boolean {
   return command.kind === "login" || command.kind === "bad-login" ||
-    (command.kind === "join" && command.password.length > 0);
+    command.kind === "resume" || command.kind === "bad-resume";
+}
+
+/** Whether a command checks a password (or a token): a login, a join with a password. */
+function checksPassword(command: Command): boolean {
+  return isLogin(command) || (command.kind === "join" && command.password.length > 0);
 }
 
 /** How long a connection may take to write what is queued when it is closed on purpose. */
@@ -123,6 +135,14 @@ export class Connection implements Peer {
   #endTurn: () => void = () => {};
   /** The session's user, for logs. */
   #user = "";
+  /** Whether the connection has a session. */
+  #loggedIn = false;
+  /** Whether a login line is waiting for its turn or its check (the login clock waits too). */
+  #checkingLogin = false;
+  /** The login clock ran out while a login was being checked. */
+  #loginClockDue = false;
+  /** The v1.1 features this connection turned on (`8:`); the hub reads and answers them. */
+  readonly features: Features = new Features();
 
   constructor(transport: Transport, context: ConnectionContext) {
     this.#transport = transport;
@@ -185,9 +205,12 @@ export class Connection implements Peer {
   #inTurn(command: Command): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
     let end = () => {};
+    const login = isLogin(command);
+    if (login) this.#checkingLogin = true;
     const finish = () => {
       end();
       this.#endTurn = () => {};
+      if (login) this.#loginChecked();
       resolve();
     };
     end = this.#context.throttle.turn(this.remoteAddress, this.#loginFailures, () => {
@@ -220,10 +243,42 @@ export class Connection implements Peer {
 
   #armLoginTimer(): void {
     this.#stopLoginClock();
+    this.#loginClockDue = false;
     this.#stopLoginClock = this.#clock.after(this.#context.limits.loginTimeoutMs, () => {
+      // The clock is for idle clients, not a busy server: a login being checked gets its answer.
+      if (this.#checkingLogin) {
+        this.#loginClockDue = true;
+        return;
+      }
       this.#context.log.debug("login-timeout", { address: this.remoteAddress });
-      this.close();
+      this.#closeWhy("idle");
     });
+  }
+
+  /** A login line is finished: if the clock ran out meanwhile and no session began, it restarts. */
+  #loginChecked(): void {
+    this.#checkingLogin = false;
+    if (this.#loginClockDue && !this.#loggedIn && !this.#closed) this.#armLoginTimer();
+  }
+
+  /** Closes on the server's own account: `7:<reason>` first for a `why` client. */
+  #closeWhy(reason: "idle" | "shutdown"): void {
+    if (this.#closed || this.#closing) return;
+    if (!this.features.why) return this.close();
+    this.#transport.send(whyLine(reason), true);
+    void this.closeAfterFlush(reason);
+  }
+
+  /**
+   * The server is draining: a `why` client hears `7:shutdown`, the session ends as any other
+   * does (`0:-1`, `5:` to its room here and on other nodes), and the connection closes once
+   * its output is written.
+   */
+  drain(): Promise<void> {
+    if (this.#closed || this.#closing) return Promise.resolve();
+    if (this.features.why) this.send(whyLine("shutdown"));
+    this.#context.hub.logout(this);
+    return this.closeAfterFlush("shutdown");
   }
 
   /** Queues a line; a client whose unread output passes the bound is dropped. */
@@ -233,17 +288,24 @@ export class Connection implements Peer {
     metrics.bytesOut += line.length;
     this.#sentBytes += line.length;
     if (!this.#transport.send(line)) {
+      if (this.#closing && this.features.why) return; // told already (7:slow), or closing anyway
       metrics.slowConsumerDisconnects++;
       this.#context.log.warn("slow-consumer", {
         address: this.remoteAddress,
         pending: this.#transport.pendingBytes,
       });
-      this.close();
+      if (!this.features.why) return this.close();
+      // Past the bound on purpose: the one line that says why, then the close.
+      this.#closing = true;
+      this.#transport.send(whyLine("slow"), true);
+      void this.closeAfterFlush();
     }
   }
+
   /** A session started: the login clock stops. */
   sessionStarted(username: string): void {
     this.#user = username;
+    this.#loggedIn = true;
     this.#stopLoginClock();
   }
 
@@ -270,6 +332,7 @@ export class Connection implements Peer {
 
   /** The session ended with the connection open: the login clock starts again. */
   sessionEnded(reason: SessionEndReason): void {
+    this.#loggedIn = false;
     if (this.#closed) return;
     if (reason === "login-failed") {
       this.metrics.failedLogins++;

@@ -81,11 +81,12 @@ export class OutboundQueue {
 
   /**
    * Queues `line`. Returns false, queuing nothing, if that would pass the byte bound (the
-   * caller drops the connection) or the queue is closed.
+   * caller drops the connection) or the queue is closed. With `force` the bound is passed:
+   * for the one short line that tells a dropped client why.
    */
-  push(line: Uint8Array): boolean {
+  push(line: Uint8Array, force = false): boolean {
     if (this.#closed) return false;
-    if (this.#pendingBytes + line.length > this.limitBytes) return false;
+    if (!force && this.#pendingBytes + line.length > this.limitBytes) return false;
     this.#chunks.push(line);
     this.#pendingBytes += line.length;
     if (!this.#writing) {

@@ -141,8 +141,8 @@ class TcpTransport implements Transport {
     return this.#queue.pendingBytes;
   }
 
-  send(line: Uint8Array): boolean {
-    return this.#queue.push(line);
+  send(line: Uint8Array, force?: boolean): boolean {
+    return this.#queue.push(line, force);
   }
 
   drained(): Promise<void> {

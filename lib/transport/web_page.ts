@@ -1,13 +1,15 @@
 /**
- * The web page served at `/` on the WebSocket port with `--web`: one HTML file, one script, one
- * style sheet, imported as text so `deno compile` and `deno bundle` carry them, and served with a
- * strict Content-Security-Policy.
+ * The web page served at `/` on the WebSocket port with `--web`: one HTML file, three scripts
+ * (app.js imports resume.js and view.js), one style sheet, imported as text so `deno compile` and
+ * `deno bundle` carry them, and served with a strict Content-Security-Policy.
  *
  * @module
  */
 
 import INDEX_HTML from "./web/index.html" with { type: "text" };
 import APP_JS from "./web/app.js" with { type: "text" };
+import RESUME_JS from "./web/resume.js" with { type: "text" };
+import VIEW_JS from "./web/view.js" with { type: "text" };
 import STYLE_CSS from "./web/style.css" with { type: "text" };
 
 /** A file of the page, ready to send. */
@@ -50,6 +52,8 @@ function pageFiles(stampSender: boolean): Map<string, PageFile> {
       ["/", index],
       ["/index.html", index],
       ["/app.js", file(APP_JS, "text/javascript; charset=utf-8")],
+      ["/resume.js", file(RESUME_JS, "text/javascript; charset=utf-8")],
+      ["/view.js", file(VIEW_JS, "text/javascript; charset=utf-8")],
       ["/style.css", file(STYLE_CSS, "text/css; charset=utf-8")],
     ]);
     pages.set(stampSender, files);

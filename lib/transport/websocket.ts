@@ -134,12 +134,12 @@ class WebSocketTransport implements Transport {
     return this.#queue.pendingBytes;
   }
 
-  send(output: Uint8Array): boolean {
+  send(output: Uint8Array, force?: boolean): boolean {
     if (output !== lastOutput) {
       lastFramed = encodeLines(output);
       lastOutput = output;
     }
-    return this.#queue.push(lastFramed);
+    return this.#queue.push(lastFramed, force);
   }
 
   drained(): Promise<void> {

@@ -1,8 +1,20 @@
 // Parley's web page: one WebSocket to the server that served the page, speaking the line protocol
 // of docs/protocol.md (one line per frame). No framework and no build step; the server embeds this
-// file as it is.
+// file as it is. It asks for the v1.1 features `from`, `why` and `resume`: messages show their
+// sender, and a lost connection (or `7:shutdown`) is retried with backoff and jitter, resuming the
+// session by its token (kept in sessionStorage, so a reload resumes too) and rejoining the room.
 
-const $ = (id) => document.getElementById(id);
+import { backoffDelay, ENDINGS, readMessage, savedSession } from "./resume.js";
+import {
+  $,
+  logEntry,
+  renderMembers as showMembers,
+  renderRooms,
+  setStatus,
+  showChat as showScreen,
+  updateMode,
+} from "./view.js";
+
 const stampSender = document.querySelector('meta[name="parley-stamp-sender"]')?.content === "true";
 
 const REASONS = {
@@ -26,96 +38,28 @@ const state = {
   loggedIn: false,
   room: "",
   members: [],
+  features: [],
   pendingLogin: null,
+  password: null, // kept in memory only, to log in again if the token is refused
+  roomPassword: "",
+  lastReason: null,
+  resuming: false, // the pending login is a `6:` resume
+  comingBack: false, // the pending login follows a lost connection
+  attempt: 0,
+  leaving: false, // the person pressed "log out"
+  retry: undefined, // the timer of the next try to come back
 };
 
-function setStatus(text, online) {
-  const status = $("status");
-  status.textContent = text;
-  status.dataset.state = online ? "online" : "offline";
+function forgetSession() {
+  savedSession.forget();
+  state.password = null;
 }
 
-function showChat(visible) {
-  $("login-view").hidden = visible;
-  $("chat-view").hidden = !visible;
-  $("logout").hidden = !visible;
-  $("whoami").textContent = visible ? state.user : "";
-}
-
-/** Adds a line to the log; `parts` are [className, text] pairs or plain strings. */
-function logEntry(kind, ...parts) {
-  const log = $("log");
-  const item = document.createElement("li");
-  item.className = kind;
-  for (const part of parts) {
-    if (typeof part === "string") {
-      item.append(part);
-    } else {
-      const span = document.createElement("span");
-      span.className = part[0];
-      span.textContent = part[1];
-      item.append(span);
-    }
-  }
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.append(item);
-  while (log.children.length > 500) log.firstElementChild.remove();
-  if (atBottom) log.scrollTop = log.scrollHeight;
-}
+const showChat = (visible) => showScreen(visible, state.user);
+const renderMembers = () => showMembers(state.room, state.members);
 
 function send(line) {
   if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line);
-}
-
-function renderMembers() {
-  $("room-title").textContent = state.room ? `# ${state.room}` : "Not in a room";
-  const list = $("members");
-  list.replaceChildren();
-  for (const member of state.members) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = member;
-    button.title = `Send ${member} a direct message`;
-    button.addEventListener("click", () => {
-      $("say-mode").value = "direct";
-      $("say-targets").value = member;
-      updateMode();
-      $("say-text").focus();
-    });
-    item.append(button);
-    list.append(item);
-  }
-}
-
-function renderRooms(rooms) {
-  const list = $("rooms");
-  list.replaceChildren();
-  if (rooms.length === 0) {
-    const item = document.createElement("li");
-    item.className = "empty";
-    item.textContent = "No rooms yet: create one below.";
-    list.append(item);
-  }
-  for (const room of rooms) {
-    const item = document.createElement("li");
-    if (room.name === state.room) item.className = "current";
-    const button = document.createElement("button");
-    button.type = "button";
-    const name = document.createElement("span");
-    name.className = "room-name";
-    name.textContent = room.name;
-    const members = document.createElement("span");
-    members.className = "room-members";
-    members.textContent = room.members.length ? room.members.join(", ") : "empty";
-    button.append(name, members);
-    button.addEventListener("click", () => {
-      $("join-room").value = room.name;
-      $("join-password").focus();
-    });
-    item.append(button);
-    list.append(item);
-  }
 }
 
 /** Handles one line from the server. */
@@ -126,39 +70,43 @@ function receive(line) {
   switch (code) {
     case "0":
       if (rest !== "-1") {
-        state.loggingIn = false;
-        state.loggedIn = true;
-        state.user = state.pendingLogin;
-        showChat(true);
-        setStatus("online", true);
-        logEntry("info", `Logged in as ${state.user}.`);
-        send("1");
+        loggedIn();
+      } else if (state.loggingIn && state.resuming) {
+        // The token was refused (too old, or the password changed): the password, if we have it.
+        state.resuming = false;
+        savedSession.forget();
+        if (state.password !== null) send(`0:${state.user}:${state.password}`);
+        else stop("Your session has expired: please log in again.");
+      } else if (state.loggingIn && state.comingBack) {
+        stop("The server refused the password after reconnecting: please log in again.");
       } else if (state.loggingIn) {
         state.loggingIn = false;
-        $("login-error").textContent = "Wrong username or password.";
+        $("login-error").textContent = state.lastReason === "busy"
+          ? "The server is busy: try again in a moment."
+          : "Wrong username or password.";
         $("login-button").disabled = false;
+      } else if (state.loggedIn && state.lastReason === "shutdown") {
+        state.socket?.close(); // a draining server: come back after a random delay
       } else if (state.loggedIn) {
-        state.loggedIn = false;
-        state.room = "";
-        state.members = [];
-        renderMembers();
-        showChat(false);
-        $("login-error").textContent =
-          "You were logged out (the same user logged in somewhere else).";
-        $("login-button").disabled = false;
+        stop(
+          ENDINGS[state.lastReason] ?? "You were logged out (the same user logged in elsewhere).",
+        );
       }
+      state.lastReason = null;
       break;
     case "1": {
       const rooms = rest === "" ? [] : rest.split(":").map((field) => {
         const [name, ...members] = field.split(",");
         return { name, members };
       });
-      renderRooms(rooms);
+      renderRooms(rooms, state.room);
       break;
     }
     case "2": {
       const at = rest.indexOf(":");
       state.room = rest.slice(0, at);
+      if (state.joining?.room === state.room) state.roomPassword = state.joining.password;
+      state.joining = null;
       state.members = rest.slice(at + 1).split(",").filter(Boolean);
       renderMembers();
       logEntry("info", `You joined ${state.room}.`);
@@ -166,12 +114,14 @@ function receive(line) {
       break;
     }
     case "3": {
-      if (stampSender) {
-        const at = rest.indexOf(":");
-        logEntry("msg", ["who", rest.slice(0, at)], rest.slice(at + 1));
-      } else {
-        logEntry("msg", rest);
-      }
+      const { sender, text, direct } = readMessage(
+        rest,
+        state.features.includes("from"),
+        stampSender,
+      );
+      if (direct) logEntry("msg direct", ["who", sender], ["dm", "direct"], text);
+      else if (sender !== null) logEntry("msg", ["who", sender], text);
+      else logEntry("msg", text);
       break;
     }
     case "4":
@@ -188,6 +138,16 @@ function receive(line) {
       logEntry("presence", `${user} ${code === "4" ? "joined" : "left"} ${room}`);
       break;
     }
+    case "6":
+      savedSession.save(state.user, rest);
+      break;
+    case "7":
+      state.lastReason = rest;
+      if (rest === "shutdown") logEntry("info", "The server is restarting…");
+      break;
+    case "8":
+      state.features = rest.split(",").filter(Boolean);
+      break;
     case "9": {
       const [failed, reason, detail] = rest.split(":");
       const said = REASONS[reason] ?? reason;
@@ -199,6 +159,72 @@ function receive(line) {
   }
 }
 
+/** A login (by password, token or after a loss) succeeded. */
+function loggedIn() {
+  const back = state.comingBack;
+  state.loggingIn = false;
+  state.loggedIn = true;
+  state.user = state.pendingLogin;
+  showChat(true);
+  setStatus("connected", true);
+  if (back) {
+    logEntry("info", `Back (${state.resuming ? "resumed" : "logged in again"}).`);
+    if (state.room) {
+      send(state.roomPassword ? `2:${state.room}:${state.roomPassword}` : `2:${state.room}`);
+    }
+  } else {
+    logEntry("info", `Logged in as ${state.user}.`);
+  }
+  state.resuming = false;
+  state.comingBack = false;
+  state.attempt = 0;
+  send("1");
+}
+
+/** Stops for good with `message` on the login form (no reconnecting: never fight back). */
+function stop(message) {
+  forgetSession();
+  state.loggedIn = false;
+  state.loggingIn = false;
+  state.comingBack = false;
+  state.room = "";
+  state.members = [];
+  renderMembers();
+  showChat(false);
+  $("login-error").textContent = message;
+  $("login-button").disabled = false;
+  setStatus(state.socket ? "online" : "offline", !!state.socket);
+}
+
+/** After a lost connection: waits a random delay under a growing cap, then tries again. */
+function comeBackLater() {
+  state.attempt += 1;
+  const delay = backoffDelay(state.attempt);
+  if (state.attempt === 1) logEntry("info", "Connection lost; reconnecting…");
+  setStatus(`reconnecting in ${(delay / 1000).toFixed(1)} s…`, "reconnecting");
+  state.retry = setTimeout(async () => {
+    try {
+      await connect();
+    } catch {
+      return comeBackLater();
+    }
+    setStatus("reconnecting…", "reconnecting");
+    const saved = savedSession.load();
+    logInAgain(saved?.user === state.user ? saved.token : null);
+  }, delay);
+}
+
+/** Logs in on a new connection: by `token` when there is one, else by the kept password. */
+function logInAgain(token) {
+  state.comingBack = true;
+  state.loggingIn = true;
+  state.pendingLogin = state.user;
+  state.resuming = token !== null;
+  if (token !== null) send(`6:${state.user}:${token}`);
+  else if (state.password !== null) send(`0:${state.user}:${state.password}`);
+  else stop("Please log in again.");
+}
+
 function connect() {
   return new Promise((resolve, reject) => {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -206,6 +232,8 @@ function connect() {
     socket.binaryType = "arraybuffer";
     socket.addEventListener("open", () => {
       state.socket = socket;
+      state.features = [];
+      socket.send("8:from,why,resume");
       resolve(socket);
     });
     socket.addEventListener("message", (event) => {
@@ -218,6 +246,14 @@ function connect() {
       if (state.socket !== socket) return reject(new Error("could not connect"));
       state.socket = null;
       const wasIn = state.loggedIn;
+      if (
+        (wasIn || state.comingBack) && !state.leaving && state.lastReason !== "replaced" &&
+        state.lastReason !== "removed"
+      ) {
+        state.loggedIn = false;
+        state.loggingIn = false;
+        return comeBackLater(); // the chat stays on screen while the page comes back
+      }
       state.loggedIn = false;
       state.loggingIn = false;
       state.room = "";
@@ -225,8 +261,9 @@ function connect() {
       renderMembers();
       setStatus("offline", false);
       showChat(false);
+      state.leaving = false;
       $("login-button").disabled = false;
-      if (wasIn || event.code !== 1000) {
+      if ((wasIn || event.code !== 1000) && !$("login-error").textContent) {
         $("login-error").textContent = "Disconnected from the server.";
       }
     });
@@ -256,6 +293,9 @@ async function logIn(event) {
   }
   state.pendingLogin = username;
   state.loggingIn = true;
+  state.comingBack = false;
+  state.resuming = false;
+  state.password = password;
   send(`0:${username}:${password}`);
 }
 
@@ -267,14 +307,9 @@ function join(event) {
     logEntry("error", "A room password cannot hold ':'.");
     return;
   }
+  state.joining = { room, password }; // its password is kept for a rejoin once `2:` says yes
   send(password ? `2:${room}:${password}` : `2:${room}`);
   $("join-password").value = "";
-}
-
-function updateMode() {
-  const direct = $("say-mode").value === "direct";
-  $("say-targets").hidden = !direct;
-  $("say-text").placeholder = direct ? "Direct message" : "Message";
 }
 
 function say(event) {
@@ -305,7 +340,14 @@ function say(event) {
 }
 
 function logOut() {
-  state.socket?.close(1000);
+  clearTimeout(state.retry); // logging out while reconnecting: no more tries
+  forgetSession();
+  if (state.socket) {
+    state.leaving = true;
+    state.socket.close(1000);
+  } else {
+    stop("");
+  }
 }
 
 $("login-form").addEventListener("submit", logIn);
@@ -316,3 +358,10 @@ $("refresh").addEventListener("click", () => send("1"));
 $("logout").addEventListener("click", logOut);
 updateMode();
 renderMembers();
+// A reload in the same tab resumes the session its token belongs to.
+const saved = savedSession.load();
+if (saved !== null) {
+  state.user = saved.user;
+  setStatus("reconnecting…", "reconnecting");
+  connect().then(() => logInAgain(saved.token), () => comeBackLater());
+}
