@@ -64,6 +64,14 @@ async function connected(limits: Partial<typeof LIMITS> = {}) {
   return { clock, store, transport, connection, line };
 }
 
+/** The connection stays open until `ms` from now on `clock`, and closes right then. */
+function assertClosesAt(clock: FakeClock, connection: Connection, ms: number, why: string): void {
+  clock.advance(ms - 1);
+  assert.equal(connection.isClosed, false, `still open 1 ms before: ${why}`);
+  clock.advance(1);
+  assert.equal(connection.isClosed, true, why);
+}
+
 Deno.test("connection: the login clock closes an idle connection at the timeout, not before", async () => {
   const { clock, store, transport, connection } = await connected();
   try {
@@ -87,10 +95,7 @@ Deno.test("connection: a session stops the login clock; a failed login starts it
     assert.equal(connection.isClosed, false, "a logged-in connection has no login clock");
     await line("0:alice:wrong");
     assert.deepEqual(transport.take(), ["0:-1"]);
-    clock.advance(29_999);
-    assert.equal(connection.isClosed, false);
-    clock.advance(1);
-    assert.equal(connection.isClosed, true, "the clock restarted at the failed login");
+    assertClosesAt(clock, connection, 30_000, "the clock restarted at the failed login");
   } finally {
     await store.close();
   }
@@ -151,10 +156,7 @@ Deno.test("connection: the login clock waits for a login being checked, then sta
     assert.equal(connection.isClosed, false, "closed while its login was being checked");
     await checking;
     assert.deepEqual(transport.take(), ["0:-1"]);
-    clock.advance(29_999);
-    assert.equal(connection.isClosed, false);
-    clock.advance(1);
-    assert.equal(connection.isClosed, true, "the clock restarted when the check was answered");
+    assertClosesAt(clock, connection, 30_000, "the clock restarted when the check was answered");
   } finally {
     await store.close();
   }

@@ -57,23 +57,25 @@ Deno.test("the session starts once its token is stored: 0:<id>, then 6:<token>",
   assert.deepEqual(bob.take(), ["0:2", "@started:bob"], "no resume: no token sent");
 });
 
-Deno.test("a token the store could not keep fails the login as busy", async () => {
-  const { hub, results, issues } = tokenHub();
+/** A token hub where alice (with resume on) has logged in, and her token is being stored. */
+async function aliceLoggingIn() {
+  const made = tokenHub();
   const alice = peer("alice", true);
-  hub.connect(alice);
-  login(hub, alice, "alice");
+  made.hub.connect(alice);
+  login(made.hub, alice, "alice");
   await Promise.resolve();
+  return { ...made, alice };
+}
+
+Deno.test("a token the store could not keep fails the login as busy", async () => {
+  const { hub, results, issues, alice } = await aliceLoggingIn();
   results().tokenIssued(issues[0][0], null);
   assert.deepEqual(alice.take(), ["0:-1", "@ended:login-busy"]);
   assert.equal(hub.sessionCount, 0);
 });
 
 Deno.test("a token for a connection that closed meanwhile starts nothing", async () => {
-  const { hub, results, issues } = tokenHub();
-  const alice = peer("alice", true);
-  hub.connect(alice);
-  login(hub, alice, "alice");
-  await Promise.resolve();
+  const { hub, results, issues, alice } = await aliceLoggingIn();
   hub.disconnect(alice);
   results().tokenIssued(issues[0][0], "a".repeat(32));
   assert.deepEqual(alice.take(), []);
