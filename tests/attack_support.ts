@@ -7,11 +7,9 @@
  * @module
  */
 
-const encoder = new TextEncoder();
+import { sleep } from "./helpers.ts";
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const encoder = new TextEncoder();
 
 /** A reader on a slow link: reads at most `bytesPerSecond`, and notices when it is cut off. */
 export class PacedReader {

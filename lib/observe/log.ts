@@ -17,6 +17,22 @@ export type LogFormat = "text" | "json";
 export type LogFields = Record<string, string | number | boolean | undefined>;
 
 /**
+ * An error as one log field: its message's first line (a stack or a driver's detail would
+ * break the one-line-per-event format).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeError } from "./log.ts";
+ * assert.equal(describeError(new Error("disk full\n  at write")), "disk full");
+ * assert.equal(describeError("refused"), "refused");
+ * ```
+ */
+export function describeError(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/**
  * Writes log lines at or above a level.
  *
  * @example Usage

@@ -15,14 +15,19 @@ import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
 import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
-import type { Logger } from "../observe/log.ts";
+import { describeError, type Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
 import { PasswordHasher, scryptParams } from "./password.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
-import { refuseWebSocket, serveWebSocket, type WebSocketOptions } from "../transport/websocket.ts";
+import {
+  closeQuietly,
+  refuseWebSocket,
+  serveWebSocket,
+  type WebSocketOptions,
+} from "../transport/websocket.ts";
 
 /** The largest read buffer, a busy connection's (an idle one reads into 512 bytes: see tcp.ts). */
 const READ_BUFFER_BYTES = 16 * 1024;
@@ -37,10 +42,6 @@ const MAX_REFUSING = 64;
 const WARNING_INTERVAL_MS = 1000;
 /** The drain closes a batch of connections this often (so --drain-ms / this many batches). */
 const DRAIN_STEP_MS = 100;
-
-function describe(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
-}
 
 /** `host-pid`: unique among nodes on one host, and readable in logs. */
 function defaultNodeId(): string {
@@ -68,14 +69,8 @@ function readPem(path: string, what: string): string {
   try {
     return Deno.readTextFileSync(path);
   } catch (error) {
-    throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describe(error)}`);
+    throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describeError(error)}`);
   }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* gone already */ }
 }
 
 /** A TLS listener with the PEMs read once for every TLS port; the error names the files. */
@@ -89,7 +84,7 @@ function listenTls(
     return Deno.listenTls({ hostname, port, ...pems });
   } catch (error) {
     throw new Error(
-      `cannot serve TLS with ${files.tlsCert} and ${files.tlsKey}: ${describe(error)}`,
+      `cannot serve TLS with ${files.tlsCert} and ${files.tlsKey}: ${describeError(error)}`,
     );
   }
 }
@@ -161,7 +156,7 @@ export class ParleyServer {
         passwords: hasher,
         claims: this.cluster ?? undefined,
         tokens: new ResumeTokens({ store, ttlMs: config.resumeTtlS * 1000 }),
-        onError: (error) => log.error("server-error", { error: describe(error) }),
+        onError: (error) => log.error("server-error", { error: describeError(error) }),
       }),
       stampSender: config.stampSender,
       maxRooms: config.maxRooms,

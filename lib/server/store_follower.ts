@@ -7,7 +7,7 @@
  */
 
 import type { Hub } from "../hub/hub.ts";
-import type { Logger } from "../observe/log.ts";
+import { describeError, type Logger } from "../observe/log.ts";
 import type { Store } from "../store/store.ts";
 
 /** How often the server looks for changes the admin CLI made (removed users and rooms). */
@@ -17,10 +17,6 @@ const CHANGE_POLL_MS = 250;
  * write: --remove-idle-rooms reads it, and refuses durations shorter than a few of these.
  */
 const ROOM_USE_FLUSH_MS = 10 * 60_000;
-
-function describe(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
-}
 
 /**
  * Follows the store's change log into the hub, and the hub's room use into the store.
@@ -70,7 +66,7 @@ export class StoreFollower {
     try {
       await this.#store.touchRooms(this.#hub.takeUsedRooms(), Date.now());
     } catch (error) {
-      this.#log.error("room-use-not-recorded", { error: describe(error) });
+      this.#log.error("room-use-not-recorded", { error: describeError(error) });
     }
   }
 
@@ -98,7 +94,9 @@ export class StoreFollower {
       }
     } catch (error) {
       // Once per outage, not four times a second.
-      if (!this.#pollFailing) this.#log.error("change-poll-failed", { error: describe(error) });
+      if (!this.#pollFailing) {
+        this.#log.error("change-poll-failed", { error: describeError(error) });
+      }
       this.#pollFailing = true;
     } finally {
       this.#polling = false;

@@ -37,7 +37,7 @@ import {
   OPCODE_PONG,
 } from "./ws_frames.ts";
 
-export { refuseWebSocket, type WebSocketOptions } from "./ws_handshake.ts";
+export { closeQuietly, refuseWebSocket, type WebSocketOptions } from "./ws_handshake.ts";
 
 /** How long a closing connection waits for the peer's close frame before it ends the socket. */
 export const CLOSE_TIMEOUT_MS = 5000;
