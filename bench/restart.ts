@@ -16,17 +16,21 @@
  * ```
  *
  * Flags: `--reps N` (restarts per path, default 3), `--password-reps N` (default 1 from 1,000
- * clients on: each costs N × ~85 ms here), `--out PATH` (without extension). The database (N users,
+ * clients on: each costs N × ~85 ms here), `--out PATH` (without extension), `--profile DIR`
+ * (each server process writes a V8 CPU profile there: bench/profile_summary.ts reads it). The database (N users,
  * each its own password and salted scrypt hash) is made once and cached in
  * `bench/.cache/restart-<N>.db`; the first run at 10,000 hashes for minutes (progress is printed).
- * The clients are raw line clients in this process (one socket each, from 127.0.0.1); the initial
- * logins are by password and are not measured.
+ * The clients are raw line clients in this process (one socket each, from 127.0.0.1). The first
+ * start is not measured: each client gets a token planted in the database beforehand (its SHA-256
+ * row, as the server stores it), so the first logins are resumes rather than N password hashes.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { randomBytes } from "node:crypto";
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
+import { hashToken } from "../lib/server/resume_tokens.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
 import { cpuModel, median } from "./stats.ts";
 
@@ -39,6 +43,7 @@ const args = parseArgs({
     "password-reps": { type: "string" },
     quick: { type: "boolean", default: false },
     out: { type: "string" },
+    profile: { type: "string" },
   },
 }).values;
 
@@ -119,10 +124,12 @@ interface Server {
 }
 
 async function serve(db: string, port: number): Promise<Server> {
+  const profile = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${args.profile}`] : [];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...profile,
       MAIN,
       "--db",
       db,
@@ -320,11 +327,28 @@ async function broadcast(clients: Client[], tag: string): Promise<{ sent: number
   return { sent, last: Math.max(...clients.map((c) => c.heardAt)) };
 }
 
+/** Gives each client a fresh token, stored as the server would store it (not measured). */
+async function plantTokens(db: string, clients: Client[]): Promise<void> {
+  const store = openSqliteStore(db);
+  try {
+    const issuedAt = Date.now();
+    const rows = clients.map((c) => {
+      c.token = randomBytes(24).toString("base64url");
+      c.mode = "resume";
+      return { user: userOf(c.i), hash: hashToken(c.token), issuedAt };
+    });
+    await store.saveResumeTokens(rows);
+  } finally {
+    await store.close();
+  }
+}
+
 const db = await database();
 const port = await freePort();
-let server = await serve(db, port);
 const clients = Array.from({ length: N }, (_, i) => new Client(i, port));
-console.log(`${N} clients logging in by password (first start, not measured)…`);
+await plantTokens(db, clients);
+let server = await serve(db, port);
+console.log(`${N} clients logging in by planted tokens (first start, not measured)…`);
 let t = performance.now();
 await allBack(clients, clients.map((c) => c.enter()));
 console.log(`  all in their rooms after ${((performance.now() - t) / 1000).toFixed(1)} s`);

@@ -129,3 +129,33 @@ Deno.test("login turns: a hundred connections of one address guess no faster tha
   // are free; without turns they would get a hundred guesses per delay.
   assert.ok(hundred <= one + 2, `a hundred connections: ${hundred}, one: ${one}`);
 });
+
+Deno.test("login turns: a cheap check (a resume token) needs no slot while failures are free", async () => {
+  const { throttle: t } = throttle(Infinity);
+  const went: string[] = [];
+  t.turn("a", 0, () => went.push("password 1"));
+  t.turn("a", 0, () => went.push("password 2"));
+  t.turn("a", 0, () => went.push("password 3"));
+  for (let i = 0; i < 100; i++) t.turn("a", 0, () => went.push("token"), true);
+  assert.deepEqual(went, [], "never called before turn() returns");
+  await settle();
+  assert.equal(went.filter((w) => w === "token").length, 100, "every token check goes at once");
+  assert.deepEqual(went.filter((w) => w !== "token"), ["password 1", "password 2"]);
+});
+
+Deno.test("login turns: past the free failures, a cheap check takes turns like any other", async () => {
+  const { clock, throttle: t } = throttle(Infinity);
+  for (let i = 0; i < 4; i++) t.recordFailure("a"); // the next waits 250 ms
+  const went: string[] = [];
+  const end = t.turn("a", 0, () => went.push("token 1"), true);
+  t.turn("a", 0, () => went.push("token 2"), true);
+  await settle();
+  assert.deepEqual(went, []);
+  clock.advance(250);
+  await settle();
+  assert.deepEqual(went, ["token 1"]);
+  end();
+  clock.advance(250);
+  await settle();
+  assert.deepEqual(went, ["token 1", "token 2"]);
+});

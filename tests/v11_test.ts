@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type Scope, USERS, withServer } from "./e2e_support.ts";
 import { runCli, sleep, startServer, tempDir, TestClient, waitFor } from "./helpers.ts";
+import { connectFrom } from "./hardening_support.ts";
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openStore } from "../lib/store/open_store.ts";
 
@@ -211,6 +212,46 @@ Deno.test("v1.1 login clock: a login whose check outlasts the timeout still gets
       // Those replaced have no session left: their clock runs again, and idle clients still go.
       // The newest login keeps its session and its connection.
       await waitFor(() => clients.filter((c) => c.closed).length === 7, "seven closed", 30_000);
+    });
+  } finally {
+    await remove();
+  }
+});
+
+Deno.test("v1.1 why: busy, when the hash queue is full; not a failed login, so a retry works", async () => {
+  // One password hashed at cost 15; the hasher holds its cores − 1 checks plus one waiting
+  // (--max-hash-queue 1). 48 logins from 24 addresses at once: all but a few find it full.
+  const { dir, remove } = await tempDir();
+  const db = `${dir}/parley.db`;
+  const store = await openStore(db);
+  const hasher = new PasswordHasher({ params: scryptParams(15) });
+  await store.addUser("slowpoke", await hasher.hash(new TextEncoder().encode("pw")));
+  await store.close();
+  // One failed login closes a connection: a busy answer that counted as one would close it.
+  const args = ["--hash-cost", "15", "--max-hash-queue", "1", "--max-login-failures", "1"];
+  try {
+    await withServer({ db, args }, async (s) => {
+      const addresses = Array.from({ length: 24 }, (_, i) => `127.0.0.${i + 2}`);
+      const conns = await Promise.all(
+        [...addresses, ...addresses].map((address) => connectFrom(s.port, address)),
+      );
+      const clients = conns.map((conn) => TestClient.fromConn(conn));
+      await Promise.all(clients.map((c) => c.write("8:why\n0:slowpoke:pw\n")));
+      const busy: TestClient[] = [];
+      for (const c of clients) {
+        await c.expect("8:why");
+        const reply = await c.next(30_000);
+        if (reply === "7:busy") {
+          await c.expect("0:-1");
+          busy.push(c);
+        } else assert.match(reply, /^0:\d+$/);
+      }
+      assert.ok(busy.length > 0, "some logins found the hash queue full");
+      const retry = busy[busy.length - 1];
+      await retry.send("0:slowpoke:pw");
+      let reply = await retry.next(30_000);
+      while (reply.startsWith("7:")) reply = await retry.next(30_000); // late notices
+      assert.match(reply, /^0:\d+$/, "the busy connection is still open, and logs in");
     });
   } finally {
     await remove();

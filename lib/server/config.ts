@@ -102,6 +102,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     rateBurstBytes: read("rateBurstBytes"),
     rateBytesPerSecond: read("rateBytesPerSecond"),
     hashCost: read("hashCost"),
+    maxHashQueue: read("maxHashQueue"),
     tlsCert: read("tlsCert"),
     tlsKey: read("tlsKey"),
     tlsPort: read("tlsPort"),

@@ -12,6 +12,7 @@ import {
   DEFAULT_LOGIN_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_HASH_QUEUE,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_MAX_LOGIN_FAILURES,
   DEFAULT_MAX_PENDING_BYTES,
@@ -64,6 +65,7 @@ export interface Config {
   rateBurstBytes: number;
   rateBytesPerSecond: number;
   hashCost: number;
+  maxHashQueue: number;
   tlsCert: string;
   tlsKey: string;
   tlsPort: number;
@@ -209,6 +211,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1,
     1000,
     `failed logins after which a connection is closed (replies slow down after ${FREE_LOGIN_FAILURES})`,
+  ),
+  maxHashQueue: integer(
+    "max-hash-queue",
+    DEFAULT_MAX_HASH_QUEUE,
+    1,
+    1_000_000,
+    "password checks that may wait for the hasher; past them a login gets 7:busy",
   ),
   hashCost: integer(
     "hash-cost",

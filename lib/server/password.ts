@@ -10,6 +10,7 @@
 
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { FairQueue, QueueFullError } from "./fair_queue.ts";
+import { DEFAULT_MAX_HASH_QUEUE } from "../protocol/limits.ts";
 
 /** The scrypt cost parameters. */
 export interface ScryptParams {
@@ -194,7 +195,7 @@ export class PasswordHasher {
   constructor(options: PasswordHasherOptions = {}) {
     this.params = options.params ?? DEFAULT_SCRYPT;
     this.concurrency = options.concurrency ?? Math.max(1, navigator.hardwareConcurrency - 1);
-    this.maxWaiting = options.maxWaiting ?? 1000;
+    this.maxWaiting = options.maxWaiting ?? DEFAULT_MAX_HASH_QUEUE;
     this.rememberVerified = options.rememberVerified ?? 50_000;
     this.#queue = new FairQueue({
       concurrency: this.concurrency,

@@ -184,7 +184,10 @@ export class ParleyServer {
     const store = await openStore(config.db);
     let server: ParleyServer | undefined;
     try {
-      const hasher = new PasswordHasher({ params: scryptParams(config.hashCost) });
+      const hasher = new PasswordHasher({
+        params: scryptParams(config.hashCost),
+        maxWaiting: config.maxHashQueue,
+      });
       await hasher.prepare();
       server = new ParleyServer(config, store, hasher, log);
       server.hub.loadRooms(await store.listRooms());

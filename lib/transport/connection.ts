@@ -217,7 +217,7 @@ export class Connection implements Peer {
       const pending = this.#closed ? undefined : this.#toHub(command);
       if (pending === undefined) finish();
       else void pending.then(finish);
-    });
+    }, command.kind === "resume" || command.kind === "bad-resume");
     this.#endTurn = finish;
     return promise;
   }

@@ -6,6 +6,9 @@
  * {@linkcode LOGIN_CHECKS_PER_ADDRESS} at once, and once the address's failures are past the
  * free ones, one at a time, each after the delay, however many connections it opens. So many
  * connections guess no faster than one, and cannot fill the hasher's queue ahead of others.
+ * A cheap check (a resume token: a hash and a read, no password hash) needs no slot while the
+ * address's failures are free, so a whole NAT's users resume at once after a restart; past
+ * them it takes turns like any other.
  *
  * @module
  */
@@ -124,7 +127,8 @@ export class LoginThrottle {
    * While the address's failures are free, up to {@linkcode checksPerAddress} go at once; past
    * them one at a time, each when the address has had nothing running for the delay (the
    * address's, or the connection's own `connectionFailures` if larger). Returns what ends the
-   * turn: call it when the check is answered, or to give up waiting (idempotent).
+   * turn: call it when the check is answered, or to give up waiting (idempotent). A `cheap`
+   * check goes at once, without a slot, while the address's failures are free.
    *
    * @example Usage
    * ```ts
@@ -142,7 +146,16 @@ export class LoginThrottle {
    * assert.deepEqual(went, ["first", "elsewhere", "second"]);
    * ```
    */
-  turn(address: string, connectionFailures: number, go: () => void): () => void {
+  turn(
+    address: string,
+    connectionFailures: number,
+    go: () => void,
+    cheap = false,
+  ): () => void {
+    if (cheap && this.#isFree(address, connectionFailures)) {
+      queueMicrotask(go);
+      return () => {};
+    }
     let turns = this.#turns.get(address);
     if (turns === undefined) {
       turns = { waiting: [], running: 0, delay: null };
@@ -174,13 +187,18 @@ export class LoginThrottle {
     };
   }
 
+  /** Whether the address's failures (or the connection's own) are still within the free ones. */
+  #isFree(address: string, connectionFailures: number): boolean {
+    const failures = Math.max(connectionFailures, this.#failuresOf(address, this.#now()));
+    return failures <= this.freeFailures;
+  }
+
   /** Admits whoever may go now, or starts the delay the first waiter waits out. */
   #next(address: string, line: Turns): void {
     while (line.waiting.length > 0 && line.delay === null) {
       const first = line.waiting[0];
       const delay = this.delayMs(address, first.connectionFailures);
-      const failures = Math.max(first.connectionFailures, this.#failuresOf(address, this.#now()));
-      if (failures <= this.freeFailures) {
+      if (this.#isFree(address, first.connectionFailures)) {
         if (line.running >= this.checksPerAddress) return;
         line.waiting.shift()!.admit();
         continue;
