@@ -14,7 +14,11 @@ import { startWsServer } from "./ws_support.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
 const SHOTS = Deno.env.get("PARLEY_SCREENSHOTS") === "docs"
-  ? { dir: new URL("../docs/", import.meta.url).pathname, desktop: "screenshot", phone: "-phone" }
+  ? {
+    dir: new URL("../docs/", import.meta.url).pathname,
+    desktop: "screenshot",
+    phone: "screenshot-phone",
+  }
   : { dir: ARTIFACTS, desktop: "browser-desktop", phone: "browser-phone" };
 /** The page's periodic room list (lib/transport/web/rooms.js, PERIOD_MS). */
 const RELIST_PERIOD_MS = 15_000;
@@ -115,7 +119,7 @@ Deno.test({
     const server = await startWsServer({
       users: { alice: "wonderland", bob: "builder", carol: "c4rol", dave: "d4ve", erin: "3rin" },
       // A short login clock: a page left logged out after a failed login is closed soon.
-      args: ["--web", "--stamp-sender", "--login-timeout-ms", "3000"],
+      args: ["--web", "--stamp-sender", "--login-timeout-ms", "2000"],
     }).catch(async (error) => {
       await browser.close();
       throw error;
@@ -131,7 +135,7 @@ Deno.test({
     };
     try {
       await t.step(
-        "two pages chat; senders, direct marks, a room list true by itself",
+        "two pages: senders, direct marks, a room list that stays true",
         async () => {
           const carol = await tcp("carol", "c4rol", "garden");
           const alice = await newPage(browser, problems, {
@@ -143,7 +147,7 @@ Deno.test({
             isMobile: true,
             hasTouch: true,
           });
-          await alice.clock.install(); // to fast-forward to the page's periodic room list
+          for (const page of [alice, bob]) await page.clock.install(); // to fast-forward the lists
 
           await logIn(alice, base, "alice", "wonderland");
           await seeRoom(alice, "garden", "carol");
@@ -173,11 +177,16 @@ Deno.test({
           await seeInLog(alice, "msg.direct", "bobdirectpsst, a direct one");
           await sayOnPage(alice, "anyone there?", "zed");
           await seeInLog(alice, "error", "not online: zed");
+          await sayOnPage(alice, "see you in the den in a minute", "bob");
+          await seeInLog(bob, "msg.direct", "alicedirectsee you in the den in a minute");
+          await alice.selectOption("#say-mode", "room");
 
           // Rooms made and joined elsewhere show up with the periodic list, no Refresh.
           await tcp("dave", "d4ve", "tea");
-          await alice.clock.fastForward(RELIST_PERIOD_MS);
+          for (const page of [alice, bob]) await page.clock.fastForward(RELIST_PERIOD_MS);
           await seeRoom(alice, "tea", "dave");
+          await seeRoom(bob, "tea", "dave");
+          await bob.selectOption("#say-mode", "room");
 
           // The favicon: served, and an image the browser can decode.
           const width = await alice.evaluate(`(async () => {
@@ -193,7 +202,7 @@ Deno.test({
 
           await Deno.mkdir(SHOTS.dir, { recursive: true });
           await alice.screenshot({ path: `${SHOTS.dir}${SHOTS.desktop}.png` });
-          await bob.screenshot({ path: `${SHOTS.dir}${SHOTS.desktop}${SHOTS.phone}.png` });
+          await bob.screenshot({ path: `${SHOTS.dir}${SHOTS.phone}.png` });
 
           // alice makes a room with a password: bob sees her leave, his list follows by itself.
           await joinOnPage(alice, "den", "s3cret");
@@ -230,10 +239,10 @@ Deno.test({
         await page.click("#login-button");
         await page.locator("#login-error", { hasText: "Wrong username or password" }).waitFor();
         await page.locator("#status", { hasText: "login failed" }).waitFor();
-        // The server closes the logged-out connection at its login clock (3 s): the page says
+        // The server closes the logged-out connection at its login clock (2 s): the page says
         // offline and stays put, no new connection and no "reconnecting".
         await page.locator("#status", { hasText: "offline" }).waitFor();
-        await sleep(1000); // a retry would come within 250 ms
+        await sleep(750); // a retry would come within 250 ms
         assert.equal(sockets, 1);
         assert.ok(await page.isVisible("#login-view"));
         await logIn(page, null, "erin", "3rin");
@@ -348,7 +357,7 @@ async function comesBack(browser: Browser, problems: string[]) {
     await page.locator("#status", { hasText: "login failed" }).waitFor();
     await page.locator("#login-error", { hasText: "refused the password" }).waitFor();
     const tries = sockets;
-    await sleep(1000); // a retry would come within 250 ms
+    await sleep(750); // a retry would come within 250 ms
     assert.equal(sockets, tries, "no more tries after a refused password");
     await page.context().close();
   } finally {
