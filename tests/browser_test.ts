@@ -293,7 +293,7 @@ Deno.test({
 async function comesBack(browser: Browser, problems: string[]) {
   const server = await startRestartable({
     users: { alice: "wonderland", bob: "builder" },
-    args: ["--web"],
+    args: ["--web", "--drain-ms", "100"], // a quick drain: the test waits for the restart
     ws: true,
   });
   let bob: ParleyClient | undefined;
