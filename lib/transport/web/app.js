@@ -3,8 +3,10 @@
 // file as it is. It asks for the v1.1 features `from`, `why` and `resume`: messages show their
 // sender, and a lost connection (or `7:shutdown`) is retried with backoff and jitter, resuming the
 // session by its token (kept in sessionStorage, so a reload resumes too) and rejoining the room.
+// Against a v1 server (`8:` answered `9:?:malformed`) it falls back to what v1 gives.
 
 import { backoffDelay, ENDINGS, readMessage, savedSession } from "./resume.js";
+import { roomLister } from "./rooms.js";
 import {
   $,
   logEntry,
@@ -39,6 +41,7 @@ const state = {
   room: "",
   members: [],
   features: [],
+  askedFeatures: false, // our `8:` is not answered yet
   pendingLogin: null,
   password: null, // kept in memory only, to log in again if the token is refused
   roomPassword: "",
@@ -62,6 +65,8 @@ function send(line) {
   if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(line);
 }
 
+const rooms = roomLister(send, () => state.loggedIn && !$("chat-view").hidden);
+
 /** Handles one line from the server. */
 function receive(line) {
   const colon = line.indexOf(":");
@@ -78,10 +83,15 @@ function receive(line) {
         if (state.password !== null) send(`0:${state.user}:${state.password}`);
         else stop("Your session has expired: please log in again.");
       } else if (state.loggingIn && state.comingBack) {
-        stop("The server refused the password after reconnecting: please log in again.");
+        stop(
+          "The server refused the password after reconnecting: please log in again.",
+          "login failed",
+        );
       } else if (state.loggingIn) {
+        const busy = state.lastReason === "busy";
         state.loggingIn = false;
-        $("login-error").textContent = state.lastReason === "busy"
+        setStatus(busy ? "server busy" : "login failed", false);
+        $("login-error").textContent = busy
           ? "The server is busy: try again in a moment."
           : "Wrong username or password.";
         $("login-button").disabled = false;
@@ -110,7 +120,7 @@ function receive(line) {
       state.members = rest.slice(at + 1).split(",").filter(Boolean);
       renderMembers();
       logEntry("info", `You joined ${state.room}.`);
-      send("1");
+      rooms.now();
       break;
     }
     case "3": {
@@ -134,6 +144,7 @@ function receive(line) {
           ? [...new Set([...state.members, user])].sort()
           : state.members.filter((m) => m !== user);
         renderMembers();
+        rooms.soon(); // someone came from, or went to, another room: its line changed too
       }
       logEntry("presence", `${user} ${code === "4" ? "joined" : "left"} ${room}`);
       break;
@@ -146,10 +157,16 @@ function receive(line) {
       if (rest === "shutdown") logEntry("info", "The server is restarting…");
       break;
     case "8":
+      state.askedFeatures = false;
       state.features = rest.split(",").filter(Boolean);
       break;
     case "9": {
       const [failed, reason, detail] = rest.split(":");
+      if (state.askedFeatures && failed === "?" && reason === "malformed") {
+        state.askedFeatures = false; // a v1 server does not know `8:`: no features, no error
+        break;
+      }
+      if (failed === "1" && rooms.quiet()) break; // a list we asked for by ourselves
       const said = REASONS[reason] ?? reason;
       logEntry("error", `Error (${failed}): ${said}${detail ? `: ${detail}` : ""}`);
       break;
@@ -178,11 +195,11 @@ function loggedIn() {
   state.resuming = false;
   state.comingBack = false;
   state.attempt = 0;
-  send("1");
+  rooms.now();
 }
 
 /** Stops for good with `message` on the login form (no reconnecting: never fight back). */
-function stop(message) {
+function stop(message, status = "logged out") {
   forgetSession();
   state.loggedIn = false;
   state.loggingIn = false;
@@ -193,7 +210,7 @@ function stop(message) {
   showChat(false);
   $("login-error").textContent = message;
   $("login-button").disabled = false;
-  setStatus(state.socket ? "online" : "offline", !!state.socket);
+  setStatus(status, false);
 }
 
 /** After a lost connection: waits a random delay under a growing cap, then tries again. */
@@ -233,6 +250,7 @@ function connect() {
     socket.addEventListener("open", () => {
       state.socket = socket;
       state.features = [];
+      state.askedFeatures = true;
       socket.send("8:from,why,resume");
       resolve(socket);
     });
@@ -354,7 +372,7 @@ $("login-form").addEventListener("submit", logIn);
 $("join-form").addEventListener("submit", join);
 $("say-form").addEventListener("submit", say);
 $("say-mode").addEventListener("change", updateMode);
-$("refresh").addEventListener("click", () => send("1"));
+$("refresh").addEventListener("click", () => rooms.now(true));
 $("logout").addEventListener("click", logOut);
 updateMode();
 renderMembers();
