@@ -16,9 +16,9 @@
  * (`bridge link set … state disabled`): packets both ways vanish, with no error, as on a broken
  * network. A delay is `tc netem delay` on both ends of the bus link where the kernel has netem;
  * where it has not (the Firecracker kernel this was written on), each node reaches Redis through
- * a proxy in the test process that holds every chunk for the delay. Names carry
- * the test's PID, so a crashed run's namespaces are recognised and deleted by the next, and N is
- * a /24 no interface here uses yet.
+ * a proxy in the test process that holds every chunk for the delay. Names carry the test's PID,
+ * so a crashed run's namespaces are recognised and deleted by the next, and N is a /24 no
+ * interface here uses yet.
  *
  * @example Usage
  * ```ts ignore
@@ -93,6 +93,23 @@ export interface NetLab {
   close(): Promise<void>;
 }
 
+/** Runs `ip -batch` with `lines`, in namespace `ns` (null: this one); a failure throws. */
+async function batch(ns: string | null, lines: string[]): Promise<void> {
+  const child = new Deno.Command("ip", {
+    args: [...ns === null ? [] : ["-n", ns], "-batch", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+  await writer.close();
+  const { code, stderr } = await child.output();
+  if (code !== 0) {
+    throw new Error(`ip -batch in ${ns ?? "this namespace"}: ${decoder.decode(stderr)}`);
+  }
+}
+
 /** Namespaces of crashed runs (their PID is gone): deleted, so they take no address. */
 async function deleteStale(): Promise<void> {
   for (const line of (await run("ip", ["netns", "list"])).split("\n")) {
@@ -145,71 +162,48 @@ export async function startNetLab(nodes: number): Promise<NetLab> {
   const testHost = `10.77.${n}.254`;
   const rootEnd = (i: number) => `10.78.${n}.${4 * i + 5}`;
   const nodeEnd = (i: number) => `10.78.${n}.${4 * i + 6}`;
-  const ipIn = (ns: string, ...args: string[]) => run("ip", ["-n", ns, ...args]);
+  const nodeNames = Array.from({ length: nodes }, (_, i) => nodeNs(i));
   const close = async () => {
     for (const proxy of proxies) proxy.close();
     for (const ns of made.reverse()) await run("ip", ["netns", "del", ns]).catch(() => {});
   };
   let netem = false;
   try {
-    for (const ns of [redisNs, ...Array.from({ length: nodes }, (_, i) => nodeNs(i))]) {
+    // One `ip -batch` per namespace: a few processes rather than dozens.
+    for (const ns of [redisNs, ...nodeNames]) {
       await run("ip", ["netns", "add", ns]);
       made.push(ns);
-      await ipIn(ns, "link", "set", "lo", "up");
     }
-    await ipIn(redisNs, "link", "add", "br0", "type", "bridge");
-    await ipIn(redisNs, "addr", "add", `${redisHost}/24`, "dev", "br0");
-    await ipIn(redisNs, "link", "set", "br0", "up");
-    // The test's own port on the bridge: it checks Redis from here (and proxies, see below).
-    await run("ip", [
-      "link",
-      "add",
-      `${p}b`,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "tst",
-      "netns",
-      redisNs,
+    await batch(redisNs, [
+      "link set lo up",
+      "link add br0 type bridge",
+      `addr add ${redisHost}/24 dev br0`,
+      "link set br0 up",
+      // The test's own port on the bridge: it checks Redis from here (and proxies, below).
+      `link add tst type veth peer name ${p}b netns ${Deno.pid}`,
+      "link set tst master br0 up",
+      ...nodeNames.flatMap((ns, i) => [
+        `link add v${i} type veth peer name bus netns ${ns}`,
+        `link set v${i} master br0 up`,
+      ]),
     ]);
-    await ipIn(redisNs, "link", "set", "tst", "master", "br0", "up");
-    await run("ip", ["addr", "add", `${testHost}/24`, "dev", `${p}b`]);
-    await run("ip", ["link", "set", `${p}b`, "up"]);
-    for (let i = 0; i < nodes; i++) {
-      const ns = nodeNs(i);
-      await ipIn(
-        redisNs,
-        "link",
-        "add",
-        `v${i}`,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "bus",
-        "netns",
-        ns,
-      );
-      await ipIn(redisNs, "link", "set", `v${i}`, "master", "br0", "up");
-      await ipIn(ns, "addr", "add", `10.77.${n}.${10 + i}/24`, "dev", "bus");
-      await ipIn(ns, "link", "set", "bus", "up");
-      await run("ip", [
-        "link",
-        "add",
-        `${p}c${i}`,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "cl",
-        "netns",
-        ns,
+    await batch(null, [
+      `addr add ${testHost}/24 dev ${p}b`,
+      `link set ${p}b up`,
+      ...nodeNames.flatMap((ns, i) => [
+        `link add ${p}c${i} type veth peer name cl netns ${ns}`,
+        `addr add ${rootEnd(i)}/30 dev ${p}c${i}`,
+        `link set ${p}c${i} up`,
+      ]),
+    ]);
+    for (const [i, ns] of nodeNames.entries()) {
+      await batch(ns, [
+        "link set lo up",
+        `addr add 10.77.${n}.${10 + i}/24 dev bus`,
+        "link set bus up",
+        `addr add ${nodeEnd(i)}/30 dev cl`,
+        "link set cl up",
       ]);
-      await run("ip", ["addr", "add", `${rootEnd(i)}/30`, "dev", `${p}c${i}`]);
-      await run("ip", ["link", "set", `${p}c${i}`, "up"]);
-      await ipIn(ns, "addr", "add", `${nodeEnd(i)}/30`, "dev", "cl");
-      await ipIn(ns, "link", "set", "cl", "up");
     }
     netem = await hasNetem(redisNs, "v0");
     // Without netem, each node reaches Redis through a proxy of the test's, on the bridge's
