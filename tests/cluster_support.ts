@@ -29,8 +29,13 @@ import {
   type TestServer,
 } from "./helpers.ts";
 import { sessionId, sleep, USERS } from "./e2e_support.ts";
-import { startPostgres, type TestPostgres } from "./pg_support.ts";
-import { REDIS_SERVER, startRedis, type TestRedis } from "./redis_support.ts";
+import { startPostgres, type StartPostgresOptions, type TestPostgres } from "./pg_support.ts";
+import {
+  REDIS_SERVER,
+  startRedis,
+  type StartRedisOptions,
+  type TestRedis,
+} from "./redis_support.ts";
 
 /**
  * The node TTL tests use unless they say otherwise: short, so a killed node's users are dropped
@@ -54,6 +59,8 @@ export interface NodeOptions {
   args?: string[];
   /** Environment variables. */
   env?: Record<string, string>;
+  /** A command the node runs under, such as `["ip", "netns", "exec", NS]`. */
+  wrap?: string[];
 }
 
 /**
@@ -71,6 +78,7 @@ export function startNode(options: NodeOptions): Promise<TestServer> {
   const start: StartOptions = {
     db: options.db,
     env: options.env,
+    wrap: options.wrap,
     args: [
       "--cluster",
       options.redis,
@@ -98,6 +106,27 @@ export interface ClusterOptions {
   args?: string[];
   /** Environment variables of every node. */
   env?: Record<string, string>;
+  /** Where the parts run, when not all on this machine's loopback (default: loopback). */
+  placement?: ClusterPlacement;
+}
+
+/**
+ * Where Redis, PostgreSQL and each node run and are reached, for a cluster spread over network
+ * namespaces (tests/netns_support.ts makes one).
+ */
+export interface ClusterPlacement {
+  /** Redis's address and the command it runs under. */
+  redis: StartRedisOptions;
+  /** The `--cluster` URL of node `i`. */
+  redisUrl(i: number): string;
+  /** The extra addresses PostgreSQL listens on and the networks it trusts. */
+  postgres: StartPostgresOptions;
+  /** The command node `i` runs under. */
+  nodeWrap(i: number): string[];
+  /** The address node `i` listens on, where clients reach it. */
+  nodeHost(i: number): string;
+  /** The address node `i` reaches PostgreSQL at. */
+  dbHost(i: number): string;
 }
 
 /** A client a test opened, and the node it was opened on. */
@@ -138,7 +167,10 @@ export class Cluster {
 
   /** Starts Redis, PostgreSQL (with one fresh database, seeded) and the nodes. */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
-    const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+    const [redis, postgres] = await Promise.all([
+      startRedis(options.placement?.redis),
+      startPostgres(options.placement?.postgres),
+    ]);
     let cluster: Cluster | undefined;
     try {
       const db = await postgres.createDatabase();
@@ -193,14 +225,16 @@ export class Cluster {
   async startNode(i: number): Promise<TestServer> {
     const running = this.#nodes[i];
     if (running) return running;
+    const place = this.#options.placement;
     const node = await startNode({
-      redis: this.redis.url,
-      db: this.db,
+      redis: place?.redisUrl(i) ?? this.redis.url,
+      db: place ? this.db.replace("@127.0.0.1:", `@${place.dbHost(i)}:`) : this.db,
       nodeId: this.nodeId(i),
       nodeTtlMs: this.#options.nodeTtlMs,
       port: this.#ports[i],
-      args: this.#options.args,
+      args: [...place ? ["--host", place.nodeHost(i)] : [], ...this.#options.args ?? []],
       env: this.#options.env,
+      wrap: place?.nodeWrap(i),
     });
     this.#nodes[i] = node;
     this.#ports[i] = node.port;
@@ -255,9 +289,14 @@ export class Cluster {
     return this.postgres.resume();
   }
 
+  /** The address node `i` is reached at. */
+  host(i: number): string {
+    return this.#options.placement?.nodeHost(i) ?? "127.0.0.1";
+  }
+
   /** Opens a connection to node `i` (not logged in); closed by the cluster. */
   async connect(i: number): Promise<TestClient> {
-    const client = await TestClient.connect(this.port(i));
+    const client = await TestClient.connect(this.port(i), this.host(i));
     this.#clients.push({ node: i, client });
     return client;
   }
@@ -267,7 +306,8 @@ export class Cluster {
    * expecting `0:<id>`.
    */
   async login(i: number, user: string, password?: string): Promise<TestClient> {
-    const client = await TestClient.login(this.port(i), user, password ?? this.password(user));
+    const secret = password ?? this.password(user);
+    const client = await TestClient.login(this.port(i), user, secret, this.host(i));
     this.#clients.push({ node: i, client });
     return client;
   }

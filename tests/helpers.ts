@@ -184,6 +184,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Users to add before the server starts. */
   users?: Record<string, string>;
+  /** A command the server runs under, such as `["ip", "netns", "exec", NS]`. */
+  wrap?: string[];
 }
 
 /**
@@ -199,8 +201,9 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     cleanup = temp.remove;
   }
   if (options.users) await seedUsers(db, options.users);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...serverFlags(db, options.args)],
+  const [program, ...prefix] = [...options.wrap ?? [], Deno.execPath()];
+  const child = new Deno.Command(program, {
+    args: [...prefix, "run", "-A", MAIN, ...serverFlags(db, options.args)],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -406,9 +409,9 @@ export class TestClient extends InboxClient {
     return new TestClient(conn);
   }
 
-  /** Connects to 127.0.0.1:`port`. */
-  static async connect(port: number): Promise<TestClient> {
-    return new TestClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  /** Connects to `hostname` (default 127.0.0.1):`port`. */
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<TestClient> {
+    return new TestClient(await Deno.connect({ hostname, port }));
   }
 
   /** Connects over TLS, trusting `caCert` (PEM). */
@@ -419,8 +422,13 @@ export class TestClient extends InboxClient {
   }
 
   /** Connects and logs in, expecting `0:<id>`; returns the client and its session id. */
-  static async login(port: number, user: string, password: string): Promise<TestClient> {
-    const client = await TestClient.connect(port);
+  static async login(
+    port: number,
+    user: string,
+    password: string,
+    hostname?: string,
+  ): Promise<TestClient> {
+    const client = await TestClient.connect(port, hostname);
     client.send(`0:${user}:${password}`);
     const reply = await client.next();
     if (!/^0:[1-9]\d*$/.test(reply)) throw new Error(`login of ${user} failed: ${reply}`);

@@ -44,6 +44,14 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
+/** Options of {@linkcode startPostgres}. */
+export interface StartPostgresOptions {
+  /** Addresses to listen on besides 127.0.0.1 (they must exist when it starts). */
+  listen?: string[];
+  /** Networks (CIDR) whose connections are trusted besides loopback's. */
+  trust?: string[];
+}
+
 /** How long start-up (initdb excluded) may take before the test gives up. */
 const READY_TIMEOUT_MS = 20_000;
 
@@ -126,7 +134,7 @@ function command(program: string, args: string[], cwd: string, asRoot: boolean):
  * await pg.stop();
  * ```
  */
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<TestPostgres> {
   const asRoot = Deno.uid() === 0;
   const dir = await Deno.makeTempDir({ prefix: "parley-pg-", dir: await memoryTempDir() });
   const data = `${dir}/data`;
@@ -145,6 +153,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (init.code !== 0) {
       throw new Error(`initdb failed: ${new TextDecoder().decode(init.stderr)}`);
     }
+    const trusted = (options.trust ?? []).map((net) => `host all all ${net} trust\n`).join("");
+    if (trusted !== "") await Deno.writeTextFile(`${data}/pg_hba.conf`, trusted, { append: true });
   } catch (error) {
     await removeDir();
     throw error;
@@ -154,7 +164,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   let server: RunningServer | undefined;
   let databases = 0;
   const start = async () => {
-    server = await runServer(data, dir, port, asRoot);
+    server = await runServer(data, dir, port, asRoot, options.listen ?? []);
   };
   try {
     await start();
@@ -213,6 +223,7 @@ async function runServer(
   dir: string,
   port: number,
   asRoot: boolean,
+  listen: string[],
 ): Promise<RunningServer> {
   const child = command(
     pgBinary("postgres"),
@@ -224,7 +235,7 @@ async function runServer(
       "-k",
       dir, // the Unix socket goes here, not in /var/run/postgresql (which may not exist)
       "-c",
-      "listen_addresses=127.0.0.1",
+      `listen_addresses=${["127.0.0.1", ...listen].join(",")}`,
       "-c",
       "fsync=off",
       "-c",

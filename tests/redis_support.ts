@@ -64,6 +64,10 @@ export interface StartRedisOptions {
   port?: number;
   /** More `--name value` configuration for redis-server. */
   args?: string[];
+  /** The address to bind and reach it on (default 127.0.0.1). */
+  host?: string;
+  /** A command the server runs under, such as `["ip", "netns", "exec", NS]`. */
+  wrap?: string[];
 }
 
 /**
@@ -99,10 +103,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   const logs = { text: "" };
   let server: RunningRedis | undefined;
   let port = options.port ?? freePort();
+  const at: RedisPlace = { host: options.host ?? "127.0.0.1", wrap: options.wrap ?? [] };
   try {
     for (let attempt = 1;; attempt++) {
       try {
-        server = await runRedis(port, dir, options.args ?? [], logs);
+        server = await runRedis(port, dir, options.args ?? [], logs, at);
         break;
       } catch (error) {
         const taken = /address already in use/i.test(String(error));
@@ -121,7 +126,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     await running?.stop(signal);
   };
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${at.host}:${port}`,
     port,
     get pid() {
       return server?.pid ?? -1;
@@ -133,14 +138,19 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     async restart() {
       await stop();
       await Deno.mkdir(dir, { recursive: true }); // stop() may have removed it
-      server = await runRedis(port, dir, options.args ?? [], logs);
+      server = await runRedis(port, dir, options.args ?? [], logs, at);
     },
     async info(section?: string) {
-      const reply = await respCommand(port, section === undefined ? ["INFO"] : ["INFO", section]);
+      const reply = await respCommand(
+        port,
+        section === undefined ? ["INFO"] : ["INFO", section],
+        COMMAND_TIMEOUT_MS,
+        at.host,
+      );
       if (typeof reply !== "string") throw new Error(`INFO replied ${JSON.stringify(reply)}`);
       return reply;
     },
-    command: (...args) => respCommand(port, args),
+    command: (...args) => respCommand(port, args, COMMAND_TIMEOUT_MS, at.host),
     log: () => logs.text,
   };
 }
@@ -160,6 +170,12 @@ export function infoField(info: string, field: string): number {
   return Number(match[1]);
 }
 
+/** Where a server runs: the address it binds, and the command it runs under. */
+interface RedisPlace {
+  host: string;
+  wrap: string[];
+}
+
 interface RunningRedis {
   pid: number;
   stop(signal: Deno.Signal): Promise<void>;
@@ -171,13 +187,16 @@ async function runRedis(
   dir: string,
   extra: string[],
   logs: { text: string },
+  at: RedisPlace,
 ): Promise<RunningRedis> {
-  const child = new Deno.Command(REDIS_SERVER, {
+  const [program, ...prefix] = [...at.wrap, REDIS_SERVER];
+  const child = new Deno.Command(program, {
     args: [
+      ...prefix,
       "--port",
       String(port),
       "--bind",
-      "127.0.0.1",
+      at.host,
       "--save",
       "",
       "--appendonly",
@@ -237,7 +256,7 @@ async function runRedis(
       throw new Error(`redis-server exited before answering PING:\n${logs.text.slice(-2000)}`);
     }
     try {
-      if (await respCommand(port, ["PING"], 1000) === "PONG") break;
+      if (await respCommand(port, ["PING"], 1000, at.host) === "PONG") break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       await stop("SIGKILL");
@@ -307,8 +326,8 @@ function parseReply(buf: Uint8Array, at: number): [RespValue | RespError, number
 }
 
 /**
- * Sends one command to the Redis on 127.0.0.1:`port` over a new connection and returns its
- * reply; an error reply throws.
+ * Sends one command to the Redis on `hostname`:`port` (default 127.0.0.1) over a new connection
+ * and returns its reply; an error reply throws.
  *
  * @example Usage
  * ```ts ignore
@@ -320,8 +339,9 @@ export async function respCommand(
   port: number,
   args: (string | number)[],
   timeoutMs = COMMAND_TIMEOUT_MS,
+  hostname = "127.0.0.1",
 ): Promise<RespValue> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = await Deno.connect({ hostname, port });
   // A server that never answers must not hang the test: closing the socket ends the read.
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -85,6 +85,8 @@ export class BusConnection {
       // Fail commands at once while disconnected: a delivery held back and sent later could
       // arrive after the resync, twice or out of order.
       enableOfflineQueue: false,
+      // Nor sent again on the next connection: a command whose reply was lost may have run.
+      autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
       connectTimeout: 2000,
@@ -119,7 +121,10 @@ export class BusConnection {
           this.#log.debug("bus-error", { connection: name, error: error.message });
         }
       });
-      connection.on("close", () => handlers.lost());
+      connection.on("close", () => {
+        failUnanswered(connection);
+        handlers.lost();
+      });
       // Either connection coming (back) up after a loss starts a resync; the second of the two
       // finds one running or done.
       connection.on("ready", () => {
@@ -187,8 +192,8 @@ export class BusConnection {
         this.#log.warn("bus-stalled", { ms: now - this.#beatSentAt });
         this.#beatSentAt = 0;
         handlers.lost(); // down now, not when the closes come through
-        this.commands.disconnect(true);
-        this.subscriber.disconnect(true);
+        dropAtOnce(this.commands);
+        dropAtOnce(this.subscriber);
       }
       return;
     }
@@ -212,5 +217,29 @@ export class BusConnection {
         if (!alive.has(node)) handlers.unregistered(node);
       }
     }, () => this.#beatSentAt = 0);
+  }
+}
+
+/**
+ * Drops `connection` with a reset, discarding what its socket has not sent yet, and lets the
+ * client reconnect. A graceful close (ioredis's `disconnect`) leaves those bytes to the kernel,
+ * which keeps retransmitting them: when a cut network heals, Redis would run commands this node
+ * gave up on, and a delivery sent before the cut would arrive after the resync.
+ */
+function dropAtOnce(connection: Redis): void {
+  failUnanswered(connection);
+  const stream = connection.stream as { resetAndDestroy?: () => void } | undefined;
+  if (typeof stream?.resetAndDestroy === "function") stream.resetAndDestroy();
+  else connection.disconnect(true);
+}
+
+/**
+ * Fails every command `connection` sent and has no reply to: with
+ * `autoResendUnfulfilledCommands` off, ioredis would otherwise leave them pending for ever.
+ */
+function failUnanswered(connection: Redis): void {
+  const lost = new Error("bus connection lost");
+  for (let item = connection.commandQueue.shift(); item; item = connection.commandQueue.shift()) {
+    item.command.reject(lost);
   }
 }
