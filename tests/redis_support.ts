@@ -64,6 +64,11 @@ export interface StartRedisOptions {
   port?: number;
   /** More `--name value` configuration for redis-server. */
   args?: string[];
+  /**
+   * A configuration file's text, written into the server's directory and given first (a
+   * sentinel needs one it can rewrite: pass `--sentinel` in `args` too).
+   */
+  config?: string;
 }
 
 /**
@@ -102,7 +107,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   try {
     for (let attempt = 1;; attempt++) {
       try {
-        server = await runRedis(port, dir, options.args ?? [], logs);
+        server = await runRedis(port, dir, options, logs);
         break;
       } catch (error) {
         const taken = /address already in use/i.test(String(error));
@@ -133,7 +138,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     async restart() {
       await stop();
       await Deno.mkdir(dir, { recursive: true }); // stop() may have removed it
-      server = await runRedis(port, dir, options.args ?? [], logs);
+      server = await runRedis(port, dir, options, logs);
     },
     async info(section?: string) {
       const reply = await respCommand(port, section === undefined ? ["INFO"] : ["INFO", section]);
@@ -169,11 +174,14 @@ interface RunningRedis {
 async function runRedis(
   port: number,
   dir: string,
-  extra: string[],
+  options: StartRedisOptions,
   logs: { text: string },
 ): Promise<RunningRedis> {
+  const config = options.config === undefined ? [] : [`${dir}/redis.conf`];
+  if (options.config !== undefined) await Deno.writeTextFile(config[0], options.config);
   const child = new Deno.Command(REDIS_SERVER, {
     args: [
+      ...config,
       "--port",
       String(port),
       "--bind",
@@ -188,7 +196,7 @@ async function runRedis(
       "", // stdout, which is captured
       "--dir",
       dir, // nothing should be written, but if it were, not into the caller's directory
-      ...extra,
+      ...options.args ?? [],
     ],
     cwd: dir,
     stdin: "null",
