@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import {
   type Cluster,
+  drain,
   fillRoom,
   listSettles,
   metricsPort,
@@ -20,7 +21,8 @@ import {
   withCluster,
 } from "./cluster_support.ts";
 import { sleep, USERS } from "./e2e_support.ts";
-import { killMaster, startSentinels } from "./sentinel_support.ts";
+import { deliveredAgain, killMaster, startSentinels } from "./sentinel_support.ts";
+import type { TestRedis } from "./redis_support.ts";
 
 const installed = redisInstalled("cluster_sentinel_test.ts");
 
@@ -49,8 +51,21 @@ async function probeNode(c: Cluster, i: number) {
   };
 }
 
+/** The nodes connected to `redis`, one entry per connection, sorted. */
+async function parleyClients(redis: TestRedis): Promise<string[]> {
+  const list = String(await redis.command("CLIENT", "LIST"));
+  return [...list.matchAll(/ name=parley:(\S+) /g)].map((m) => m[1]).sort();
+}
+
+/** Only probes, in order, each once. */
+function assertProbes(lines: string[]): void {
+  const probes = lines.filter((l) => l.startsWith("3:probe ")).map((l) => +l.slice(8));
+  assert.ok(probes.length > 0 && probes.every((p, i) => i === 0 || p > probes[i - 1]), `${probes}`);
+  assert.deepEqual(lines.filter((l) => !l.startsWith("3:probe ")), []);
+}
+
 Deno.test({
-  name: "cluster sentinel: the master killed, the nodes follow the promotion and recover",
+  name: "cluster sentinel: a switch-over, then the master killed; the nodes follow and recover",
   ignore: !installed,
   async fn() {
     // The Sentinel set starts while PostgreSQL does.
@@ -68,6 +83,26 @@ Deno.test({
           const node = await probeNode(c, i);
           assert.deepEqual([node.up, node.down, node.ready[0]], [1, 0, 200], `n${i + 1} before`);
         }
+
+        // A switch-over with the old master alive: both connections of both nodes must leave
+        // it (a subscriber left on it would hear nothing: Centrifugo #1189).
+        const switched = performance.now();
+        await set.switchOver();
+        const [toT1, toS1]: string[][] = [[], []];
+        await deliveredAgain(s1, t1, toT1);
+        await deliveredAgain(t1, s1, toS1);
+        console.log(
+          `switch-over: delivery back ${ms(performance.now() - switched)} after it began`,
+        );
+        await sleep(300);
+        toT1.push(...await drain(t1));
+        toS1.push(...await drain(s1));
+        for (const lines of [toT1, toS1]) assertProbes(lines);
+        const roles = await set.roles();
+        assert.equal(roles.master, set.replica, "the replica is master now");
+        assert.deepEqual(await parleyClients(roles.master), ["n1", "n1", "n2", "n2"]);
+        assert.deepEqual(await parleyClients(roles.replica), [], "nobody left on the old master");
+        await set.rejoin();
 
         let killedAt = 0;
         const { timeline, received, clients } = await killMaster(c, set, {
@@ -120,18 +155,15 @@ Deno.test({
         await sleep(300);
         await t1.send("1");
         await t1.expect(full);
-        const probes = received.filter((l) => l.startsWith("3:probe ")).map((l) => +l.slice(8));
-        assert.ok(probes.every((p, i) => i === 0 || p > probes[i - 1]), `in order: ${probes}`);
-        assert.deepEqual(received.filter((l) => !l.startsWith("3:probe ")), []);
+        assertProbes(received);
         await Promise.all([s1, s2, t1, l1, l2].map((x) => x.expectNothing(300)));
         for (const i of [0, 1]) {
           const node = await probeNode(c, i);
           assert.deepEqual([node.up, node.down, node.ready[0]], [1, 0, 200], `n${i + 1} after`);
           assert.ok(node.ageS < 5, `n${i + 1} hears the bus again: ${node.ageS} s`);
         }
-        // Both nodes write to the promoted replica now.
-        assert.match(String(await set.replica.command("CLIENT", "LIST")), /name=parley:n1 /);
-        assert.match(String(await set.replica.command("CLIENT", "LIST")), /name=parley:n2 /);
+        // Both connections of both nodes are on the master the sentinels promoted.
+        assert.deepEqual(await parleyClients(set.master), ["n1", "n1", "n2", "n2"]);
       });
     } finally {
       await (await starting.catch(() => null))?.stop();

@@ -9,8 +9,10 @@
  * import { startSentinels } from "./sentinel_support.ts";
  * const set = await startSentinels();
  * try {
- *   await set.master.stop("SIGKILL");
- *   await set.promoted(set.replica.port); // the sentinels name the replica as master
+ *   await set.switchOver(); // the replica is master now, the old master its replica
+ *   const { master, replica } = await set.roles();
+ *   await master.stop("SIGKILL");
+ *   await set.promoted(replica.port); // the sentinels name the old master again
  * } finally {
  *   await set.stop();
  * }
@@ -33,8 +35,19 @@ export interface TestSentinels {
   readonly url: string;
   /** The Redis that was master at the start. */
   readonly master: TestRedis;
-  /** Its replica, the one a failover promotes. */
+  /** Its replica at the start. */
   readonly replica: TestRedis;
+  /** Which of the two the sentinels name as master now, and the other. */
+  roles(): Promise<{ master: TestRedis; replica: TestRedis }>;
+  /**
+   * A failover with the master alive (`SENTINEL FAILOVER`): resolves once the replica is
+   * promoted. The old master stays a master, cut off from the set, until
+   * {@linkcode TestSentinels.rejoin} (Sentinel itself turns it into a replica only ten seconds
+   * or more later).
+   */
+  switchOver(): Promise<void>;
+  /** Makes the Redis that is not master a replica of the master, and waits until in sync. */
+  rejoin(): Promise<void>;
   readonly sentinels: readonly TestRedis[];
   /** The master's port as each sentinel names it now. */
   masterPorts(): Promise<number[]>;
@@ -60,7 +73,9 @@ export async function startSentinels(): Promise<TestSentinels> {
     // The master sends the replica its data at once (by default it waits 5 s for others).
     const master = await startRedis({ args: ["--repl-diskless-sync-delay", "0"] });
     started.push(master);
-    const replica = await startRedis({ args: ["--replicaof", "127.0.0.1", String(master.port)] });
+    const replica = await startRedis({
+      args: ["--replicaof", "127.0.0.1", String(master.port), "--repl-diskless-sync-delay", "0"],
+    });
     started.push(replica);
     // In sync before the sentinels start, so their first look at the master lists the replica.
     await until(
@@ -94,6 +109,16 @@ export async function startSentinels(): Promise<TestSentinels> {
         const reply = await sentinel(s, "GET-MASTER-ADDR-BY-NAME", MASTER_NAME) as string[];
         return Number(reply[1]);
       }));
+    const promoted = (port: number, timeoutMs = 15_000) =>
+      until(`the sentinels to name ${port} as master`, async () => {
+        const ports = await masterPorts();
+        if (!ports.every((p) => p === port)) return false;
+        return /^role:master\r?$/m.test(await respCommand(port, ["INFO", "replication"]) as string);
+      }, timeoutMs);
+    const roles = async () => {
+      const [port] = await masterPorts();
+      return port === master.port ? { master, replica } : { master: replica, replica: master };
+    };
     return {
       url: `redis-sentinel://${
         sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")
@@ -102,14 +127,21 @@ export async function startSentinels(): Promise<TestSentinels> {
       replica,
       sentinels,
       masterPorts,
-      promoted: (port, timeoutMs = 15_000) =>
-        until(`the sentinels to name ${port} as master`, async () => {
-          const ports = await masterPorts();
-          if (!ports.every((p) => p === port)) return false;
-          return /^role:master\r?$/m.test(
-            await respCommand(port, ["INFO", "replication"]) as string,
-          );
-        }, timeoutMs),
+      promoted,
+      roles,
+      async switchOver() {
+        const old = await roles();
+        await sentinel(sentinels[0], "FAILOVER", MASTER_NAME);
+        await promoted(old.replica.port);
+      },
+      async rejoin() {
+        const now = await roles();
+        await now.replica.command("REPLICAOF", "127.0.0.1", now.master.port);
+        await until(
+          "the old master in sync as a replica",
+          async () => /^master_link_status:up\r?$/m.test(await now.replica.info("replication")),
+        );
+      },
       stop,
     };
   } catch (error) {
@@ -150,7 +182,7 @@ export interface FailoverProbe {
 }
 
 /**
- * Kills the set's master (`kill -9`) under cluster `c` and times the recovery (see
+ * Kills the set's current master (`kill -9`) under cluster `c` and times the recovery (see
  * {@linkcode FailoverTimeline}); resolves to the times, every line `to` received meanwhile, and
  * the clients logged in.
  */
@@ -161,22 +193,17 @@ export async function killMaster(
 ): Promise<{ timeline: FailoverTimeline; received: string[]; clients: TestClient[] }> {
   const nodes = Array.from({ length: c.size }, (_, i) => i);
   const downs = nodes.map((i) => (c.log(i).match(/ bus-down( |$)/gm) ?? []).length);
+  const { master, replica } = await set.roles();
   const t0 = performance.now();
-  await set.master.stop("SIGKILL");
+  await master.stop("SIGKILL");
   await Promise.all(nodes.map((i) => logged(c, i, "bus-down", downs[i] + 1)));
   await probe.whileDown?.();
-  await set.promoted(set.replica.port);
+  await set.promoted(replica.port);
   const promoted = performance.now() - t0;
   const received: string[] = [];
-  const delivered = (async () => {
-    for (let k = 1;; k++) {
-      if (performance.now() - t0 > 20_000) throw new Error("no delivery 20 s after the kill");
-      await probe.from.send(`3:1:probe ${k}`);
-      await sleep(50);
-      received.push(...await drain(probe.to));
-      if (received.some((line) => line.startsWith("3:probe "))) return performance.now() - t0;
-    }
-  })();
+  const delivered = deliveredAgain(probe.from, probe.to, received).then(() =>
+    performance.now() - t0
+  );
   const loggedIn = (async () => {
     const clients = [];
     for (const [node, user] of probe.logins) clients.push(await loginSoon(c, node, user, 20_000));
@@ -184,4 +211,24 @@ export async function killMaster(
   })();
   const [delivery, { clients, at: logins }] = await Promise.all([delivered, loggedIn]);
   return { timeline: { promoted, delivery, logins }, received, clients };
+}
+
+/**
+ * Sends `3:1:probe N` from `from` every 50 ms until `to` has received one; every line `to` got
+ * meanwhile is added to `received`. Throws after `timeoutMs`.
+ */
+export async function deliveredAgain(
+  from: TestClient,
+  to: TestClient,
+  received: string[],
+  timeoutMs = 20_000,
+): Promise<void> {
+  const t0 = performance.now();
+  for (let k = 1;; k++) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`no delivery in ${timeoutMs} ms`);
+    await from.send(`3:1:probe ${k}`);
+    await sleep(50);
+    received.push(...await drain(to));
+    if (received.some((line) => line.startsWith("3:probe "))) return;
+  }
 }
