@@ -156,8 +156,6 @@ export class ClusterLink implements HubCluster {
    * `waitMs` with the link still trying in the background (logins are refused until then).
    */
   async start(events: ClusterEvents, waitMs = 5000): Promise<void> {
-    // Loaded here, so a server without --cluster never loads the Redis client (its logging
-    // module reads the whole environment, and it costs memory a single node has no use for).
     const { caFile, url } = this.#options;
     let ca: string | undefined;
     try {
@@ -166,6 +164,8 @@ export class ClusterLink implements HubCluster {
       throw new Error(`cannot read --cluster-ca ${caFile}: ${describeError(error)}`);
     }
     const target = parseBusUrl(url, ca);
+    // Loaded here, so a server without --cluster never loads the Redis client (its logging
+    // module reads the whole environment, and it costs memory a single node has no use for).
     const { Redis } = await import("ioredis");
     const bus = new BusConnection(Redis, { ...this.#options, target, stats: this.stats });
     const sync = new ClusterSync({

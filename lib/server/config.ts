@@ -148,7 +148,7 @@ function checkCombinations(config: Config): void {
   }
   if (config.cluster !== "") {
     try {
-      parseBusUrl(config.cluster, config.clusterCa ? "" : undefined);
+      parseBusUrl(config.cluster, config.clusterCa ? "" : undefined); // the CA is read at start
     } catch (error) {
       throw new UsageError(`--cluster: ${(error as Error).message} (got "${config.cluster}")`);
     }
