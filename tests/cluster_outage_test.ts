@@ -8,11 +8,11 @@
 
 import assert from "node:assert/strict";
 import {
-  type Cluster,
   drain,
   fillRoom,
   joinSettles,
   listSettles,
+  logged,
   loginSoon,
   ms,
   redisInstalled,
@@ -44,18 +44,6 @@ async function drainFor(client: TestClient, spanMs: number): Promise<string[]> {
     } catch {
       return lines;
     }
-  }
-}
-
-/** Waits until node `i` has logged `event` at least `count` times. */
-async function logged(c: Cluster, i: number, event: string, count: number, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  const pattern = new RegExp(` ${event}( |$)`, "gm");
-  while ((c.log(i).match(pattern) ?? []).length < count) {
-    if (Date.now() > deadline) {
-      throw new Error(`node ${i} did not log ${event} ${count} times:\n${c.log(i)}`);
-    }
-    await sleep(20);
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type Cluster,
   joinSettles,
   listSettles,
+  metricsPort,
   redisInstalled,
   userPool,
   withCluster,
@@ -79,17 +80,6 @@ async function rawExpect(client: RawClient, line: string | Uint8Array): Promise<
       b.length > 80 ? `${b.length} bytes starting ${JSON.stringify([...b.subarray(0, 24)])}` : JSON
         .stringify([...b]);
     throw new Error(`expected ${show(want)}, got ${show(got)}`);
-  }
-}
-
-/** The metrics port node `i` logged. */
-async function metricsPort(c: Cluster, i: number): Promise<number> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const match = /metrics-listening .*?address=127\.0\.0\.1:(\d+)/.exec(c.log(i));
-    if (match) return Number(match[1]);
-    if (Date.now() > deadline) throw new Error(`no metrics address in the log:\n${c.log(i)}`);
-    await sleep(20);
   }
 }
 

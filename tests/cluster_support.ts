@@ -108,6 +108,12 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Where the parts run, when not all on this machine's loopback (default: loopback). */
   placement?: ClusterPlacement;
+  /**
+   * The nodes' `--cluster` URL (a Sentinel set's, say) instead of a Redis of the cluster's own;
+   * whoever gives it starts and stops what it names. A promise is awaited while PostgreSQL
+   * starts.
+   */
+  bus?: string | Promise<string>;
 }
 
 /**
@@ -140,8 +146,8 @@ interface Opened {
  * starts something records it, so {@linkcode Cluster.close} stops it all.
  */
 export class Cluster {
-  /** The bus. */
-  readonly redis: TestRedis;
+  /** The cluster's own Redis, null with {@linkcode ClusterOptions.bus}. */
+  readonly #redis: TestRedis | null;
   /** The PostgreSQL server. */
   readonly postgres: TestPostgres;
   /** The one database every node uses. */
@@ -154,12 +160,12 @@ export class Cluster {
   readonly #clients: Opened[] = [];
 
   private constructor(
-    redis: TestRedis,
+    redis: TestRedis | null,
     postgres: TestPostgres,
     db: string,
     options: ClusterOptions,
   ) {
-    this.redis = redis;
+    this.#redis = redis;
     this.postgres = postgres;
     this.db = db;
     this.#options = options;
@@ -167,10 +173,29 @@ export class Cluster {
 
   /** Starts Redis, PostgreSQL (with one fresh database, seeded) and the nodes. */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
-    const [redis, postgres] = await Promise.all([
-      startRedis(options.placement?.redis),
+    const [redis, postgres, bus] = await Promise.allSettled([
+      options.bus === undefined ? startRedis(options.placement?.redis) : null,
       startPostgres(options.placement?.postgres),
+      options.bus,
     ]);
+    if (
+      redis.status === "rejected" || postgres.status === "rejected" || bus.status === "rejected"
+    ) {
+      await Promise.allSettled([
+        redis.status === "fulfilled" && redis.value?.stop(),
+        postgres.status === "fulfilled" && postgres.value.stop(),
+      ]);
+      throw [redis, postgres, bus].find((r) => r.status === "rejected")!.reason;
+    }
+    return await Cluster.#startNodes(redis.value, postgres.value, { ...options, bus: bus.value });
+  }
+
+  /** Seeds the database and starts the nodes on the servers {@linkcode Cluster.start} started. */
+  static async #startNodes(
+    redis: TestRedis | null,
+    postgres: TestPostgres,
+    options: ClusterOptions,
+  ): Promise<Cluster> {
     let cluster: Cluster | undefined;
     try {
       const db = await postgres.createDatabase();
@@ -182,9 +207,15 @@ export class Cluster {
       return cluster;
     } catch (error) {
       if (cluster !== undefined) await cluster.close();
-      else await Promise.all([redis.stop(), postgres.stop()]);
+      else await Promise.all([redis?.stop(), postgres.stop()]);
       throw error;
     }
+  }
+
+  /** The bus: the cluster's own Redis (throws with {@linkcode ClusterOptions.bus}). */
+  get redis(): TestRedis {
+    if (this.#redis === null) throw new Error("this cluster's bus is not its own Redis");
+    return this.#redis;
   }
 
   /** `--node-id` of node `i`. */
@@ -227,7 +258,7 @@ export class Cluster {
     if (running) return running;
     const place = this.#options.placement;
     const node = await startNode({
-      redis: place?.redisUrl(i) ?? this.redis.url,
+      redis: place?.redisUrl(i) ?? this.#redis?.url ?? String(this.#options.bus),
       db: place ? this.db.replace("@127.0.0.1:", `@${place.dbHost(i)}:`) : this.db,
       nodeId: this.nodeId(i),
       nodeTtlMs: this.#options.nodeTtlMs,
@@ -359,7 +390,10 @@ export class Cluster {
     };
     await attempt(() => this.closeClients());
     await Promise.all(this.#nodes.map((_, i) => attempt(() => this.stopNode(i))));
-    await Promise.all([attempt(() => this.redis.stop()), attempt(() => this.postgres.stop())]);
+    await Promise.all([
+      attempt(async () => await this.#redis?.stop()),
+      attempt(() => this.postgres.stop()),
+    ]);
     if (errors.length > 0) throw errors[0];
   }
 }
@@ -456,6 +490,35 @@ export function closingSteps(
         await c.closeClients();
       }
     });
+}
+
+/** Waits until node `i` has logged `event` at least `count` times. */
+export async function logged(
+  c: Cluster,
+  i: number,
+  event: string,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pattern = new RegExp(` ${event}( |$)`, "gm");
+  while ((c.log(i).match(pattern) ?? []).length < count) {
+    if (Date.now() > deadline) {
+      throw new Error(`node ${i} did not log ${event} ${count} times:\n${c.log(i)}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** The metrics port node `i` logged (`metrics-listening address=HOST:PORT`). */
+export async function metricsPort(c: Cluster, i: number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const match = /metrics-listening .*?address=\S+:(\d+)/.exec(c.log(i));
+    if (match) return Number(match[1]);
+    if (Date.now() > deadline) throw new Error(`no metrics address in the log:\n${c.log(i)}`);
+    await sleep(20);
+  }
 }
 
 /** Takes every line `client` has received so far, without waiting for more. */

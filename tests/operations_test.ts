@@ -166,3 +166,32 @@ Deno.test("backup: a consistent copy while the server runs and writes", async ()
     await server.stop();
   }
 });
+
+Deno.test("readyz: 200 while serving; 503 draining from the SIGTERM until the node is gone", async () => {
+  const server = await startServer({ args: ["--metrics-port", "0", "--drain-ms", "2000"] });
+  const clients: TestClient[] = [];
+  try {
+    const base = `http://127.0.0.1:${await metricsPort(server.log)}`;
+    const ready = await fetch(`${base}/readyz`);
+    assert.deepEqual([ready.status, await ready.text()], [200, "ready\n"]);
+    // Connections to drain a batch at a time over 2 s: the node stays up meanwhile.
+    for (let i = 0; i < 4; i++) clients.push(await TestClient.connect(server.port));
+    server.process.kill("SIGTERM");
+    for (let i = 0;; i++) {
+      const answer = await fetch(`${base}/readyz`).then(
+        async (r) => [r.status, await r.text()] as const,
+        (error) => [0, String(error)] as const,
+      );
+      if (answer[0] === 503) {
+        assert.equal(answer[1], "not ready: draining\n");
+        break;
+      }
+      assert.equal(answer[0], 200, `/readyz during the drain: ${answer[1]}`);
+      assert.ok(i < 100, "/readyz still 200 two seconds after SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server.stop();
+  }
+});

@@ -68,6 +68,11 @@ export interface StartRedisOptions {
   host?: string;
   /** A command the server runs under, such as `["ip", "netns", "exec", NS]`. */
   wrap?: string[];
+  /**
+   * A configuration file's text, written into the server's directory and given first (a
+   * sentinel needs one it can rewrite: pass `--sentinel` in `args` too).
+   */
+  config?: string;
 }
 
 /**
@@ -107,7 +112,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   try {
     for (let attempt = 1;; attempt++) {
       try {
-        server = await runRedis(port, dir, options.args ?? [], logs, at);
+        server = await runRedis(port, dir, options, logs, at);
         break;
       } catch (error) {
         const taken = /address already in use/i.test(String(error));
@@ -138,7 +143,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     async restart() {
       await stop();
       await Deno.mkdir(dir, { recursive: true }); // stop() may have removed it
-      server = await runRedis(port, dir, options.args ?? [], logs, at);
+      server = await runRedis(port, dir, options, logs, at);
     },
     async info(section?: string) {
       const reply = await respCommand(
@@ -185,14 +190,17 @@ interface RunningRedis {
 async function runRedis(
   port: number,
   dir: string,
-  extra: string[],
+  options: StartRedisOptions,
   logs: { text: string },
   at: RedisPlace,
 ): Promise<RunningRedis> {
+  const config = options.config === undefined ? [] : [`${dir}/redis.conf`];
+  if (options.config !== undefined) await Deno.writeTextFile(config[0], options.config);
   const [program, ...prefix] = [...at.wrap, REDIS_SERVER];
   const child = new Deno.Command(program, {
     args: [
       ...prefix,
+      ...config,
       "--port",
       String(port),
       "--bind",
@@ -207,7 +215,7 @@ async function runRedis(
       "", // stdout, which is captured
       "--dir",
       dir, // nothing should be written, but if it were, not into the caller's directory
-      ...extra,
+      ...options.args ?? [],
     ],
     cwd: dir,
     stdin: "null",

@@ -14,15 +14,19 @@
 import type { Buffer } from "node:buffer";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../observe/log.ts";
+import type { BusTarget } from "./bus_url.ts";
 import { HEARTBEAT_SCRIPT, LAST_BEAT_KEY, NODES_KEY, PRESENCE_CHANNEL } from "./scripts.ts";
+
+/** How long after ioredis gave up a connection it is started again. */
+const RESTART_MS = 200;
 
 /** `up`: connected and synchronised (claims are only granted then); `syncing`; `down`. */
 export type LinkState = "down" | "syncing" | "up";
 
 /** Options of {@linkcode BusConnection}. */
 export interface BusConnectionOptions {
-  /** The bus: `redis://host:port[/db]`. */
-  url: string;
+  /** The bus, parsed from `--cluster` (lib/cluster/bus_url.ts). */
+  target: BusTarget;
   /** This node's id. */
   nodeId: string;
   /** How long this node keeps its users after its last heartbeat, if it goes silent. */
@@ -54,7 +58,8 @@ export interface BusHandlers {
  * @example Usage
  * ```ts ignore
  * const { Redis } = await import("ioredis");
- * const bus = new BusConnection(Redis, { url, nodeId: "n1", nodeTtlMs: 10_000, log, stats });
+ * const target = parseBusUrl("redis://127.0.0.1:6379");
+ * const bus = new BusConnection(Redis, { target, nodeId: "n1", nodeTtlMs: 10_000, log, stats });
  * bus.connect({ ready, lost, message, viewedNodes, unregistered });
  * // ...
  * bus.startClosing();
@@ -74,31 +79,47 @@ export class BusConnection {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   /** When the heartbeat now awaiting its answer went out (0: none is). */
   #beatSentAt = 0;
+  /** When Redis last delivered a message or answered a heartbeat (performance.now()). */
+  #heardAt = performance.now();
 
   constructor(RedisClient: typeof Redis, options: BusConnectionOptions) {
     this.#nodeId = options.nodeId;
     this.#ttlMs = options.nodeTtlMs;
     this.#log = options.log;
     this.#stats = options.stats;
+    const { target } = options;
     const redisOptions: RedisOptions = {
+      ...target.options,
       lazyConnect: true,
-      // Fail commands at once while disconnected: a delivery held back and sent later could
-      // arrive after the resync, twice or out of order.
+      // Fail commands at once while disconnected, and never send again after reconnecting one
+      // that was sent before: a delivery held back and sent later could arrive after the
+      // resync, twice (the old master may have run it) or out of order.
       enableOfflineQueue: false,
-      // Nor sent again on the next connection: a command whose reply was lost may have run.
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 1,
-      retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+      retryStrategy: (attempt: number) =>
+        Math.min(100 * 2 ** Math.min(attempt, 5), target.retryCapMs),
+      // A master demoted to a replica refuses writes: reconnect (through the sentinels).
+      reconnectOnError: (error: Error) => error.message.startsWith("READONLY"),
       connectTimeout: 2000,
       connectionName: `parley:${this.#nodeId}`,
     };
-    this.commands = new RedisClient(options.url, redisOptions);
-    this.subscriber = new RedisClient(options.url, { ...redisOptions, autoResubscribe: false });
+    const connect = (extra: RedisOptions) =>
+      target.url === null
+        ? new RedisClient({ ...redisOptions, ...extra })
+        : new RedisClient(target.url, { ...redisOptions, ...extra });
+    this.commands = connect({});
+    this.subscriber = connect({ autoResubscribe: false });
   }
 
   /** The link's state. */
   get state(): LinkState {
     return this.#state;
+  }
+
+  /** Milliseconds since Redis last delivered a message or answered a heartbeat. */
+  get silentMs(): number {
+    return performance.now() - this.#heardAt;
   }
 
   /** Whether the link is closing (set by {@linkcode BusConnection.startClosing}). */
@@ -125,6 +146,15 @@ export class BusConnection {
         failUnanswered(connection);
         handlers.lost();
       });
+      // ioredis gives up for good ("end") when the sentinels' +switch-master cuts a reconnection
+      // short (its failover detector outlives the connection that made it): start again.
+      connection.on("end", () => {
+        if (this.#closing) return;
+        this.#log.debug("bus-reconnect", { connection: name });
+        setTimeout(() => {
+          if (!this.#closing) connection.connect().catch(() => {}); // retried by ioredis
+        }, RESTART_MS);
+      });
       // Either connection coming (back) up after a loss starts a resync; the second of the two
       // finds one running or done.
       connection.on("ready", () => {
@@ -132,6 +162,7 @@ export class BusConnection {
       });
     }
     this.subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => {
+      this.#heardAt = performance.now();
       handlers.message(channel, message);
     });
     const interval = Math.max(100, Math.min(500, Math.floor(this.#ttlMs / 4)));
@@ -209,6 +240,7 @@ export class BusConnection {
       this.subscriber.ping(), // the subscriber connection must be alive too
     ]).then(([live]) => {
       this.#beatSentAt = 0;
+      this.#heardAt = performance.now();
       if (!reap || this.#state !== "up") return;
       // A node the view holds but Redis does not know died where no `down` could be said
       // (while Redis was down, or just before it restarted empty).

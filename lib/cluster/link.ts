@@ -34,6 +34,7 @@ import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { encodeDirect, encodeRoomRun, formatPresence, type PresenceEvent } from "./bus_codec.ts";
 import { BusConnection, type LinkState } from "./bus_connection.ts";
+import { parseBusUrl } from "./bus_url.ts";
 import { PendingClaims } from "./claims.ts";
 import {
   CLAIM_SCRIPT,
@@ -47,7 +48,7 @@ import {
 } from "./scripts.ts";
 import { ClusterSync } from "./sync.ts";
 import type { ClusterEvents, HubCluster } from "../hub/ports.ts";
-import type { Logger } from "../observe/log.ts";
+import { describeError, type Logger } from "../observe/log.ts";
 
 export type { LinkState } from "./bus_connection.ts";
 
@@ -56,8 +57,10 @@ const MAX_IN_FLIGHT_BYTES = 64 << 20;
 
 /** Options of {@linkcode ClusterLink}. */
 export interface ClusterOptions {
-  /** The bus: `redis://host:port[/db]`. */
+  /** The bus: `redis://`, `rediss://` or `redis-sentinel://` (lib/cluster/bus_url.ts). */
   url: string;
+  /** A PEM file of the CAs a `rediss://` server's certificate must chain to (`--cluster-ca`). */
+  caFile?: string;
   /** This node's id. */
   nodeId: string;
   /** How long this node keeps its users after its last heartbeat, if it goes silent. */
@@ -143,15 +146,28 @@ export class ClusterLink implements HubCluster {
     return this.#started?.bus.state ?? "down";
   }
 
+  /** Milliseconds since the bus last delivered a message or answered a heartbeat. */
+  get silentMs(): number {
+    return this.#started?.bus.silentMs ?? 0;
+  }
+
   /**
    * Connects, subscribes and announces this node; resolves once synchronised, or after
    * `waitMs` with the link still trying in the background (logins are refused until then).
    */
   async start(events: ClusterEvents, waitMs = 5000): Promise<void> {
+    const { caFile, url } = this.#options;
+    let ca: string | undefined;
+    try {
+      ca = caFile ? Deno.readTextFileSync(caFile) : undefined;
+    } catch (error) {
+      throw new Error(`cannot read --cluster-ca ${caFile}: ${describeError(error)}`);
+    }
+    const target = parseBusUrl(url, ca);
     // Loaded here, so a server without --cluster never loads the Redis client (its logging
     // module reads the whole environment, and it costs memory a single node has no use for).
     const { Redis } = await import("ioredis");
-    const bus = new BusConnection(Redis, { ...this.#options, stats: this.stats });
+    const bus = new BusConnection(Redis, { ...this.#options, target, stats: this.stats });
     const sync = new ClusterSync({
       nodeId: this.nodeId,
       incarnation: this.incarnation,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Logger } from "./log.ts";
+import { describeError, type Logger } from "./log.ts";
 
 /**
  * The server's counters. Every field only grows (Prometheus counters), except the lag figures.
@@ -61,6 +61,10 @@ export interface ClusterGauges {
   node: string;
   /** Whether the bus is connected and synchronised. */
   up: boolean;
+  /** `up`, `syncing` (connected, presence not yet resynchronised) or `down`. */
+  state: "down" | "syncing" | "up";
+  /** Milliseconds since the bus last delivered a message or answered a heartbeat. */
+  silentMs: number;
   /** Sessions this node sees on other nodes. */
   remoteSessions: number;
   /** Commands sent to Redis (PUBLISH and scripts). */
@@ -135,6 +139,18 @@ export function renderMetrics(metrics: Metrics, gauges: MetricsGauges): string {
       `parley_node_info{node="${node}"} 1`,
     );
     gauge("parley_bus_up", "1 when the cluster bus is connected and synchronised.", +cluster.up);
+    out.push(
+      "# HELP parley_bus_state The bus's state: 1 for the current one of down, syncing, up.",
+      "# TYPE parley_bus_state gauge",
+      ...["down", "syncing", "up"].map((s) =>
+        `parley_bus_state{state="${s}"} ${+(s === cluster.state)}`
+      ),
+    );
+    gauge(
+      "parley_bus_last_message_age_seconds",
+      "Seconds since the bus last delivered a message or answered a heartbeat.",
+      Math.round(cluster.silentMs) / 1000,
+    );
     gauge("parley_remote_sessions", "Sessions seen on other nodes.", cluster.remoteSessions);
     counter("parley_bus_commands_total", "Commands sent to the bus.", cluster.commands);
     counter("parley_bus_bytes_out_total", "Delivery bytes published.", cluster.bytesOut);
@@ -162,7 +178,14 @@ export interface MetricsServer {
 }
 
 /**
- * Serves `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) on `hostname:port`, and
+ * Whether the node should get new clients: null when ready, else why not (`draining`, `bus
+ * down`, …). Asked on every `GET /readyz`.
+ */
+export type Readiness = () => Promise<string | null>;
+
+/**
+ * Serves `GET /metrics` (Prometheus text), `GET /healthz` (`ok` while the process serves) and
+ * `GET /readyz` (200 `ready`, or 503 and why not, as `ready` says) on `hostname:port`, and
  * starts the event loop lag monitor. Port 0 picks a free port; the address is logged as
  * `metrics-listening address=HOST:PORT`.
  *
@@ -177,6 +200,7 @@ export interface MetricsServer {
  * const base = `http://127.0.0.1:${endpoint.port}`;
  * assert.match(await (await fetch(`${base}/metrics`)).text(), /^parley_connections 2$/m);
  * assert.equal(await (await fetch(`${base}/healthz`)).text(), "ok\n");
+ * assert.equal((await fetch(`${base}/readyz`)).status, 200);
  * await endpoint.shutdown();
  * ```
  */
@@ -185,6 +209,7 @@ export function serveMetrics(
   metrics: Metrics,
   gauges: () => MetricsGauges,
   log: Logger,
+  ready: Readiness = () => Promise.resolve(null),
 ): MetricsServer {
   let expected = performance.now() + LAG_INTERVAL_MS;
   const lagTimer = setInterval(() => {
@@ -198,7 +223,7 @@ export function serveMetrics(
     hostname: options.hostname,
     port: options.port,
     onListen: () => {},
-    handler: (request) => {
+    handler: async (request) => {
       const path = new URL(request.url).pathname;
       if (request.method !== "GET" && request.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { allow: "GET" } });
@@ -209,6 +234,12 @@ export function serveMetrics(
         });
       }
       if (path === "/healthz") return new Response("ok\n");
+      if (path === "/readyz") {
+        const why = await ready().catch((error) => `not answering: ${describeError(error)}`);
+        return why === null
+          ? new Response("ready\n")
+          : new Response(`not ready: ${why}\n`, { status: 503 });
+      }
       return new Response("not found\n", { status: 404 });
     },
   });

@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { normalizeOrigin } from "../protocol/origin.ts";
 import { isPostgresUrl } from "../store/database_url.ts";
+import { parseBusUrl } from "../cluster/bus_url.ts";
 import {
   ADMIN_COMMANDS,
   ADMIN_FLAGS,
@@ -117,6 +118,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     metricsPort: read("metricsPort"),
     metricsHost: read("metricsHost"),
     cluster: read("cluster"),
+    clusterCa: read("clusterCa"),
     nodeId: read("nodeId"),
     nodeTtlMs: read("nodeTtlMs"),
   };
@@ -145,10 +147,14 @@ function checkCombinations(config: Config): void {
   if (config.web && config.wsPort < 0) {
     throw new UsageError("--web serves the page on the WebSocket port: give --ws-port too");
   }
-  if (config.cluster !== "" && !/^rediss?:\/\/[^/\s]+(\/\d+)?\/?$/i.test(config.cluster)) {
-    throw new UsageError(
-      `--cluster must be a Redis URL such as redis://127.0.0.1:6379 (got "${config.cluster}")`,
-    );
+  if (config.cluster !== "") {
+    try {
+      parseBusUrl(config.cluster, config.clusterCa ? "" : undefined); // the CA is read at start
+    } catch (error) {
+      throw new UsageError(`--cluster: ${(error as Error).message} (got "${config.cluster}")`);
+    }
+  } else if (config.clusterCa) {
+    throw new UsageError("--cluster-ca goes with --cluster rediss://…");
   }
   if (config.nodeId.length > 64 || /[\s\p{Cc}]/u.test(config.nodeId)) {
     throw new UsageError("--node-id must be at most 64 characters with no spaces or controls");

@@ -80,6 +80,7 @@ export interface Config {
   metricsPort: number;
   metricsHost: string;
   cluster: string;
+  clusterCa: string;
   nodeId: string;
   nodeTtlMs: number;
 }
@@ -275,7 +276,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
   cluster: text(
     "cluster",
     "",
-    "join the cluster whose bus is this Redis (redis://host:port[/db]); needs a postgres --db",
+    "join the cluster whose bus is this Redis: redis://host:port[/db], rediss:// (TLS) or " +
+      "redis-sentinel://host:port[,host:port...]/MASTER_NAME; needs a postgres --db",
+  ),
+  clusterCa: text(
+    "cluster-ca",
+    "",
+    "PEM file of the CAs a rediss:// bus's certificate must chain to (default: the system's)",
   ),
   nodeId: text(
     "node-id",

@@ -10,6 +10,7 @@ import { encodeError } from "../protocol/codec.ts";
 import { Admission, RateLimitedWarning } from "./admission.ts";
 import type { Config } from "./config.ts";
 import type { Connection, ConnectionContext } from "../transport/connection.ts";
+import { redactUrl } from "../cluster/bus_url.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
@@ -19,6 +20,7 @@ import { describeError, type Logger } from "../observe/log.ts";
 import { LoginThrottle } from "../transport/login_throttle.ts";
 import { Metrics, type MetricsServer, serveMetrics } from "../observe/metrics.ts";
 import { PasswordHasher, scryptParams } from "./password.ts";
+import { readiness } from "./readiness.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
@@ -55,11 +57,6 @@ function defaultNodeId(): string {
     } catch { /* keep "node" */ }
   }
   return `${host}-${Deno.pid}`;
-}
-
-/** The URL without its password, for logs. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
 /** A TLS file that cannot be read: its message names the file. */
@@ -146,6 +143,7 @@ export class ParleyServer {
     this.#log = log;
     this.cluster = config.cluster === "" ? null : new ClusterLink({
       url: config.cluster,
+      caFile: config.clusterCa,
       nodeId: config.nodeId || defaultNodeId(),
       nodeTtlMs: config.nodeTtlMs,
       log,
@@ -328,11 +326,18 @@ export class ParleyServer {
         cluster: this.cluster === null ? undefined : {
           node: this.cluster.nodeId,
           up: this.cluster.up,
+          state: this.cluster.state,
+          silentMs: this.cluster.silentMs,
           remoteSessions: this.hub.remoteSessionCount,
           ...this.cluster.stats,
         },
       }),
       this.#log,
+      readiness({
+        draining: () => this.#stopping !== null,
+        busState: () => this.cluster?.state ?? null,
+        probeStore: () => this.#store.lastChange(),
+      }),
     );
   }
 
@@ -340,13 +345,12 @@ export class ParleyServer {
    * Stops accepting, then drains: the connections close a batch at a time, spread over
    * --drain-ms, each told `7:shutdown` (with `why`) and `0:-1`, its session ending as any other
    * does (its room hears `5:`, here and on other nodes), so a node behind a balancer hands its
-   * users over gradually and they do not all reconnect at once. Then it leaves the cluster and
-   * closes the database. Safe to call more than once; {@linkcode ParleyServer.hurry} ends the
+   * users over gradually and they do not all reconnect at once (`/readyz` says `draining` all
+   * along). Then it leaves the cluster and closes the database. Safe to call more than once; {@linkcode ParleyServer.hurry} ends the
    * spread.
    */
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
-      await this.#metricsServer?.shutdown();
       for (const listener of this.#listeners) {
         try {
           listener.close();
@@ -360,6 +364,7 @@ export class ParleyServer {
       const connections = [...this.#connections];
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
+      await this.#metricsServer?.shutdown(); // until now /readyz said "draining"
       await this.#store.close();
       this.#log.info("stopped", { connections: drained + connections.length });
     })();
