@@ -7,8 +7,8 @@
  * every 50 ms). A fresh set and cluster each run; medians printed.
  *
  * ```sh
- * deno run -A bench/failover.ts            # 3 runs
- * deno run -A bench/failover.ts --runs 5
+ * deno run -A bench/sentinel_failover.ts            # 3 runs
+ * deno run -A bench/sentinel_failover.ts --runs 5
  * ```
  *
  * @module
