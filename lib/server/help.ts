@@ -39,9 +39,10 @@ export function helpText(): string {
   ];
   for (const spec of SERVER_FLAGS) {
     const arg = spec.kind === "boolean" ? "" : spec.kind === "integer" ? " N" : " VALUE";
-    const shown = spec.default === "" || (Array.isArray(spec.default) && !spec.default.length)
-      ? "none"
-      : String(spec.default);
+    const shown = spec.shownDefault ??
+      (spec.default === "" || (Array.isArray(spec.default) && !spec.default.length)
+        ? "none"
+        : String(spec.default));
     lines.push(`  --${spec.flag}${arg}`.padEnd(HELP_COLUMN) + spec.help);
     lines.push(" ".repeat(HELP_COLUMN) + `default: ${shown}; env: ${envName(spec.flag)}`);
   }
