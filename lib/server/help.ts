@@ -33,7 +33,7 @@ export function helpText(): string {
     "Usage:",
     "  parley [flags]                          run the server",
     "  parley --db FILE --add-user NAME        an admin command (see below), then exit",
-    "  parley chat HOST:PORT --user NAME       the terminal client (parley chat --help)",
+    "  parley chat HOST[:PORT] --user NAME     the terminal client (parley chat --help)",
     "",
     "Server flags (each also read from the environment variable shown):",
   ];
