@@ -123,6 +123,11 @@ Deno.test("chat: a wrong password fails with exit 1, a bad address with exit 2",
     const bad = spawnChat(["bad:port:here", "--user", "alice"]);
     assert.equal(await bad.finish(), 2);
     assert.match(bad.errors(), /usage: parley chat HOST\[:PORT\] --user NAME/);
+    // Without a port, 7777: said in the error when nothing answers there.
+    const portless = spawnChat(["nosuchhost.invalid", "--user", "alice"]);
+    await portless.type("wonderland");
+    assert.equal(await portless.finish(), 1);
+    assert.match(portless.errors(), /cannot connect to nosuchhost\.invalid:7777: /);
   } finally {
     await server.stop();
   }

@@ -225,7 +225,7 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
   }
   try {
     return await chatSession(
-      { hostname, port, target, values: { ...values, user: values.user }, password },
+      { hostname, port, values: { ...values, user: values.user }, password },
       io,
       input,
       show,
@@ -239,14 +239,13 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
 interface SessionSetup {
   hostname: string;
   port: number;
-  target: string;
   values: { user: string; tls?: boolean; ca?: string; "stamp-sender"?: boolean };
   password: string;
 }
 
 /** Connects, logs in and runs the chat until /quit, the end of input, or the client stops. */
 async function chatSession(
-  { hostname, port, target, values, password }: SessionSetup,
+  { hostname, port, values, password }: SessionSetup,
   io: ChatIO,
   input: AsyncIterator<string>,
   show: (text: string) => void,
@@ -263,7 +262,8 @@ async function chatSession(
       reconnect: true, // the password typed stays in memory, to come back without asking again
     });
   } catch (error) {
-    io.err(`parley chat: cannot connect to ${target}: ${(error as Error).message}`);
+    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    io.err(`parley chat: cannot connect to ${where}: ${(error as Error).message}`);
     return 1;
   }
   try {
