@@ -4,7 +4,7 @@
  * ```sh
  * deno run -A main.ts --port 7777 --db parley.db
  * echo secret | deno run -A main.ts --db parley.db --add-user alice
- * deno run -A main.ts chat 127.0.0.1:7777 --user alice
+ * deno run -A main.ts chat 127.0.0.1:7777 --user alice     # or `deno task chat HOST --user alice`
  * ```
  *
  * @module
@@ -12,6 +12,7 @@
 
 import { runAdmin } from "./lib/server/admin.ts";
 import { runChat } from "./lib/client/chat.ts";
+import { startLineInput } from "./lib/client/terminal_input.ts";
 import { helpText, parleyEnv, parseInvocation, UsageError, VERSION } from "./lib/server/config.ts";
 import { Logger } from "./lib/observe/log.ts";
 import { describeDatabase } from "./lib/store/database_url.ts";
@@ -27,6 +28,7 @@ export async function main(args: string[]): Promise<number> {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
       promptHidden: async (prompt) => new TextDecoder().decode(await promptHidden(prompt)),
+      lineInput: startLineInput,
     });
   }
   let invocation;

@@ -1,7 +1,7 @@
 // `parley chat` with piped stdin (first line: the password) against the real server.
 import assert from "node:assert/strict";
 import { ParleyClient, type ParleyEvent } from "../lib/client/client.ts";
-import { startServer } from "./helpers.ts";
+import { runCli, startServer } from "./helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -120,10 +120,36 @@ Deno.test("chat: a wrong password fails with exit 1, a bad address with exit 2",
     assert.equal(await chat.finish(), 1);
     assert.match(chat.errors(), /login failed for alice/);
 
-    const bad = spawnChat(["no-port-here", "--user", "alice"]);
+    const bad = spawnChat(["bad:port:here", "--user", "alice"]);
     assert.equal(await bad.finish(), 2);
-    assert.match(bad.errors(), /usage: parley chat HOST:PORT --user NAME/);
+    assert.match(bad.errors(), /usage: parley chat HOST\[:PORT\] --user NAME/);
+    // Without a port, 7777: said in the error when nothing answers there.
+    const portless = spawnChat(["nosuchhost.invalid", "--user", "alice"]);
+    await portless.type("wonderland");
+    assert.equal(await portless.finish(), 1);
+    assert.match(portless.errors(), /cannot connect to nosuchhost\.invalid:7777: /);
   } finally {
     await server.stop();
   }
+});
+
+Deno.test("chat: removed by the operator, it exits at once with a sentence, input still open", async () => {
+  const server = await startServer({ users: { alice: "wonderland" } });
+  const chat = spawnChat([`127.0.0.1:${server.port}`, "--user", "alice"]);
+  try {
+    await chat.type("wonderland");
+    await chat.waitFor(/\* logged in as alice/);
+    assert.equal((await runCli(["--db", server.db, "--remove-user", "alice"])).code, 0);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      chat.child.status,
+      new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 8000)),
+    ]);
+    clearTimeout(timer);
+    assert.equal(status?.code, 1, "it exits by itself, with 1");
+  } finally {
+    assert.equal(await chat.finish(), 1);
+    await server.stop();
+  }
+  assert.match(chat.errors(), /the server's operator removed this user, so this chat ends here/);
 });

@@ -208,7 +208,7 @@ Deno.test("config: --help lists every flag with its default and its environment 
     assert.ok(at >= 0, `--${spec.flag} is listed`);
     const empty = spec.default === "" ||
       (Array.isArray(spec.default) && spec.default.length === 0);
-    const shown = empty ? "none" : String(spec.default);
+    const shown = spec.shownDefault ?? (empty ? "none" : String(spec.default));
     const block = lines.slice(at, at + 2).join("\n");
     assert.ok(block.includes(`default: ${shown}`), `${spec.flag} shows its default: ${block}`);
     assert.ok(block.includes(envName(spec.flag)), `${spec.flag} shows ${envName(spec.flag)}`);
@@ -217,4 +217,19 @@ Deno.test("config: --help lists every flag with its default and its environment 
   assert.ok(text.includes("--help"));
   assert.ok(text.includes("--version"));
   assert.ok(text.includes("default: 7777; env: PARLEY_PORT"));
+});
+
+Deno.test("config: a negative number after a flag is its value, not another flag", () => {
+  // parseArgs alone calls `--port -1` "ambiguous"; it means what `--port=-1` means.
+  assert.throws(() => parseInvocation(["--port", "-1"], {}), /--port=-1 turns plain TCP off/);
+  const run = parseInvocation(["--port", "-1", "--ws-port", "0"], {});
+  assert.equal(run.kind === "serve" && run.config.port, -1);
+  assert.throws(() => parseInvocation(["--port", "-2"], {}), /--port must be a whole number/);
+});
+
+Deno.test("config: --help shows --node-id's default once", () => {
+  const lines = helpText().split("\n");
+  const at = lines.findIndex((line) => line.trimStart().startsWith("--node-id"));
+  assert.doesNotMatch(lines[at], /default/);
+  assert.match(lines[at + 1], /default: host name and pid/);
 });

@@ -92,28 +92,33 @@ e2eTest("a login without resume ends older tokens too, and sends no token", asyn
   });
 });
 
-e2eTest("--set-password and --remove-user end the user's token", async () => {
-  await withServer({ args: DEBUG }, async (s) => {
-    const [, alice] = await withToken(s, "alice");
-    const [, bob] = await withToken(s, "bob");
-    const changed = await runCli([
-      "--db",
-      s.server.db,
-      "--hash-cost",
-      "10",
-      "--set-password",
-      "alice",
-    ], {
-      stdin: "new-secret\n",
+e2eTest(
+  "--set-password and --remove-user end the user's token; a live session goes on",
+  async () => {
+    await withServer({ args: DEBUG }, async (s) => {
+      const [live, alice] = await withToken(s, "alice");
+      const [, bob] = await withToken(s, "bob");
+      const changed = await runCli([
+        "--db",
+        s.server.db,
+        "--hash-cost",
+        "10",
+        "--set-password",
+        "alice",
+      ], {
+        stdin: "new-secret\n",
+      });
+      assert.equal(changed.code, 0, changed.stderr);
+      const removed = await runCli(["--db", s.server.db, "--remove-user", "bob"]);
+      assert.equal(removed.code, 0, removed.stderr);
+      await (await resume(s, "alice", alice)).expect("0:-1");
+      await (await resume(s, "bob", bob)).expect("0:-1");
+      // A new password is for the next login: the session already in goes on (docs/security.md).
+      await live.ask("2:after-change", "2:after-change:alice");
+      assertNotLogged(s.server, [alice, bob]);
     });
-    assert.equal(changed.code, 0, changed.stderr);
-    const removed = await runCli(["--db", s.server.db, "--remove-user", "bob"]);
-    assert.equal(removed.code, 0, removed.stderr);
-    await (await resume(s, "alice", alice)).expect("0:-1");
-    await (await resume(s, "bob", bob)).expect("0:-1");
-    assertNotLogged(s.server, [alice, bob]);
-  });
-});
+  },
+);
 
 e2eTest("a token older than --resume-ttl-s is refused", async () => {
   await withServer({ args: [...DEBUG, "--resume-ttl-s", "1"] }, async (s) => {

@@ -186,7 +186,10 @@ Deno.test("login throttling: failures get slower then close the connection; the 
     await elsewhere.send("0:alice:pw");
     assert.match(await elsewhere.next(), /^0:[1-9]\d*$/);
     const elsewhereMs = performance.now() - sent;
-    assert.match(server.log(), /login-failed address=127\.0\.0\.2 failures=1/);
+    assert.match(
+      server.log(),
+      /login-failed user=alice address=127\.0\.0\.2 transport=tcp failures=1/,
+    );
     console.log(
       `login throttling: replies ${times.join(", ")} ms then closed; same address ` +
         `${sameMs.toFixed(0)} ms, other address ${elsewhereMs.toFixed(0)} ms`,

@@ -35,7 +35,9 @@ Deno.test("3b: while one address floods wrong passwords from 100 connections, a 
   try {
     // Every connection has sent its guess, and the hasher is working through them.
     await waitFor(
-      () => flood.started === 100 && server.log().includes(`login-failed address=${ATTACKER}`),
+      () =>
+        flood.started === 100 &&
+        server.log().includes(`login-failed user=mallory address=${ATTACKER}`),
       "the flood to reach the hasher",
       30_000,
     );

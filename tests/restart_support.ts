@@ -18,9 +18,10 @@ export interface RestartableServer {
   readonly wsPort: number;
   /**
    * Stops the process (SIGTERM: it drains, saying `7:shutdown`) and starts a new one; `meanwhile`
-   * runs while it is down (with the database's path), e.g. an admin command.
+   * runs while it is down (with the database's path), e.g. an admin command. `signal` (default
+   * SIGTERM) may be SIGKILL: a crash, with no `7:shutdown`.
    */
-  restart(meanwhile?: (db: string) => Promise<void>): Promise<void>;
+  restart(meanwhile?: (db: string) => Promise<void>, signal?: Deno.Signal): Promise<void>;
   /** Stops it for good and removes its database. */
   stop(): Promise<void>;
 }
@@ -52,8 +53,8 @@ export async function startRestartable(
     get wsPort() {
       return wsPort;
     },
-    async restart(meanwhile) {
-      await server.stop();
+    async restart(meanwhile, signal) {
+      await server.stop(signal);
       await meanwhile?.(db);
       const fixed = ["--port", String(port)];
       if (options.ws) fixed.push("--ws-port", String(wsPort));

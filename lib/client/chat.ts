@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { ParleyClient, ParleyError, type ParleyEvent } from "./client.ts";
 import { terminalSafe } from "./terminal_text.ts";
+import type { LineInput } from "./terminal_input.ts";
 
 /** Where the chat reads and writes. */
 export interface ChatIO {
@@ -26,29 +27,38 @@ export interface ChatIO {
   promptHidden?: (prompt: string) => Promise<string>;
   /** The clock, for the times shown (tests may pin it). */
   now?: () => Date;
+  /**
+   * On a terminal, starts the input line (terminal_input.ts) once the password is in: typed
+   * lines come from it, and every line printed goes above what is being typed.
+   */
+  lineInput?: (prompt: string) => LineInput;
 }
 
 /** The text of `parley chat --help`. */
 export const CHAT_HELP =
-  `Usage: parley chat HOST:PORT --user NAME [--tls] [--ca FILE] [--stamp-sender]
+  `Usage: parley chat HOST[:PORT] --user NAME [--tls] [--ca FILE] [--stamp-sender]
 
-Connects to a Parley server and logs in (the password is asked for, hidden; when stdin is not a
+Connects to a Parley server (port 7777 unless given) and logs in (the password is asked for, hidden; when stdin is not a
 terminal its first line is the password). Each message shows its sender, and (direct) marks one
 sent to you alone. A lost connection or a server restart is retried by itself, with a growing
 random delay, resuming the session (or logging in again with the password given at the start)
-and rejoining your room; it ends, saying why, if the user logs in elsewhere or is removed. Then:
+and rejoining your room; it ends, saying why, if the user logs in elsewhere or is removed. On a
+terminal, what you type stays on the bottom line while messages arrive above it. Then:
   TEXT                      say TEXT to the others in your room
   /join ROOM [PASSWORD]     join (or create) ROOM
   /rooms                    list the rooms and who is in them
   /msg USER[,USER] TEXT     send TEXT to those users, wherever they are (no ':' in TEXT)
   /all TEXT                 say TEXT to everyone in your room, you included
-  /quit                     leave (end of input does the same)
+  /quit                     leave (end of input, Ctrl-C or Ctrl-D do the same)
 
 Flags:
   --user NAME               the username to log in as
   --tls                     connect with TLS
   --ca FILE                 trust this CA certificate (PEM) as well as the system's
   --stamp-sender            the server runs with --stamp-sender: show who sent each message`;
+
+/** The port `parley chat HOST` connects to: the server's default `--port`. */
+const DEFAULT_PORT = 7777;
 
 /** `HH:MM:SS` of `date`, local time. */
 function clock(date: Date): string {
@@ -84,9 +94,7 @@ export function describeEvent(event: ParleyEvent): string {
     case "presence":
       return `* ${event.user} ${event.action === "join" ? "joined" : "left"} ${event.room}`;
     case "error":
-      return event.reason === "not-online"
-        ? `! not online: ${event.detail ?? ""}`
-        : `! ${event.reason}${event.detail ? `: ${event.detail}` : ""}`;
+      return `! ${errorSentence(event.reason)}${event.detail ? `: ${event.detail}` : ""}`;
     case "session-ended":
       return "* the server ended this session (logged in elsewhere, or removed)";
     case "reason":
@@ -99,6 +107,26 @@ export function describeEvent(event: ParleyEvent): string {
     case "ended":
       return `parley chat: ${ENDINGS[event.reason] ?? `stopped (${event.reason})`}`;
   }
+}
+
+/** What the server's `9:<code>:<reason>` means (docs/protocol.md, "Errors"), said to the person. */
+const ERRORS: Record<string, string> = {
+  "malformed": "the server did not understand that line",
+  "too-long": "that line is too long for the server",
+  "bad-name": "that is not a valid room name",
+  "room-password": "wrong password for that room",
+  "room-limit": "no more rooms can be made (the server's or your limit)",
+  "not-in-room": "join a room first (/join ROOM)",
+  "not-online": "not online",
+  "too-many-targets": "too many people named at once; nothing was sent",
+  "rate-limited": "slow down: the server is dropping lines sent this fast",
+  "server-full": "the server is full",
+  "logged-out": "not logged in",
+};
+
+/** A server error reason as a sentence (an unknown one as it came). */
+export function errorSentence(reason: string): string {
+  return ERRORS[reason] ?? `the server says: ${reason}`;
 }
 
 /** What the server's `7:<reason>` means, said to the person. */
@@ -164,17 +192,17 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
     return 0;
   }
   const target = positionals[0] ?? "";
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(target);
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(target);
   if (positionals.length !== 1 || match === null || !values.user) {
-    io.err("parley chat: usage: parley chat HOST:PORT --user NAME (see parley chat --help)");
+    io.err("parley chat: usage: parley chat HOST[:PORT] --user NAME (see parley chat --help)");
     return 2;
   }
   const hostname = match[1] ?? match[2];
-  const port = Number(match[3]);
+  const port = Number(match[3] ?? DEFAULT_PORT);
   const now = io.now ?? (() => new Date());
   const show = (text: string) => io.out(`[${clock(now())}] ${text}`);
 
-  const input = lines(io.stdin);
+  let input: AsyncIterator<string> = lines(io.stdin);
   let password: string;
   if (io.isTerminal) {
     if (!io.promptHidden) throw new Error("a terminal needs promptHidden");
@@ -188,6 +216,40 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
     password = first.value;
   }
 
+  // On a terminal the typed text gets its own line, redrawn below every line printed.
+  const line = io.isTerminal && io.lineInput ? io.lineInput(`${values.user}> `) : null;
+  if (line !== null) {
+    input = line.lines;
+    io.out = (text) => line.print(terminalSafe(text));
+    io.err = (text) => line.print(terminalSafe(text), "err");
+  }
+  try {
+    return await chatSession(
+      { hostname, port, values: { ...values, user: values.user }, password },
+      io,
+      input,
+      show,
+    );
+  } finally {
+    line?.close();
+  }
+}
+
+/** What runChat read from its arguments and the user, for the session. */
+interface SessionSetup {
+  hostname: string;
+  port: number;
+  values: { user: string; tls?: boolean; ca?: string; "stamp-sender"?: boolean };
+  password: string;
+}
+
+/** Connects, logs in and runs the chat until /quit, the end of input, or the client stops. */
+async function chatSession(
+  { hostname, port, values, password }: SessionSetup,
+  io: ChatIO,
+  input: AsyncIterator<string>,
+  show: (text: string) => void,
+): Promise<number> {
   let client: ParleyClient;
   try {
     client = await ParleyClient.connect({
@@ -200,7 +262,8 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
       reconnect: true, // the password typed stays in memory, to come back without asking again
     });
   } catch (error) {
-    io.err(`parley chat: cannot connect to ${target}: ${(error as Error).message}`);
+    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    io.err(`parley chat: cannot connect to ${where}: ${(error as Error).message}`);
     return 1;
   }
   try {
@@ -210,7 +273,7 @@ export async function runChat(args: string[], rawIO: ChatIO): Promise<number> {
     } catch (error) {
       io.err(
         error instanceof ParleyError
-          ? `parley chat: login failed for ${values.user}`
+          ? `parley chat: login failed for ${values.user}: wrong username or password`
           : `parley chat: ${(error as Error).message}`,
       );
       return 1;
@@ -308,7 +371,7 @@ async function command(
     }
   } catch (error) {
     if (error instanceof ParleyError) {
-      show(`! ${error.reason === "logged-out" ? "not logged in" : error.reason}`);
+      show(`! ${errorSentence(error.reason)}`);
     } else if (error instanceof TypeError) {
       io.err(`! ${error.message}`);
     } else if (!client.closed) {

@@ -67,9 +67,41 @@ export async function dial(options: DialOptions): Promise<Deno.Conn> {
     await conn.handshake();
   } catch (error) {
     conn.close();
-    throw error;
+    throw explainTlsError(error);
   }
   return conn;
+}
+
+/**
+ * A TLS refusal said as what to do: rustls' `CaUsedAsEndEntity` (a self-signed certificate made
+ * with OpenSSL 3's default `CA:TRUE`) and `UnknownIssuer` (a CA this client does not trust).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { explainTlsError } from "./link.ts";
+ * const raw = new Error("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))");
+ * assert.match(explainTlsError(raw).message, /basicConstraints=critical,CA:FALSE/);
+ * assert.match(explainTlsError(new Error("invalid peer certificate: UnknownIssuer")).message, /--ca/);
+ * ```
+ */
+export function explainTlsError(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.includes("CaUsedAsEndEntity")) {
+    return new Error(
+      "the server's certificate is a CA certificate (CA:TRUE), which TLS refuses as a server's " +
+        "own: make it with -addext basicConstraints=critical,CA:FALSE (docs/deploy.md shows how)",
+      { cause: error },
+    );
+  }
+  if (message.includes("UnknownIssuer")) {
+    return new Error(
+      "the server's certificate is not signed by a CA this client trusts: give that CA's PEM (for " +
+        "a self-signed certificate, the certificate itself) with --ca FILE (caCerts in the library)",
+      { cause: error },
+    );
+  }
+  return error instanceof Error ? error : new Error(message);
 }
 
 /**

@@ -130,7 +130,7 @@ export class Hub implements HubResults {
     this.#joins = new Joins(state, this.#work);
     this.#logins = new LoginSteps(state, this.#work, {
       start: (client, user, id, token) => this.#startSession(client, user, id, token),
-      fail: (client, outcome) => this.#loginFailed(client, outcome),
+      fail: (client, outcome, user) => this.#loginFailed(client, outcome, user),
     });
   }
 
@@ -300,7 +300,7 @@ export class Hub implements HubResults {
     const op = tickets.take(ticket);
     if (op?.kind !== "login" || !tickets.current(ticket, op.client)) return;
     const { client, user } = op;
-    if (ok !== true) return tickets.finish(client, this.#loginFailed(client, ok));
+    if (ok !== true) return tickets.finish(client, this.#loginFailed(client, ok, user));
     tickets.finish(client, this.#logins.passed(client, user));
   }
 
@@ -343,11 +343,11 @@ export class Hub implements HubResults {
   }
 
   /** A login failed (or, "busy", could not be checked: `7:busy` first with `why`): `0:-1`. */
-  #loginFailed(client: Client, outcome: false | "busy" = false): true {
+  #loginFailed(client: Client, outcome: false | "busy" = false, user?: string): true {
     const peer = client.peer;
     if (outcome === "busy" && client.features.why) peer.send(whyLine("busy"));
     peer.send(LOGGED_OUT);
-    peer.sessionEnded(outcome === "busy" ? "login-busy" : "login-failed");
+    peer.sessionEnded(outcome === "busy" ? "login-busy" : "login-failed", user);
     return true;
   }
 
@@ -359,7 +359,7 @@ export class Hub implements HubResults {
     this.#state.sessions.set(user, session);
     client.peer.send(encodeLine("0", String(id)));
     if (token !== undefined && client.features.resume) client.peer.send(encodeLine("6", token));
-    client.peer.sessionStarted(user);
+    client.peer.sessionStarted(user, id);
     return true;
   }
 

@@ -19,7 +19,7 @@ export interface LoginOutcome {
   /** Starts the session `id` of `user` on `client`, with its token (none: the edge issues none). */
   start(client: Client, user: string, id: number, token?: string): true;
   /** The login fails: "busy" when the token could not be stored (the server's fault). */
-  fail(client: Client, outcome?: false | "busy"): true;
+  fail(client: Client, outcome?: false | "busy", user?: string): true;
 }
 
 /**
@@ -83,7 +83,7 @@ export class LoginSteps {
     // Refused, overtaken while the grant was on its way (a newer claim), or the connection went.
     if (fence === null || view.isStale(user, fence) || !current) {
       if (fence !== null) cluster?.ended(user, fence);
-      if (current) tickets.finish(client, this.#outcome.fail(client));
+      if (current) tickets.finish(client, this.#outcome.fail(client, false, user));
       return;
     }
     view.setFence(user, fence);
@@ -104,7 +104,7 @@ export class LoginSteps {
       return tickets.finish(client, this.#outcome.start(client, user, id, token));
     }
     cluster?.ended(user, id); // the claim granted for it is given up
-    if (current) tickets.finish(client, this.#outcome.fail(client, token === null && "busy"));
+    if (current) tickets.finish(client, this.#outcome.fail(client, token === null && "busy", user));
   }
 
   /** Session `id` may start: once its token is stored, or now when the edge issues none. */

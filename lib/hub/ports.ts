@@ -32,10 +32,13 @@ export interface Peer {
    * messages), always ending in LF. The bytes may be shared with other peers: never modify them.
    */
   send(lines: Uint8Array): void;
-  /** A session started on this connection. */
-  sessionStarted(username: string): void;
-  /** This connection's session ended, or a login failed; the connection stays open. */
-  sessionEnded(reason: SessionEndReason): void;
+  /** A session started on this connection (`sessionId`: the number its `0:` line gave). */
+  sessionStarted(username: string, sessionId: number): void;
+  /**
+   * This connection's session ended, or a login failed; the connection stays open. `username` is
+   * the name a failed login tried, when the line named one (for the operator's log).
+   */
+  sessionEnded(reason: SessionEndReason, username?: string): void;
   /**
    * The command that {@linkcode HubResults}' caller left pending (a `handle` that returned
    * false) is finished: the connection may hand the hub its next line.

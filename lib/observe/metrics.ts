@@ -211,14 +211,6 @@ export function serveMetrics(
   log: Logger,
   ready: Readiness = () => Promise.resolve(null),
 ): MetricsServer {
-  let expected = performance.now() + LAG_INTERVAL_MS;
-  const lagTimer = setInterval(() => {
-    const now = performance.now();
-    const lag = Math.max(0, now - expected);
-    metrics.lagMs = lag;
-    if (lag > metrics.lagMaxMs) metrics.lagMaxMs = lag;
-    expected = now + LAG_INTERVAL_MS;
-  }, LAG_INTERVAL_MS);
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,
@@ -243,6 +235,15 @@ export function serveMetrics(
       return new Response("not found\n", { status: 404 });
     },
   });
+  // The lag timer starts once the port is open: a port in use leaves nothing running.
+  let expected = performance.now() + LAG_INTERVAL_MS;
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    const lag = Math.max(0, now - expected);
+    metrics.lagMs = lag;
+    if (lag > metrics.lagMaxMs) metrics.lagMaxMs = lag;
+    expected = now + LAG_INTERVAL_MS;
+  }, LAG_INTERVAL_MS);
   const address = server.addr as Deno.NetAddr;
   log.info("metrics-listening", { address: `${address.hostname}:${address.port}` });
   return {

@@ -124,7 +124,7 @@ async function execute(
   switch (command) {
     case "add-user": {
       if (await store.findUser(name)) throw new AdminError(`user ${name} already exists`);
-      const hash = await hasher().hash(await readPassword(io));
+      const hash = await hasher().hash(await readPassword(io, name));
       try {
         await store.addUser(name, hash);
       } catch (error) {
@@ -138,7 +138,7 @@ async function execute(
     }
     case "set-password": {
       if (!await store.findUser(name)) throw new AdminError(`no user named ${name}`);
-      const hash = await hasher().hash(await readPassword(io));
+      const hash = await hasher().hash(await readPassword(io, name));
       if (!await store.setPassword(name, hash)) throw new AdminError(`no user named ${name}`);
       io.out(`set the password of ${name}`);
       return;
@@ -234,11 +234,11 @@ export function checkNewPassword(password: Uint8Array): void {
   if (!isValidUserPassword(password)) throw new AdminError("the password is not valid");
 }
 
-async function readPassword(io: AdminIO): Promise<Uint8Array> {
+async function readPassword(io: AdminIO, name: string): Promise<Uint8Array> {
   let password: Uint8Array;
   if (io.isTerminal) {
-    password = await askHidden("Password: ");
-    const again = await askHidden("Password (again): ");
+    password = await askHidden(`Password for ${name}: `);
+    const again = await askHidden(`Password for ${name} (again): `);
     if (password.length !== again.length || !password.every((b, i) => b === again[i])) {
       throw new AdminError("the passwords do not match");
     }

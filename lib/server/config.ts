@@ -176,8 +176,17 @@ function readFlags(args: string[]): GivenFlags {
   for (const command of ADMIN_COMMANDS) {
     options[command] = { type: ADMIN_FLAGS[command].takesName ? "string" : "boolean" };
   }
+  // parseArgs reads `--port -1` as two flags ("ambiguous"): a number after a flag that takes a
+  // value is that value, as `--port=-1` would be.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : "";
+    if (options[name]?.type === "string" && /^-\d+$/.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else joined.push(args[i]);
+  }
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+    return parseArgs({ args: joined, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new UsageError(`${message.split("\n")[0]} (see --help)`);

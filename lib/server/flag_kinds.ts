@@ -38,6 +38,8 @@ export interface Flag<T> {
   kind: "string" | "integer" | "boolean" | "list";
   default: T;
   help: string;
+  /** How --help shows the default when `default` is only a stand-in (e.g. "" for "worked out"). */
+  shownDefault?: string;
   /** Reads a value given as `source` (`--port`, `PARLEY_PORT`); throws {@linkcode UsageError}. */
   parse(raw: RawValue, source: string): T;
 }

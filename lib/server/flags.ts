@@ -284,11 +284,10 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     "",
     "PEM file of the CAs a rediss:// bus's certificate must chain to (default: the system's)",
   ),
-  nodeId: text(
-    "node-id",
-    "",
-    "this node's name in the cluster, logs and metrics (default: host name and pid)",
-  ),
+  nodeId: {
+    ...text("node-id", "", "this node's name in the cluster, logs and metrics"),
+    shownDefault: "host name and pid (host-pid)",
+  },
   nodeTtlMs: integer(
     "node-ttl-ms",
     10_000,
@@ -312,12 +311,13 @@ export interface ServerFlag {
   kind: Flag<unknown>["kind"];
   default: Config[keyof Config];
   help: string;
+  shownDefault?: string;
 }
 
 /** The server flags, in `--help` order. */
 export const SERVER_FLAGS: readonly ServerFlag[] = CONFIG_KEYS.map((key) => {
-  const { flag, kind, help } = FLAGS[key];
-  return { key, flag, kind, default: FLAGS[key].default, help };
+  const { flag, kind, help, shownDefault } = FLAGS[key];
+  return { key, flag, kind, default: FLAGS[key].default, help, shownDefault };
 });
 
 /** The admin commands: each runs against the database and exits. */

@@ -33,15 +33,16 @@ export function helpText(): string {
     "Usage:",
     "  parley [flags]                          run the server",
     "  parley --db FILE --add-user NAME        an admin command (see below), then exit",
-    "  parley chat HOST:PORT --user NAME       the terminal client (parley chat --help)",
+    "  parley chat HOST[:PORT] --user NAME     the terminal client (parley chat --help)",
     "",
     "Server flags (each also read from the environment variable shown):",
   ];
   for (const spec of SERVER_FLAGS) {
     const arg = spec.kind === "boolean" ? "" : spec.kind === "integer" ? " N" : " VALUE";
-    const shown = spec.default === "" || (Array.isArray(spec.default) && !spec.default.length)
-      ? "none"
-      : String(spec.default);
+    const shown = spec.shownDefault ??
+      (spec.default === "" || (Array.isArray(spec.default) && !spec.default.length)
+        ? "none"
+        : String(spec.default));
     lines.push(`  --${spec.flag}${arg}`.padEnd(HELP_COLUMN) + spec.help);
     lines.push(" ".repeat(HELP_COLUMN) + `default: ${shown}; env: ${envName(spec.flag)}`);
   }

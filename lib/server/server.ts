@@ -14,6 +14,7 @@ import { redactUrl } from "../cluster/bus_url.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
+import { openNamed, readPem } from "./listen.ts";
 import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
 import { describeError, type Logger } from "../observe/log.ts";
@@ -57,33 +58,6 @@ function defaultNodeId(): string {
     } catch { /* keep "node" */ }
   }
   return `${host}-${Deno.pid}`;
-}
-
-/** A TLS file that cannot be read: its message names the file. */
-class TlsSetupError extends Error {}
-
-function readPem(path: string, what: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describeError(error)}`);
-  }
-}
-
-/** A TLS listener with the PEMs read once for every TLS port; the error names the files. */
-function listenTls(
-  hostname: string,
-  port: number,
-  pems: { cert: string; key: string },
-  files: { tlsCert: string; tlsKey: string },
-): Deno.TlsListener {
-  try {
-    return Deno.listenTls({ hostname, port, ...pems });
-  } catch (error) {
-    throw new Error(
-      `cannot serve TLS with ${files.tlsCert} and ${files.tlsKey}: ${describeError(error)}`,
-    );
-  }
 }
 
 /** A listening address, as logged and as tests read it. */
@@ -196,7 +170,6 @@ export class ParleyServer {
         await server.cluster.start(server.hub.clusterEvents);
       }
       server.#listen();
-      if (config.metricsPort >= 0) server.#serveMetrics();
       return server;
     } catch (error) {
       // Nothing may stay open (a TCP listener when the TLS one failed, say): the caller exits.
@@ -217,25 +190,55 @@ export class ParleyServer {
     return this.#connections.size;
   }
 
+  /**
+   * Opens every port before serving on any, so a bad certificate or a port in use stops the start
+   * with one line and no "listening" before it: TLS files first, then each port, then the logs.
+   */
   #listen(): void {
-    const { host, port, tlsCert, tlsKey, tlsPort, wsPort } = this.#config;
-    if (port >= 0) this.#serveListener(Deno.listen({ hostname: host, port }), "tcp");
+    const { host, port, tlsCert, tlsKey, tlsPort, wsPort, metricsPort, metricsHost } = this.#config;
     const tls = tlsCert && tlsKey
       ? { cert: readPem(tlsCert, "certificate"), key: readPem(tlsKey, "key") }
       : null;
-    if (tls !== null) this.#serveListener(listenTls(host, tlsPort, tls, this.#config), "tls");
+    const tlsFiles = `${tlsCert} and ${tlsKey}`;
+    const opened: [Deno.Listener, ListenAddress["transport"]][] = [];
+    const open = (listener: Deno.Listener, transport: ListenAddress["transport"]) => {
+      this.#listeners.push(listener); // closed by start() if a later one fails
+      opened.push([listener, transport]);
+    };
+    if (tls !== null) {
+      const at = { flag: "tls-port", host, port: tlsPort, tlsFiles };
+      open(openNamed(at, () => Deno.listenTls({ hostname: host, port: tlsPort, ...tls })), "tls");
+    }
+    if (port >= 0) {
+      open(
+        openNamed({ flag: "port", host, port }, () => Deno.listen({ hostname: host, port })),
+        "tcp",
+      );
+    }
     if (wsPort >= 0) {
       // WebSocket (and the page) on --ws-port: TLS only when the TLS flags are given.
       const { wsOrigins, web, stampSender } = this.#config;
       const headTimeoutMs = this.#config.headerTimeoutMs;
       this.#webSocketOptions = { origins: wsOrigins, web, stampSender, headTimeoutMs };
-      if (tls === null) this.#serveListener(Deno.listen({ hostname: host, port: wsPort }), "ws");
-      else this.#serveListener(listenTls(host, wsPort, tls, this.#config), "wss");
+      const at = { flag: "ws-port", host, port: wsPort, tlsFiles };
+      if (tls === null) {
+        open(openNamed(at, () => Deno.listen({ hostname: host, port: wsPort })), "ws");
+      } else {open(
+          openNamed(at, () => Deno.listenTls({ hostname: host, port: wsPort, ...tls })),
+          "wss",
+        );}
     }
+    if (metricsPort >= 0) {
+      const at = { flag: "metrics-port", host: metricsHost, port: metricsPort };
+      openNamed(at, () => this.#serveMetrics());
+    }
+    // Plain TCP first in the addresses, as before: tests and logs read them in this order.
+    const order = ["tcp", "tls", "ws", "wss"];
+    opened.sort((a, b) => order.indexOf(a[1]) - order.indexOf(b[1]));
+    for (const [listener, transport] of opened) this.#serveListener(listener, transport);
   }
 
   #serveListener(listener: Deno.Listener, transport: ListenAddress["transport"]): void {
-    this.#listeners.push(listener);
     const address = listener.addr as Deno.NetAddr;
     this.addresses.push({ transport, hostname: address.hostname, port: address.port });
     this.#log.info("listening", { transport, address: `${address.hostname}:${address.port}` });

@@ -54,6 +54,8 @@ export interface ConnectionContext {
 export interface Transport {
   /** The peer's address, for logs and login throttling. */
   readonly remoteAddress: string;
+  /** `tcp`, `tls`, `ws` or `wss`, for logs. */
+  readonly kind?: string;
   /** Bytes queued and not yet taken by the peer. */
   readonly pendingBytes: number;
   /**
@@ -68,15 +70,9 @@ export interface Transport {
 }
 
 const TOO_LONG = encodeError("?", "too-long");
-const RATE_LIMITED: Record<ErrorCode, Uint8Array> = {
-  "0": encodeError("0", "rate-limited"),
-  "1": encodeError("1", "rate-limited"),
-  "2": encodeError("2", "rate-limited"),
-  "3": encodeError("3", "rate-limited"),
-  "6": encodeError("6", "rate-limited"),
-  "8": encodeError("8", "rate-limited"),
-  "?": encodeError("?", "rate-limited"),
-};
+const RATE_LIMITED = Object.fromEntries(
+  (["0", "1", "2", "3", "6", "8", "?"] as const).map((c) => [c, encodeError(c, "rate-limited")]),
+) as Record<ErrorCode, Uint8Array>;
 
 /** The code a line would answer to, read without parsing it. */
 function codeOf(line: Uint8Array): ErrorCode {
@@ -133,8 +129,11 @@ export class Connection implements Peer {
   #commandDone: (() => void) | null = null;
   /** Ends the password check's turn at this address (login_throttle.ts; a no-op without one). */
   #endTurn: () => void = () => {};
-  /** The session's user, for logs. */
+  /** The session's user and id, for logs. */
   #user = "";
+  #sessionId = 0;
+  /** Why the connection is closing, for the log line of the session it ends. */
+  #closeReason = "";
   /** Whether the connection has a session. */
   #loggedIn = false;
   /** Whether a login line is waiting for its turn or its check (the login clock waits too). */
@@ -298,15 +297,29 @@ export class Connection implements Peer {
       // Past the bound on purpose: the one line that says why, then the close.
       this.#closing = true;
       this.#transport.send(whyLine("slow"), true);
+      this.#closeReason = "slow";
       void this.closeAfterFlush();
     }
   }
 
   /** A session started: the login clock stops. */
-  sessionStarted(username: string): void {
+  sessionStarted(username: string, sessionId = 0): void {
     this.#user = username;
+    this.#sessionId = sessionId;
     this.#loggedIn = true;
     this.#stopLoginClock();
+    this.#logSession("login");
+  }
+
+  /** Who came or went, for the operator (never a password or a token). */
+  #logSession(event: string, reason?: string): void {
+    this.#context.log.info(event, {
+      user: this.#user,
+      address: this.remoteAddress,
+      session: this.#sessionId,
+      transport: this.#transport.kind ?? "tcp",
+      ...(reason === undefined ? {} : { reason }),
+    });
   }
 
   /** A join's room password was wrong: counted, throttled and logged as a failed login is. */
@@ -331,14 +344,17 @@ export class Connection implements Peer {
   }
 
   /** The session ended with the connection open: the login clock starts again. */
-  sessionEnded(reason: SessionEndReason): void {
+  sessionEnded(reason: SessionEndReason, username?: string): void {
+    const wasIn = this.#loggedIn;
     this.#loggedIn = false;
     if (this.#closed) return;
     if (reason === "login-failed") {
       this.metrics.failedLogins++;
       const closing = this.#passwordFailed();
       this.#context.log.info("login-failed", {
+        ...(username === undefined ? {} : { user: username }),
         address: this.remoteAddress,
+        transport: this.#transport.kind ?? "tcp",
         failures: this.#loginFailures,
       });
       if (closing) {
@@ -348,8 +364,8 @@ export class Connection implements Peer {
     } else if (reason === "login-busy") {
       // Not checked: the hasher's queue was full. Not a wrong password, so not counted.
       this.#context.log.info("login-busy", { address: this.remoteAddress });
-    } else {
-      this.#context.log.info("session-ended", { address: this.remoteAddress, reason });
+    } else if (wasIn) {
+      this.#logSession("session-ended", reason);
     }
     this.#armLoginTimer();
   }
@@ -358,6 +374,7 @@ export class Connection implements Peer {
   async closeAfterFlush(why?: string): Promise<void> {
     this.#closing = true;
     if (why) this.#context.log.info("closing", { address: this.remoteAddress, why });
+    this.#closeReason = why ?? this.#closeReason;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.#transport.drained(),
@@ -372,6 +389,8 @@ export class Connection implements Peer {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopLoginClock();
+    // A session that ends with its connection: a logout (the client hung up) or the server's close.
+    if (this.#loggedIn) this.#logSession("logout", this.#closeReason || "connection closed");
     this.#transport.close();
     this.commandDone(); // a read loop waiting on the hub ends now: nothing more is read
     this.#endTurn(); // and one waiting for its address's turn gives it up

@@ -122,6 +122,7 @@ export function serveTcp(conn: Deno.Conn, context: ConnectionContext): Connectio
 /** One socket: the {@linkcode Transport} its {@linkcode Connection} talks to, and its read loop. */
 class TcpTransport implements Transport {
   readonly remoteAddress: string;
+  readonly kind: "tcp" | "tls";
   readonly connection: Connection;
   #conn: Deno.Conn;
   #queue: OutboundQueue;
@@ -131,6 +132,7 @@ class TcpTransport implements Transport {
     this.#conn = conn;
     this.#limits = context.limits;
     this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.kind = "handshake" in conn ? "tls" : "tcp"; // a Deno.TlsConn has a handshake
     this.#queue = new OutboundQueue(conn, context.limits.maxPendingBytes, () => this.#failed());
     this.connection = new Connection(this, context);
     this.connection.start();

@@ -93,6 +93,7 @@ let lastFramed: Uint8Array = EMPTY;
 /** One upgraded socket: the {@linkcode Transport} its {@linkcode Connection} talks to. */
 class WebSocketTransport implements Transport {
   readonly remoteAddress: string;
+  readonly kind: "ws" | "wss";
   readonly connection: Connection;
   #conn: Deno.Conn;
   #queue: OutboundQueue;
@@ -124,6 +125,7 @@ class WebSocketTransport implements Transport {
     this.#limits = context.limits;
     this.#log = context.log;
     this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.kind = "handshake" in conn ? "wss" : "ws"; // a Deno.TlsConn has a handshake
     this.#queue = new OutboundQueue(this, context.limits.maxPendingBytes, () => this.#failed());
     this.connection = new Connection(this, context);
     this.connection.start();
