@@ -96,6 +96,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     maxConnections: read("maxConnections"),
     maxConnectionsPerAddress: read("maxConnectionsPerAddress"),
     headerTimeoutMs: read("headerTimeoutMs"),
+    proxyProtocol: read("proxyProtocol"),
     maxPendingBytes: read("maxPendingBytes"),
     rateBurst: read("rateBurst"),
     ratePerSecond: read("ratePerSecond"),

@@ -8,6 +8,7 @@
 
 import { encodeError } from "../protocol/codec.ts";
 import { Admission, RateLimitedWarning } from "./admission.ts";
+import { BalancerGate, type Opened } from "./balancers.ts";
 import type { Config } from "./config.ts";
 import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { ClusterLink } from "../cluster/link.ts";
@@ -22,6 +23,8 @@ import { PasswordHasher, scryptParams } from "./password.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
+import type { ByteSocket } from "../transport/proxied_socket.ts";
+import { listenTls, readPem } from "./tls_files.ts";
 import {
   closeQuietly,
   refuseWebSocket,
@@ -60,33 +63,6 @@ function defaultNodeId(): string {
 /** The URL without its password, for logs. */
 function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-}
-
-/** A TLS file that cannot be read: its message names the file. */
-class TlsSetupError extends Error {}
-
-function readPem(path: string, what: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    throw new TlsSetupError(`cannot read the TLS ${what} ${path}: ${describeError(error)}`);
-  }
-}
-
-/** A TLS listener with the PEMs read once for every TLS port; the error names the files. */
-function listenTls(
-  hostname: string,
-  port: number,
-  pems: { cert: string; key: string },
-  files: { tlsCert: string; tlsKey: string },
-): Deno.TlsListener {
-  try {
-    return Deno.listenTls({ hostname, port, ...pems });
-  } catch (error) {
-    throw new Error(
-      `cannot serve TLS with ${files.tlsCert} and ${files.tlsKey}: ${describeError(error)}`,
-    );
-  }
 }
 
 /** A listening address, as logged and as tests read it. */
@@ -129,7 +105,9 @@ export class ParleyServer {
   /** What the WebSocket port serves, with --ws-port. */
   #webSocketOptions: WebSocketOptions | undefined;
   /** WebSocket sockets still in their HTTP exchange (closed at shutdown). */
-  #handshakes = new Set<Deno.Conn>();
+  #handshakes = new Set<ByteSocket>();
+  /** The balancers of --proxy-protocol, and their sockets' headers. */
+  #gate: BalancerGate | null = null;
   /** Every open socket, by address, against --max-connections and its per-address cap. */
   #admission: Admission;
   /** `server-full` warnings, by transport. */
@@ -218,18 +196,22 @@ export class ParleyServer {
 
   #listen(): void {
     const { host, port, tlsCert, tlsKey, tlsPort, wsPort } = this.#config;
-    if (port >= 0) this.#serveListener(Deno.listen({ hostname: host, port }), "tcp");
     const tls = tlsCert && tlsKey
       ? { cert: readPem(tlsCert, "certificate"), key: readPem(tlsKey, "key") }
       : null;
-    if (tls !== null) this.#serveListener(listenTls(host, tlsPort, tls, this.#config), "tls");
+    const gate = new BalancerGate(this.#config, this.#admission, this.metrics, this.#log, tls);
+    this.#gate = gate;
+    // With balancers, a TLS port reads a PROXY header before the handshake: it starts TLS itself.
+    const tlsListen = (port: number) => listenTls(host, port, tls!, this.#config, gate.active);
+    if (port >= 0) this.#serveListener(Deno.listen({ hostname: host, port }), "tcp");
+    if (tls !== null) this.#serveListener(tlsListen(tlsPort), "tls");
     if (wsPort >= 0) {
       // WebSocket (and the page) on --ws-port: TLS only when the TLS flags are given.
       const { wsOrigins, web, stampSender } = this.#config;
       const headTimeoutMs = this.#config.headerTimeoutMs;
       this.#webSocketOptions = { origins: wsOrigins, web, stampSender, headTimeoutMs };
       if (tls === null) this.#serveListener(Deno.listen({ hostname: host, port: wsPort }), "ws");
-      else this.#serveListener(listenTls(host, wsPort, tls, this.#config), "wss");
+      else this.#serveListener(tlsListen(wsPort), "wss");
     }
   }
 
@@ -272,15 +254,21 @@ export class ParleyServer {
   #accept(conn: Deno.Conn, transport: ListenAddress["transport"]): void {
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
     const webSocket = transport === "ws" || transport === "wss";
-    const refused = this.#admission.admit(address);
+    const balancer = this.#gate!.listed(address);
+    const refused = balancer ? this.#admission.admitUnnamed() : this.#admission.admit(address);
+    const tls = transport === "tls" || transport === "wss";
+    // A TLS port without Deno.listenTls (see #listen) starts TLS itself; a balancer's after its
+    // header.
+    const socket = tls && this.#gate!.active && !balancer ? this.#gate!.tlsOver(conn) : conn;
     if (refused !== null) {
       const suppressed = this.#refusals.due(performance.now(), transport);
       if (suppressed !== null) {
         const limit = refused === "server-full" ? "total" : "per-address";
         this.#log.warn("server-full", { address, transport, limit, suppressed });
       }
-      if (webSocket) this.#refuseWebSocket(conn);
-      else conn.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(conn));
+      if (balancer) closeQuietly(conn);
+      else if (webSocket) this.#refuseWebSocket(socket);
+      else socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
       return;
     }
     if ("setNoDelay" in conn) {
@@ -288,16 +276,29 @@ export class ParleyServer {
       tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
       tcp.setKeepAlive(true); // find dead peers and end their sessions
     }
-    if (webSocket) this.#serveWebSocket(conn, address);
-    else this.#connections.add(serveTcp(conn, this.#context));
+    if (balancer) {
+      void this.#gate!.open(conn, transport).then((o) => o && this.#serveOpened(o, webSocket));
+      return;
+    }
+    this.#serveOpened({ socket, address }, webSocket);
+  }
+
+  /** A socket admitted under its client's address (a balancer's: once its header named it). */
+  #serveOpened(opened: Opened, webSocket: boolean): void {
+    if (this.#stopping !== null) {
+      this.#admission.release(opened.clientOf === undefined ? opened.address : null);
+      return closeQuietly(opened.socket);
+    }
+    if (webSocket) this.#serveWebSocket(opened);
+    else this.#connections.add(serveTcp(opened.socket, this.#context));
   }
 
   /** A WebSocket socket: a handshake until it upgrades (or is answered and closed). */
-  #serveWebSocket(conn: Deno.Conn, address: string): void {
+  #serveWebSocket({ socket: conn, address, clientOf, named }: Opened): void {
     this.#handshakes.add(conn);
-    const socketClosed = () => this.#admission.release(address);
+    const socketClosed = () => this.#admission.release(named === undefined ? address : named());
     const options = this.#webSocketOptions!;
-    serveWebSocket(conn, this.#wsContext, options, socketClosed).then((connection) => {
+    serveWebSocket(conn, this.#wsContext, options, socketClosed, clientOf).then((connection) => {
       this.#handshakes.delete(conn);
       if (connection === null || connection.isClosed) return; // closed: it left the set already
       if (this.#stopping !== null) connection.close(); // upgraded while shutdown closed the rest
@@ -306,7 +307,7 @@ export class ParleyServer {
   }
 
   /** One too many on the WebSocket port: answered, boundedly, with server-full. */
-  #refuseWebSocket(conn: Deno.Conn): void {
+  #refuseWebSocket(conn: ByteSocket): void {
     if (this.#refusing >= MAX_REFUSING || this.#stopping !== null) return closeQuietly(conn);
     this.#refusing++;
     refuseWebSocket(conn).finally(() => this.#refusing--);
@@ -350,6 +351,7 @@ export class ParleyServer {
         } catch { /* already closed */ }
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
+      this.#gate?.closeAll();
       await this.#follower?.stop(); // records room use before the drain empties the rooms
       const drained = await this.#drain();
       this.hub.logoutAll(); // anyone the drain did not see (a WebSocket upgraded meanwhile)
