@@ -37,12 +37,16 @@ Deno.test("proxy protocol: TCP, TLS and wss see the client the balancer's header
   const clients: TestClient[] = [];
   const keep = (client: TestClient) => (clients.push(client), client);
   const metric = async (name: string) => {
-    const port = /metrics-listening address=\S+:(\d+)/.exec(server.log())![1];
+    const listening = /metrics-listening address=\S+:(\d+)/;
+    await logged(server, listening);
+    const port = listening.exec(server.log())![1];
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     return Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)![1]);
   };
   try {
-    const wsPort = Number(/listening transport=wss address=\S+:(\d+)/.exec(server.log())![1]);
+    const wss = /listening transport=wss address=\S+:(\d+)/;
+    await logged(server, wss);
+    const wsPort = Number(wss.exec(server.log())![1]);
     await t.step("TCP: v1 and v2 (IPv6) clients, each under its own address", async () => {
       const a = keep(await viaBalancer(server.port, v1("192.0.2.10")));
       await a.ask("0:alice:wrong", "0:-1");
