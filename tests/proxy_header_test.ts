@@ -8,6 +8,7 @@ import {
 } from "../lib/transport/proxy_header.ts";
 import { AddressList } from "../lib/transport/address_list.ts";
 import { lastForwardedFor } from "../lib/transport/proxied_socket.ts";
+import { parseInvocation, UsageError } from "../lib/server/config.ts";
 import { bytes } from "./helpers.ts";
 import { v1, v2 } from "./proxy_support.ts";
 
@@ -125,4 +126,28 @@ Deno.test("proxy header: --proxy-protocol lists and X-Forwarded-For's last hop",
   }
   assert.equal(lastForwardedFor("1.1.1.1,2.2.2.2"), "2.2.2.2");
   assert.equal(lastForwardedFor("2.2.2.2, not-an-address"), null);
+});
+
+Deno.test("proxy header: --proxy-protocol and PARLEY_PROXY_PROTOCOL, checked", () => {
+  const run = parseInvocation([
+    "--proxy-protocol",
+    "10.0.0.5, 10.1.0.0/16",
+    "--proxy-protocol",
+    "::1",
+  ], {});
+  assert.ok(run.kind === "serve");
+  assert.deepEqual(run.config.proxyProtocol, ["10.0.0.5", "10.1.0.0/16", "::1"]);
+  const env = parseInvocation([], { PARLEY_PROXY_PROTOCOL: "192.0.2.1,192.0.2.2" });
+  assert.ok(env.kind === "serve");
+  assert.deepEqual(env.config.proxyProtocol, ["192.0.2.1", "192.0.2.2"]);
+  assert.throws(
+    () => parseInvocation(["--proxy-protocol", "haproxy.internal"], {}),
+    (error: unknown) =>
+      error instanceof UsageError &&
+      /^--proxy-protocol: "haproxy\.internal" is not/.test(error.message),
+  );
+  assert.throws(
+    () => parseInvocation([], { PARLEY_PROXY_PROTOCOL: "10.0.0.0/40" }),
+    /: PARLEY_PROXY_PROTOCOL: "10\.0\.0\.0\/40"/,
+  );
 });

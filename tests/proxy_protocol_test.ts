@@ -95,6 +95,7 @@ Deno.test("proxy protocol: TCP, TLS and wss see the client the balancer's header
       await direct.ask("0:carol:wrong", "0:-1");
       await logged(server, /login-failed address=127\.0\.0\.1 /);
       assert.doesNotMatch(server.log(), /192\.0\.2\.66/);
+      await direct.close(); // 127.0.0.1 holds at most 2
     });
     await t.step("TLS: the header before the handshake; direct TLS clients as before", async () => {
       const proxied = keep(await viaBalancer(server.tlsPort!, v1("198.51.100.4"), cert.pem));
@@ -103,6 +104,17 @@ Deno.test("proxy protocol: TCP, TLS and wss see the client the balancer's header
       const direct = keep(await TestClient.connectTls(server.tlsPort!, cert.pem));
       await direct.send("0:dave:d4ve");
       assert.match(await direct.next(), /^0:\d+$/);
+      await direct.close();
+      // Plain text on the TLS port from a direct client: closed, and the port still serves.
+      const plain = keep(await TestClient.connect(server.tlsPort!));
+      await plain.send("0:dave:d4ve");
+      await plain.expectClosed();
+      // (127.0.0.1 may hold 2: the server may not have seen the last ones close yet.)
+      await waitFor(async () => {
+        const again = keep(await TestClient.connectTls(server.tlsPort!, cert.pem));
+        await again.send("1");
+        return await again.next() === "0:-1";
+      }, "a TLS client served after the plain one");
       // The balancer starting TLS without a header: closed before any handshake.
       await assert.rejects(connectFrom(server.tlsPort!, BALANCER, { tlsCa: cert.pem }));
       await logged(server, /proxy-header-rejected balancer=127\.0\.0\.2 transport=tls /);
