@@ -134,7 +134,7 @@ export class BalancerGate {
     const socket = tls(new PrefixedSocket(conn, prefix.rest, address, prefix.port));
     const refused = admission.name(address);
     if (refused !== null) {
-      this.#log.warn("server-full", { address, transport, limit: "per-address" });
+      this.#full(address, transport);
       admission.release(null);
       if (webSocket) void refuseWebSocket(socket);
       else socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
@@ -146,7 +146,7 @@ export class BalancerGate {
 
   /** An HTTP proxy's socket: its client comes from `X-Forwarded-For` once the head is read. */
   #forwarded(socket: ByteSocket, balancer: string, transport: Transport): Opened {
-    const [admission, log, metrics] = [this.#admission, this.#log, this.#metrics];
+    const [admission, metrics] = [this.#admission, this.#metrics];
     let named: string | null = null;
     const clientOf: ClientOf = (head) => {
       const address = lastForwardedFor(head.headers.get("x-forwarded-for"));
@@ -155,13 +155,21 @@ export class BalancerGate {
         return null;
       }
       if (admission.name(address) !== null) {
-        log.warn("server-full", { address, transport, limit: "per-address" });
+        this.#full(address, transport);
         return null;
       }
       metrics.proxiedConnections++;
       return named = address;
     };
     return { socket, address: balancer, clientOf, named: () => named };
+  }
+
+  /** A client past its per-address cap: logged as admission's refusals are, rate-limited. */
+  #full(address: string, transport: Transport): void {
+    const suppressed = this.#rejections.due(performance.now(), `${transport} full`);
+    if (suppressed !== null) {
+      this.#log.warn("server-full", { address, transport, limit: "per-address", suppressed });
+    }
   }
 
   #reject(balancer: string, transport: Transport, why: string): void {

@@ -173,7 +173,7 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
   ),
   proxyProtocol: addresses(
     "proxy-protocol",
-    "balancers' addresses or CIDR blocks (comma-separated): their connections start with a PROXY header (v1 or v2) naming the client, or an HTTP proxy's X-Forwarded-For on --ws-port",
+    "balancers' addresses or CIDR blocks, comma-separated: their connections start with a PROXY header (v1 or v2) naming the client (docs/cluster.md)",
   ),
   maxPendingBytes: integer(
     "max-pending-bytes",
