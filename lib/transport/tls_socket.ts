@@ -13,8 +13,9 @@ import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import type { ByteSocket } from "./proxied_socket.ts";
+import { AdaptiveReadBuffer, SMALL_READ_BYTES } from "./tcp.ts";
 
-/** Bytes read from the socket at once (a ClientHello fits; records are at most 16 KiB). */
+/** The most bytes read from the socket at once (a TLS record is at most 16 KiB). */
 const READ_BYTES = 16 * 1024;
 /** Decrypted bytes held for the reader before the socket stops being read. */
 const HIGH_WATER_BYTES = 64 * 1024;
@@ -25,16 +26,31 @@ export interface TlsPems {
   key: string;
 }
 
-/** The socket as a node stream: TLS records in and out. */
+/**
+ * The socket as a node stream: TLS records in and out. Reads go into a buffer sized as tcp.ts
+ * sizes a connection's, so an idle connection holds a small one.
+ */
 function streamOf(socket: ByteSocket): Duplex {
-  let buffer: Uint8Array | null = null;
+  const reads = new AdaptiveReadBuffer(SMALL_READ_BYTES, READ_BYTES);
+  // A large buffer goes back to the shared pool only once no read can still fill it.
+  let reading = false;
+  let destroyed = false;
   return new Duplex({
     read() {
-      buffer ??= new Uint8Array(READ_BYTES);
-      socket.read(buffer).then(
-        (n) => this.push(n === null ? null : Buffer.from(buffer!.subarray(0, n))),
-        () => this.push(null),
-      );
+      const buffer = reads.buffer;
+      reading = true;
+      socket.read(buffer).then((n) => {
+        reading = false;
+        if (destroyed) return reads.release();
+        if (n === null) return this.push(null);
+        const bytes = Buffer.from(buffer.subarray(0, n)); // a copy: the buffer is read into again
+        reads.afterRead(n);
+        this.push(bytes);
+      }, () => {
+        reading = false;
+        if (destroyed) reads.release();
+        this.push(null);
+      });
     },
     write(chunk: Uint8Array, _encoding, done) {
       (async () => {
@@ -45,6 +61,8 @@ function streamOf(socket: ByteSocket): Duplex {
       done();
     },
     destroy(error, done) {
+      destroyed = true;
+      if (!reading) reads.release();
       try {
         socket.close();
       } catch { /* closed already */ }
