@@ -1,14 +1,14 @@
 // --proxy-protocol over real sockets: a listed balancer's (127.0.0.2's) connections start with a
 // PROXY header, and the client it names is the address the logs, the per-address cap and the
-// metrics see, on the TCP, TLS and WebSocket (here wss) ports alike; on the TLS ports the header
-// comes before the handshake. A listed socket without a valid header is closed, logged and
-// counted; anyone else's header is just a malformed line. One server for every step.
+// metrics see, on the TCP, TLS and WebSocket (wss, and ws on a second server) ports alike; on the
+// TLS ports the header comes before the handshake. A listed socket without a valid header is
+// closed, logged and counted; anyone else's header is just a malformed line.
 import assert from "node:assert/strict";
 import { USERS } from "./e2e_support.ts";
 import { connectFrom, makeCert } from "./hardening_support.ts";
 import { bytes, startServer, tempDir, TestClient, type TestServer, waitFor } from "./helpers.ts";
 import { v1, v2 } from "./proxy_support.ts";
-import { RawWsClient } from "./ws_support.ts";
+import { RawWsClient, startWsServer } from "./ws_support.ts";
 
 const BALANCER = "127.0.0.2";
 const IPV6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05];
@@ -22,6 +22,60 @@ function logged(server: TestServer, pattern: RegExp): Promise<void> {
 async function viaBalancer(port: number, first: Uint8Array, tlsCa?: string): Promise<TestClient> {
   return TestClient.fromConn(await connectFrom(port, BALANCER, { first, tlsCa }));
 }
+
+/**
+ * On the WebSocket port (`wss` with `tlsCa`): a PROXY v2 header (a forged X-Forwarded-For after it
+ * not read), an HTTP proxy's X-Forwarded-For (its last hop), neither (closed), and an address not
+ * listed (its X-Forwarded-For not believed).
+ */
+async function webSocketClients(
+  server: TestServer,
+  wsPort: number,
+  transport: "ws" | "wss",
+  tlsCa?: string,
+): Promise<void> {
+  const host = `localhost:${wsPort}`;
+  const forged = { "X-Forwarded-For": "6.6.6.6" };
+  const conn = await connectFrom(wsPort, BALANCER, { first: v2([203, 0, 113, 5]), tlsCa });
+  const proxied = await RawWsClient.open(conn, host, forged);
+  assert.equal(proxied.status, 101);
+  await proxied.send("0:alice:nope");
+  assert.equal(await proxied.next(), "0:-1");
+  await logged(server, /login-failed address=203\.0\.113\.5 /);
+  proxied.close();
+  const http = await connectFrom(wsPort, BALANCER, { tlsCa });
+  const forwarded = await RawWsClient.open(http, host, {
+    "X-Forwarded-For": "6.6.6.6, 198.51.100.8",
+  });
+  await forwarded.send("0:alice:nope");
+  assert.equal(await forwarded.next(), "0:-1");
+  await logged(server, /login-failed address=198\.51\.100\.8 /);
+  forwarded.close();
+  const neither = await connectFrom(wsPort, BALANCER, { tlsCa });
+  await assert.rejects(RawWsClient.open(neither, host), /closed during the upgrade/);
+  neither.close();
+  await logged(
+    server,
+    new RegExp(`proxy-header-rejected balancer=127\\.0\\.0\\.2 transport=${transport} `),
+  );
+  const direct = await RawWsClient.open(await connectFrom(wsPort, "127.0.0.3", { tlsCa }), host, {
+    "X-Forwarded-For": "198.51.100.77",
+  });
+  await direct.send("0:alice:nope");
+  assert.equal(await direct.next(), "0:-1");
+  await logged(server, /login-failed address=127\.0\.0\.3 /);
+  direct.close();
+  assert.doesNotMatch(server.log(), /6\.6\.6\.6|198\.51\.100\.77/);
+}
+
+Deno.test("proxy protocol: plain ws, a PROXY header or X-Forwarded-For", async () => {
+  const server = await startWsServer({ users: USERS, args: ["--proxy-protocol", BALANCER] });
+  try {
+    await webSocketClients(server, server.wsPort, "ws");
+  } finally {
+    await server.stop();
+  }
+});
 
 Deno.test("proxy protocol: TCP, TLS and wss see the client the balancer's header names", async (t) => {
   const temp = await tempDir();
@@ -120,41 +174,7 @@ Deno.test("proxy protocol: TCP, TLS and wss see the client the balancer's header
       await logged(server, /proxy-header-rejected balancer=127\.0\.0\.2 transport=tls /);
     });
     await t.step("wss: a PROXY header, or an HTTP proxy's X-Forwarded-For", async () => {
-      const host = `localhost:${wsPort}`;
-      const forged = { "X-Forwarded-For": "6.6.6.6" }; // after a PROXY header: not read
-      const conn = await connectFrom(wsPort, BALANCER, {
-        first: v2([203, 0, 113, 5]),
-        tlsCa: cert.pem,
-      });
-      const proxied = await RawWsClient.open(conn, host, forged);
-      assert.equal(proxied.status, 101);
-      await proxied.send("0:alice:nope");
-      assert.equal(await proxied.next(), "0:-1");
-      await logged(server, /login-failed address=203\.0\.113\.5 /);
-      proxied.close();
-      const http = await connectFrom(wsPort, BALANCER, { tlsCa: cert.pem });
-      const forwarded = await RawWsClient.open(http, host, {
-        "X-Forwarded-For": "6.6.6.6, 198.51.100.8",
-      });
-      await forwarded.send("0:alice:nope");
-      assert.equal(await forwarded.next(), "0:-1");
-      await logged(server, /login-failed address=198\.51\.100\.8 /);
-      forwarded.close();
-      const neither = await connectFrom(wsPort, BALANCER, { tlsCa: cert.pem });
-      await assert.rejects(RawWsClient.open(neither, host), /closed during the upgrade/);
-      neither.close();
-      await logged(server, /proxy-header-rejected balancer=127\.0\.0\.2 transport=wss /);
-      // Not a listed address: its X-Forwarded-For is not believed.
-      const direct = await RawWsClient.open(
-        await connectFrom(wsPort, "127.0.0.3", { tlsCa: cert.pem }),
-        host,
-        { "X-Forwarded-For": "198.51.100.77" },
-      );
-      await direct.send("0:alice:nope");
-      assert.equal(await direct.next(), "0:-1");
-      await logged(server, /login-failed address=127\.0\.0\.3 /);
-      direct.close();
-      assert.doesNotMatch(server.log(), /6\.6\.6\.6|198\.51\.100\.77/);
+      await webSocketClients(server, wsPort, "wss", cert.pem);
     });
   } finally {
     await Promise.all(clients.map((c) => c.close()));
