@@ -67,6 +67,8 @@ export class BalancerGate {
   readonly #rejections = new RateLimitedWarning(WARNING_INTERVAL_MS);
   /** Sockets still being read for their header (closed at shutdown). */
   readonly #pending = new Set<ByteSocket>();
+  /** Shutting down: the headers cut short are not the balancers' fault. */
+  #closing = false;
 
   /**
    * @param config `--proxy-protocol` and `--header-timeout-ms` (for the PROXY header, as for an
@@ -102,6 +104,7 @@ export class BalancerGate {
 
   /** Closes the sockets still sending their header. */
   closeAll(): void {
+    this.#closing = true;
     for (const socket of this.#pending) closeQuietly(socket);
   }
 
@@ -119,7 +122,7 @@ export class BalancerGate {
     const prefix = await readBalancerPrefix(conn, timeoutMs, webSocket);
     this.#pending.delete(conn);
     if (prefix.kind === "failed") {
-      this.#reject(balancer, transport, prefix.why);
+      if (!this.#closing) this.#reject(balancer, transport, prefix.why);
       closeQuietly(conn);
       admission.release(null);
       return null;
