@@ -1,10 +1,11 @@
 /**
  * deploy/haproxy.cfg, run for real: HAProxy in front of three Parley processes, with the file's
  * own settings except for addresses (loopback ports) and timers (shortened so the test is quick).
- * It checks that the file is valid, that clients log in through it, that leastconn spreads them,
- * that the /healthz check takes a dead node out, and that the idle timeout cuts a silent client
- * while an empty line now and then keeps one open (the keepalive docs/cluster.md tells clients
- * to send).
+ * It checks that the file is valid, that its `send-proxy-v2` (and, on a second front,
+ * `send-proxy`) lets the nodes see each client's own address, that clients log in through it, that
+ * leastconn spreads them, that the /healthz check takes a dead node out, and that the idle timeout
+ * cuts a silent client while an empty line now and then keeps one open (the keepalive
+ * docs/cluster.md tells clients to send).
  *
  * The three processes are cluster nodes on a throwaway Redis and PostgreSQL, as docs/cluster.md
  * sets them up, so the test also shows two clients that HAProxy put on different nodes talking,
@@ -15,7 +16,8 @@
 
 import assert from "node:assert/strict";
 import { startNode, TEST_NODE_TTL_MS } from "./cluster_support.ts";
-import { seedUsers, tempDir, TestClient, type TestServer } from "./helpers.ts";
+import { connectFrom } from "./hardening_support.ts";
+import { seedUsers, tempDir, TestClient, type TestServer, waitFor } from "./helpers.ts";
 import { startPostgres, type TestPostgres } from "./pg_support.ts";
 import { freePort, startRedis, type TestRedis } from "./redis_support.ts";
 
@@ -33,6 +35,9 @@ if (!installed) {
   console.warn(`SKIPPED haproxy_test.ts: no ${HAPROXY} (apt-get install haproxy)`);
 }
 
+/** HAProxy's address towards the nodes, which they get as --proxy-protocol. */
+const HAPROXY_SOURCE = "127.0.0.5";
+
 /** The idle timeout the rendered config uses instead of the file's hour. */
 const IDLE_MS = 1500;
 
@@ -47,10 +52,14 @@ function swap(text: string, from: string | RegExp, to: string): string {
 function render(
   config: string,
   front: number,
+  frontV1: number,
   nodes: { port: number; metricsPort: number }[],
   socket: string,
 ): string {
   let text = swap(config, /^(\s*)bind :7777$/m, `$1bind 127.0.0.1:${front}`);
+  // HAProxy reaches the nodes from its own address (the nodes' --proxy-protocol), so a client on
+  // 127.0.0.1 straight to a node is not taken for HAProxy.
+  text = swap(text, /^(\s*)balance leastconn$/m, `$1balance leastconn\n$1source ${HAPROXY_SOURCE}`);
   text = swap(
     text,
     /^(\s*)maxconn 60000$/m,
@@ -67,7 +76,16 @@ function render(
       `$1 127.0.0.1:${node.port} port ${node.metricsPort}`,
     );
   });
-  return text;
+  // A second front with the v1 header (`send-proxy`), to node 1 alone.
+  return `${text}
+frontend parley_v1
+    bind 127.0.0.1:${frontV1}
+    default_backend parley_v1
+
+backend parley_v1
+    source ${HAPROXY_SOURCE}
+    server v1n1 127.0.0.1:${nodes[0].port} send-proxy
+`;
 }
 
 /** Runs one command on HAProxy's admin socket and returns the answer. */
@@ -157,6 +175,7 @@ Deno.test({
       return client;
     };
     const front = freePort();
+    const frontV1 = freePort();
     const socket = `${temp.dir}/admin.sock`;
     try {
       redis = await startRedis();
@@ -167,7 +186,12 @@ Deno.test({
       await seedUsers(db, users);
       for (let i = 1; i <= 3; i++) {
         nodes.push(
-          await startNode({ redis: redis.url, db, nodeId: `n${i}`, args: ["--metrics-port", "0"] }),
+          await startNode({
+            redis: redis.url,
+            db,
+            nodeId: `n${i}`,
+            args: ["--metrics-port", "0", "--proxy-protocol", HAPROXY_SOURCE],
+          }),
         );
       }
       const ports = await Promise.all(
@@ -176,7 +200,7 @@ Deno.test({
       const rendered = `${temp.dir}/haproxy.cfg`;
       await Deno.writeTextFile(
         rendered,
-        render(await Deno.readTextFile(CONFIG), front, ports, socket),
+        render(await Deno.readTextFile(CONFIG), front, frontV1, ports, socket),
       );
       haproxy = new Deno.Command(HAPROXY, {
         args: ["-db", "-f", rendered],
@@ -189,6 +213,26 @@ Deno.test({
       };
       drained = Promise.all([collect(haproxy.stdout), collect(haproxy.stderr)]);
       await until(socket, (s) => [...s.values()].every((v) => v.status === "UP"), "3 nodes UP");
+
+      // send-proxy-v2 (and send-proxy, v1): a node sees each client's own address, in its log
+      // and its per-address throttle, not HAProxy's.
+      for (
+        const [port, from] of [[front, "127.0.0.2"], [front, "127.0.0.3"], [
+          frontV1,
+          "127.0.0.4",
+        ]] as const
+      ) {
+        const client = TestClient.fromConn(await connectFrom(port, from));
+        try {
+          await client.ask("0:u1:wrong", "0:-1");
+        } finally {
+          await client.close();
+        }
+        const seen = new RegExp(`login-failed .*address=${from.replaceAll(".", "\\.")} `);
+        await waitFor(() => nodes.some((n) => seen.test(n.log())), `a node logging ${from}`);
+      }
+      assert.ok(nodes.every((n) => !/address=127\.0\.0\.5 /.test(n.log())));
+      await until(socket, (s) => [...s.values()].every((v) => v.scur === 0), "those closed");
 
       // Six logins, one after another: leastconn puts two on each node.
       for (let i = 1; i <= 6; i++) await login(`u${i}`);

@@ -6,6 +6,7 @@
  */
 
 import net from "node:net";
+import tls from "node:tls";
 
 /** Waits `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
@@ -18,10 +19,20 @@ export { makeCert, type TestCert } from "./helpers.ts";
  * Connects to 127.0.0.1:`port` from the source address `localAddress` (another loopback address
  * such as 127.0.0.2), so the server sees a different remote address. Deno.connect cannot bind a
  * source address; node:net can. The socket is wrapped in the three methods TestClient uses.
+ * `first` is written before anything else (a balancer's PROXY header, say); with `tlsCa` the
+ * socket then speaks TLS (to `localhost`, trusting that PEM).
  */
-export function connectFrom(port: number, localAddress: string): Promise<Deno.Conn> {
+export function connectFrom(
+  port: number,
+  localAddress: string,
+  options: { first?: Uint8Array; tlsCa?: string } = {},
+): Promise<Deno.Conn> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+    const plain = net.connect({ host: "127.0.0.1", port, localAddress });
+    if (options.first !== undefined) plain.write(options.first);
+    const socket = options.tlsCa === undefined
+      ? plain
+      : tls.connect({ socket: plain, ca: options.tlsCa, servername: "localhost" });
     const chunks: Uint8Array[] = [];
     let ended = false;
     let wake: (() => void) | null = null;
@@ -43,7 +54,7 @@ export function connectFrom(port: number, localAddress: string): Promise<Deno.Co
       poke();
       reject(error);
     });
-    socket.on("connect", () => {
+    socket.on(options.tlsCa === undefined ? "connect" : "secureConnect", () => {
       const conn = {
         async read(buffer: Uint8Array): Promise<number | null> {
           while (chunks.length === 0 && !ended) {
@@ -67,7 +78,7 @@ export function connectFrom(port: number, localAddress: string): Promise<Deno.Co
           ended = true;
           poke();
         },
-        localAddr: { transport: "tcp", hostname: localAddress, port: socket.localPort },
+        localAddr: { transport: "tcp", hostname: localAddress, port: plain.localPort },
       };
       resolve(conn as unknown as Deno.Conn);
     });

@@ -38,6 +38,10 @@ export class Metrics {
   failedLogins = 0;
   /** Lines refused by flood control (`9:<code>:rate-limited`). */
   rateLimited = 0;
+  /** Balancers' connections whose PROXY header (or X-Forwarded-For) named the client. */
+  proxiedConnections = 0;
+  /** Balancers' connections closed for want of a valid PROXY header (or X-Forwarded-For). */
+  proxyHeaderRejected = 0;
   /** The last measured event loop lag, in milliseconds. */
   lagMs = 0;
   /** The largest lag measured since the previous scrape, in milliseconds. */
@@ -91,6 +95,16 @@ const HELP: [keyof Metrics, string, string][] = [
   ],
   ["failedLogins", "parley_failed_logins_total", "Failed logins."],
   ["rateLimited", "parley_rate_limited_total", "Lines refused by flood control."],
+  [
+    "proxiedConnections",
+    "parley_proxied_connections_total",
+    "Connections from a --proxy-protocol balancer that named their client.",
+  ],
+  [
+    "proxyHeaderRejected",
+    "parley_proxy_header_rejected_total",
+    "Connections from a --proxy-protocol balancer closed without a valid header.",
+  ],
 ];
 
 /**

@@ -107,8 +107,48 @@ export class Admission {
     return null;
   }
 
-  /** A socket {@linkcode admit} let in is closed. */
-  release(address: string): void {
+  /**
+   * Counts a balancer's socket in all but under no address yet: its PROXY header names the client
+   * it is counted under ({@linkcode name}).
+   */
+  admitUnnamed(): Refusal | null {
+    if (this.#open >= this.maxConnections) return "server-full";
+    this.#open++;
+    return null;
+  }
+
+  /**
+   * Counts a socket {@linkcode admitUnnamed} let in under its client's address, or says why not
+   * (it then stays unnamed: release it with null).
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Admission } from "./admission.ts";
+   * const admission = new Admission(10, 1);
+   * assert.equal(admission.admitUnnamed(), null);
+   * assert.equal(admission.admitUnnamed(), null);
+   * assert.equal(admission.name("192.0.2.1"), null);
+   * assert.equal(admission.name("192.0.2.1"), "address-full");
+   * admission.release(null);
+   * admission.release("192.0.2.1");
+   * assert.equal(admission.open, 0);
+   * ```
+   */
+  name(address: string): Refusal | null {
+    const key = addressKey(address);
+    const held = this.#byAddress.get(key) ?? 0;
+    if (held >= this.maxPerAddress) return "address-full";
+    this.#byAddress.set(key, held + 1);
+    return null;
+  }
+
+  /** A socket {@linkcode admit} let in is closed (null: one that was never named). */
+  release(address: string | null): void {
+    if (address === null) {
+      if (this.#open > 0) this.#open--;
+      return;
+    }
     const key = addressKey(address);
     const held = this.#byAddress.get(key) ?? 0;
     if (held <= 0) return;

@@ -97,6 +97,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     maxConnections: read("maxConnections"),
     maxConnectionsPerAddress: read("maxConnectionsPerAddress"),
     headerTimeoutMs: read("headerTimeoutMs"),
+    proxyProtocol: read("proxyProtocol"),
     maxPendingBytes: read("maxPendingBytes"),
     rateBurst: read("rateBurst"),
     ratePerSecond: read("ratePerSecond"),
@@ -243,4 +244,27 @@ export function parseInvocation(
     );
   }
   return { kind: "serve", config };
+}
+
+/**
+ * `host-pid`: unique among nodes on one host, and readable in logs (`--node-id`'s default).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultNodeId } from "./config.ts";
+ * assert.ok(defaultNodeId().endsWith(`-${Deno.pid}`));
+ * ```
+ */
+export function defaultNodeId(): string {
+  let host = "node";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // No --allow-sys: the kernel's name for the host is a file anyone may read.
+    try {
+      host = Deno.readTextFileSync("/proc/sys/kernel/hostname").trim() || host;
+    } catch { /* keep "node" */ }
+  }
+  return `${host}-${Deno.pid}`;
 }

@@ -16,6 +16,7 @@
  */
 
 import { normalizeOrigin } from "../protocol/origin.ts";
+import { AddressList } from "../transport/address_list.ts";
 
 /** A bad flag or value; `main.ts` prints its message and exits non-zero. */
 export class UsageError extends Error {
@@ -109,6 +110,21 @@ export function list(flag: string, help: string): Flag<string[]> {
   const parse = (raw: RawValue): string[] => {
     const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
     return items.map((item) => item.trim()).filter((item) => item !== "");
+  };
+  return { flag, kind: "list", default: [], help, parse };
+}
+
+/** IP addresses and CIDR blocks, repeatable and comma-separated, each checked. */
+export function addresses(flag: string, help: string): Flag<string[]> {
+  const parse = (raw: RawValue, source: string): string[] => {
+    const items = (Array.isArray(raw) ? raw.map(String) : [String(raw)])
+      .flatMap((item) => item.split(",")).map((item) => item.trim()).filter((item) => item !== "");
+    try {
+      AddressList.parse(items);
+    } catch (error) {
+      throw new UsageError(`${source}: ${(error as Error).message}`);
+    }
+    return items;
   };
   return { flag, kind: "list", default: [], help, parse };
 }

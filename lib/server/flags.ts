@@ -29,6 +29,7 @@ import {
 } from "../protocol/limits.ts";
 import type { LogFormat, LogLevel } from "../observe/log.ts";
 import {
+  addresses,
   choice,
   type Flag,
   integer,
@@ -59,6 +60,8 @@ export interface Config {
   maxConnections: number;
   maxConnectionsPerAddress: number;
   headerTimeoutMs: number;
+  /** The balancers' addresses and blocks (`--proxy-protocol`): their sockets start with PROXY. */
+  proxyProtocol: string[];
   maxPendingBytes: number;
   rateBurst: number;
   ratePerSecond: number;
@@ -169,7 +172,11 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     DEFAULT_HEADER_TIMEOUT_MS,
     100,
     30_000,
-    "time a client on --ws-port has to send its whole HTTP request head",
+    "time a client on --ws-port has to send its whole HTTP request head (and a balancer its PROXY header)",
+  ),
+  proxyProtocol: addresses(
+    "proxy-protocol",
+    "balancers' addresses or CIDR blocks, comma-separated: their connections start with a PROXY header (v1 or v2) naming the client (docs/cluster.md)",
   ),
   maxPendingBytes: integer(
     "max-pending-bytes",

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { describeError } from "../observe/log.ts";
 
 /**
@@ -71,4 +72,79 @@ export function openNamed<T>(
     }
     throw new Error(`cannot serve TLS with ${what.tlsFiles}: ${reason}`);
   }
+}
+
+/**
+ * Checks that the PEMs make a TLS server, as `Deno.listenTls` does when it starts, for a port that
+ * starts TLS itself after a balancer's PROXY header; the error names the files.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkPems } from "./listen.ts";
+ * assert.throws(() => checkPems({ cert: "x", key: "y" }, "c.pem and k.pem"), /TLS with c.pem and k.pem/);
+ * ```
+ */
+export function checkPems(pems: { cert: string; key: string }, tlsFiles: string): void {
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(pems.cert).checkPrivateKey(createPrivateKey(pems.key));
+  } catch (error) {
+    throw new Error(`cannot serve TLS with ${tlsFiles}: ${describeError(error)}`);
+  }
+  if (!matches) {
+    throw new Error(`cannot serve TLS with ${tlsFiles}: the key is not the certificate's`);
+  }
+}
+
+/** The client-facing ports' transports, in the order their addresses are logged. */
+export type PortTransport = "tcp" | "tls" | "ws" | "wss";
+
+/**
+ * Opens the client ports (`--port`, `--tls-port` with TLS, `--ws-port`; a negative port is off),
+ * each failure naming its flag, and returns them plain TCP first, as they are logged. With
+ * `startedHere` a TLS port listens in plain TCP: the server starts TLS itself after a balancer's
+ * PROXY header. `kept` gets each listener as it opens, so the caller can close those opened
+ * before a failure.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openPorts } from "./listen.ts";
+ * const ports = { host: "127.0.0.1", port: 0, tlsPort: 0, wsPort: 0 };
+ * const opened = openPorts(ports, null, () => {});
+ * assert.deepEqual(opened.map(([, transport]) => transport), ["tcp", "ws"]);
+ * for (const [listener] of opened) listener.close();
+ * ```
+ */
+export function openPorts(
+  ports: { host: string; port: number; tlsPort: number; wsPort: number },
+  tls: { pems: { cert: string; key: string }; files: string; startedHere: boolean } | null,
+  kept: (listener: Deno.Listener) => void,
+): [Deno.Listener, PortTransport][] {
+  const { host: hostname, port, tlsPort, wsPort } = ports;
+  const tlsFiles = tls?.files;
+  const listenTls = (port: number): Deno.Listener =>
+    tls!.startedHere
+      ? Deno.listen({ hostname, port })
+      : Deno.listenTls({ hostname, port, ...tls!.pems });
+  const opened: [Deno.Listener, PortTransport][] = [];
+  const open = (
+    flag: string,
+    port: number,
+    transport: PortTransport,
+    listen: () => Deno.Listener,
+  ) => {
+    const listener = openNamed({ flag, host: hostname, port, tlsFiles }, listen);
+    kept(listener);
+    opened.push([listener, transport]);
+  };
+  if (tls !== null) open("tls-port", tlsPort, "tls", () => listenTls(tlsPort));
+  if (port >= 0) open("port", port, "tcp", () => Deno.listen({ hostname, port }));
+  if (wsPort >= 0) {
+    if (tls === null) open("ws-port", wsPort, "ws", () => Deno.listen({ hostname, port: wsPort }));
+    else open("ws-port", wsPort, "wss", () => listenTls(wsPort));
+  }
+  const order: PortTransport[] = ["tcp", "tls", "ws", "wss"];
+  return opened.sort((a, b) => order.indexOf(a[1]) - order.indexOf(b[1]));
 }

@@ -8,13 +8,14 @@
 
 import { encodeError } from "../protocol/codec.ts";
 import { Admission, RateLimitedWarning } from "./admission.ts";
-import type { Config } from "./config.ts";
+import { BalancerGate, type Opened } from "./balancers.ts";
+import { type Config, defaultNodeId } from "./config.ts";
 import type { Connection, ConnectionContext } from "../transport/connection.ts";
 import { redactUrl } from "../cluster/bus_url.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
-import { openNamed, readPem } from "./listen.ts";
+import { checkPems, openNamed, openPorts, type PortTransport, readPem } from "./listen.ts";
 import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
 import { describeError, type Logger } from "../observe/log.ts";
@@ -25,6 +26,7 @@ import { readiness } from "./readiness.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
+import type { ByteSocket } from "../transport/proxied_socket.ts";
 import {
   closeQuietly,
   refuseWebSocket,
@@ -46,23 +48,9 @@ const WARNING_INTERVAL_MS = 1000;
 /** The drain closes a batch of connections this often (so --drain-ms / this many batches). */
 const DRAIN_STEP_MS = 100;
 
-/** `host-pid`: unique among nodes on one host, and readable in logs. */
-function defaultNodeId(): string {
-  let host = "node";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // No --allow-sys: the kernel's name for the host is a file anyone may read.
-    try {
-      host = Deno.readTextFileSync("/proc/sys/kernel/hostname").trim() || host;
-    } catch { /* keep "node" */ }
-  }
-  return `${host}-${Deno.pid}`;
-}
-
 /** A listening address, as logged and as tests read it. */
 export interface ListenAddress {
-  transport: "tcp" | "tls" | "ws" | "wss";
+  transport: PortTransport;
   hostname: string;
   port: number;
 }
@@ -100,7 +88,9 @@ export class ParleyServer {
   /** What the WebSocket port serves, with --ws-port. */
   #webSocketOptions: WebSocketOptions | undefined;
   /** WebSocket sockets still in their HTTP exchange (closed at shutdown). */
-  #handshakes = new Set<Deno.Conn>();
+  #handshakes = new Set<ByteSocket>();
+  /** The balancers of --proxy-protocol, and their sockets' headers. */
+  #gate: BalancerGate | null = null;
   /** Every open socket, by address, against --max-connections and its per-address cap. */
   #admission: Admission;
   /** `server-full` warnings, by transport. */
@@ -200,41 +190,24 @@ export class ParleyServer {
       ? { cert: readPem(tlsCert, "certificate"), key: readPem(tlsKey, "key") }
       : null;
     const tlsFiles = `${tlsCert} and ${tlsKey}`;
-    const opened: [Deno.Listener, ListenAddress["transport"]][] = [];
-    const open = (listener: Deno.Listener, transport: ListenAddress["transport"]) => {
-      this.#listeners.push(listener); // closed by start() if a later one fails
-      opened.push([listener, transport]);
-    };
-    if (tls !== null) {
-      const at = { flag: "tls-port", host, port: tlsPort, tlsFiles };
-      open(openNamed(at, () => Deno.listenTls({ hostname: host, port: tlsPort, ...tls })), "tls");
-    }
-    if (port >= 0) {
-      open(
-        openNamed({ flag: "port", host, port }, () => Deno.listen({ hostname: host, port })),
-        "tcp",
-      );
-    }
+    const gate = new BalancerGate(this.#config, this.#admission, this.metrics, this.#log, tls);
+    this.#gate = gate;
+    // With balancers, a TLS port reads a PROXY header before the handshake: it starts TLS itself.
+    if (tls !== null && gate.active) checkPems(tls, tlsFiles);
     if (wsPort >= 0) {
       // WebSocket (and the page) on --ws-port: TLS only when the TLS flags are given.
       const { wsOrigins, web, stampSender } = this.#config;
       const headTimeoutMs = this.#config.headerTimeoutMs;
       this.#webSocketOptions = { origins: wsOrigins, web, stampSender, headTimeoutMs };
-      const at = { flag: "ws-port", host, port: wsPort, tlsFiles };
-      if (tls === null) {
-        open(openNamed(at, () => Deno.listen({ hostname: host, port: wsPort })), "ws");
-      } else {open(
-          openNamed(at, () => Deno.listenTls({ hostname: host, port: wsPort, ...tls })),
-          "wss",
-        );}
     }
+    const ports = { host, port, tlsPort, wsPort };
+    const tlsSetup = tls && { pems: tls, files: tlsFiles, startedHere: gate.active };
+    // Each is kept as it opens, so start() closes it if a later one fails.
+    const opened = openPorts(ports, tlsSetup, (listener) => this.#listeners.push(listener));
     if (metricsPort >= 0) {
       const at = { flag: "metrics-port", host: metricsHost, port: metricsPort };
       openNamed(at, () => this.#serveMetrics());
     }
-    // Plain TCP first in the addresses, as before: tests and logs read them in this order.
-    const order = ["tcp", "tls", "ws", "wss"];
-    opened.sort((a, b) => order.indexOf(a[1]) - order.indexOf(b[1]));
     for (const [listener, transport] of opened) this.#serveListener(listener, transport);
   }
 
@@ -276,15 +249,21 @@ export class ParleyServer {
   #accept(conn: Deno.Conn, transport: ListenAddress["transport"]): void {
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
     const webSocket = transport === "ws" || transport === "wss";
-    const refused = this.#admission.admit(address);
+    const balancer = this.#gate!.listed(address);
+    const refused = balancer ? this.#admission.admitUnnamed() : this.#admission.admit(address);
+    const tls = transport === "tls" || transport === "wss";
+    // A TLS port without Deno.listenTls (see #listen) starts TLS itself; a balancer's after its
+    // header.
+    const socket = tls && this.#gate!.active && !balancer ? this.#gate!.tlsOver(conn) : conn;
     if (refused !== null) {
       const suppressed = this.#refusals.due(performance.now(), transport);
       if (suppressed !== null) {
         const limit = refused === "server-full" ? "total" : "per-address";
         this.#log.warn("server-full", { address, transport, limit, suppressed });
       }
-      if (webSocket) this.#refuseWebSocket(conn);
-      else conn.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(conn));
+      if (balancer) closeQuietly(conn);
+      else if (webSocket) this.#refuseWebSocket(socket);
+      else socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
       return;
     }
     if ("setNoDelay" in conn) {
@@ -292,16 +271,29 @@ export class ParleyServer {
       tcp.setNoDelay(true); // the outbound queue batches; do not wait for ACKs as well
       tcp.setKeepAlive(true); // find dead peers and end their sessions
     }
-    if (webSocket) this.#serveWebSocket(conn, address);
-    else this.#connections.add(serveTcp(conn, this.#context));
+    if (balancer) {
+      void this.#gate!.open(conn, transport).then((o) => o && this.#serveOpened(o, webSocket));
+      return;
+    }
+    this.#serveOpened({ socket, address }, webSocket);
+  }
+
+  /** A socket admitted under its client's address (a balancer's: once its header named it). */
+  #serveOpened(opened: Opened, webSocket: boolean): void {
+    if (this.#stopping !== null) {
+      this.#admission.release(opened.clientOf === undefined ? opened.address : null);
+      return closeQuietly(opened.socket);
+    }
+    if (webSocket) this.#serveWebSocket(opened);
+    else this.#connections.add(serveTcp(opened.socket, this.#context));
   }
 
   /** A WebSocket socket: a handshake until it upgrades (or is answered and closed). */
-  #serveWebSocket(conn: Deno.Conn, address: string): void {
+  #serveWebSocket({ socket: conn, address, clientOf, named }: Opened): void {
     this.#handshakes.add(conn);
-    const socketClosed = () => this.#admission.release(address);
+    const socketClosed = () => this.#admission.release(named === undefined ? address : named());
     const options = this.#webSocketOptions!;
-    serveWebSocket(conn, this.#wsContext, options, socketClosed).then((connection) => {
+    serveWebSocket(conn, this.#wsContext, options, socketClosed, clientOf).then((connection) => {
       this.#handshakes.delete(conn);
       if (connection === null || connection.isClosed) return; // closed: it left the set already
       if (this.#stopping !== null) connection.close(); // upgraded while shutdown closed the rest
@@ -310,7 +302,7 @@ export class ParleyServer {
   }
 
   /** One too many on the WebSocket port: answered, boundedly, with server-full. */
-  #refuseWebSocket(conn: Deno.Conn): void {
+  #refuseWebSocket(conn: ByteSocket): void {
     if (this.#refusing >= MAX_REFUSING || this.#stopping !== null) return closeQuietly(conn);
     this.#refusing++;
     refuseWebSocket(conn).finally(() => this.#refusing--);
@@ -360,6 +352,7 @@ export class ParleyServer {
         } catch { /* already closed */ }
       }
       for (const conn of this.#handshakes) closeQuietly(conn);
+      this.#gate?.closeAll();
       await this.#follower?.stop(); // records room use before the drain empties the rooms
       const drained = await this.#drain();
       this.hub.logoutAll(); // anyone the drain did not see (a WebSocket upgraded meanwhile)

@@ -81,13 +81,7 @@ export async function readRequestHead(
   // Small first: most heads are a few hundred bytes. It grows (up to the bound) only when needed.
   let buffer = new Uint8Array(Math.min(maxBytes, 1024));
   let used = 0;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      conn.close();
-    } catch { /* closed already */ }
-  }, timeoutMs);
+  const deadline = new ReadDeadline(conn, timeoutMs);
   try {
     for (;;) {
       if (used === buffer.length) {
@@ -103,9 +97,42 @@ export async function readRequestHead(
       if (end !== -1) return parseHead(buffer.subarray(0, end), buffer.subarray(end, used));
     }
   } catch {
-    return timedOut ? "timeout" : "closed";
+    return deadline.expired ? "timeout" : "closed";
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
+  }
+}
+
+/**
+ * Closes a socket once `ms` have passed (the only way to end a pending read), unless cleared
+ * first; `expired` says whether it did.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReadDeadline } from "./http1.ts";
+ * let closed = false;
+ * const deadline = new ReadDeadline({ close: () => closed = true }, 1);
+ * await new Promise((resolve) => setTimeout(resolve, 20));
+ * assert.ok(deadline.expired && closed);
+ * deadline.clear();
+ * ```
+ */
+export class ReadDeadline {
+  expired = false;
+  #timer: ReturnType<typeof setTimeout>;
+
+  constructor(conn: { close(): void }, ms: number) {
+    this.#timer = setTimeout(() => {
+      this.expired = true;
+      try {
+        conn.close();
+      } catch { /* closed already */ }
+    }, ms);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
   }
 }
 

@@ -16,6 +16,7 @@
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
 import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { type ByteSocket, isSecure } from "./proxied_socket.ts";
 
 /** The read buffer of a connection that is not busy: enough for a few typical lines. */
 export const SMALL_READ_BYTES = 512;
@@ -115,7 +116,7 @@ const EMPTY = new Uint8Array(0);
  * const connection = serveTcp(await listener.accept(), context);
  * ```
  */
-export function serveTcp(conn: Deno.Conn, context: ConnectionContext): Connection {
+export function serveTcp(conn: ByteSocket, context: ConnectionContext): Connection {
   return new TcpTransport(conn, context).connection;
 }
 
@@ -124,15 +125,15 @@ class TcpTransport implements Transport {
   readonly remoteAddress: string;
   readonly kind: "tcp" | "tls";
   readonly connection: Connection;
-  #conn: Deno.Conn;
+  #conn: ByteSocket;
   #queue: OutboundQueue;
   #limits: ConnectionContext["limits"];
 
-  constructor(conn: Deno.Conn, context: ConnectionContext) {
+  constructor(conn: ByteSocket, context: ConnectionContext) {
     this.#conn = conn;
     this.#limits = context.limits;
     this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
-    this.kind = "handshake" in conn ? "tls" : "tcp"; // a Deno.TlsConn has a handshake
+    this.kind = isSecure(conn) ? "tls" : "tcp";
     this.#queue = new OutboundQueue(conn, context.limits.maxPendingBytes, () => this.#failed());
     this.connection = new Connection(this, context);
     this.connection.start();

@@ -24,8 +24,15 @@ import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import type { Logger } from "../observe/log.ts";
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { type ByteSocket, isSecure } from "./proxied_socket.ts";
 import { AdaptiveReadBuffer, SMALL_READ_BYTES } from "./tcp.ts";
-import { acceptUpgrade, closeQuietly, type WebSocketOptions, writeAll } from "./ws_handshake.ts";
+import {
+  acceptUpgrade,
+  type ClientOf,
+  closeQuietly,
+  type WebSocketOptions,
+  writeAll,
+} from "./ws_handshake.ts";
 import {
   CLOSE_NO_STATUS,
   CLOSE_NORMAL,
@@ -37,7 +44,12 @@ import {
   OPCODE_PONG,
 } from "./ws_frames.ts";
 
-export { closeQuietly, refuseWebSocket, type WebSocketOptions } from "./ws_handshake.ts";
+export {
+  type ClientOf,
+  closeQuietly,
+  refuseWebSocket,
+  type WebSocketOptions,
+} from "./ws_handshake.ts";
 
 /** How long a closing connection waits for the peer's close frame before it ends the socket. */
 export const CLOSE_TIMEOUT_MS = 5000;
@@ -53,7 +65,8 @@ const EMPTY = new Uint8Array(0);
  * then runs in the background). Resolves to `null` when there is no connection; never rejects.
  * `socketClosed` is called once, when the socket is closed: after an answer (the result is then
  * `null`), or once the connection's close frame went out and the peer answered or the close timed
- * out, so whoever counts sockets counts a closing one too.
+ * out, so whoever counts sockets counts a closing one too. `clientOf` names the client from the
+ * request head (behind an HTTP proxy).
  *
  * @example Usage
  * ```ts ignore
@@ -61,14 +74,18 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export async function serveWebSocket(
-  conn: Deno.Conn,
+  conn: ByteSocket,
   context: ConnectionContext,
   options: WebSocketOptions,
   socketClosed: () => void = () => {},
+  clientOf?: ClientOf,
 ): Promise<Connection | null> {
   try {
-    const rest = await acceptUpgrade(conn, options, context.log);
-    if (rest !== null) return new WebSocketTransport(conn, context, rest, socketClosed).connection;
+    const upgraded = await acceptUpgrade(conn, options, context.log, clientOf);
+    if (upgraded !== null) {
+      const { rest, address } = upgraded;
+      return new WebSocketTransport(conn, address, context, rest, socketClosed).connection;
+    }
     socketClosed(); // answered, and closed
     return null;
   } catch (error) {
@@ -95,7 +112,7 @@ class WebSocketTransport implements Transport {
   readonly remoteAddress: string;
   readonly kind: "ws" | "wss";
   readonly connection: Connection;
-  #conn: Deno.Conn;
+  #conn: ByteSocket;
   #queue: OutboundQueue;
   #limits: ConnectionContext["limits"];
   #log: Logger;
@@ -115,7 +132,8 @@ class WebSocketTransport implements Transport {
   #splitter: LineSplitter | null = null;
 
   constructor(
-    conn: Deno.Conn,
+    conn: ByteSocket,
+    remoteAddress: string,
     context: ConnectionContext,
     rest: Uint8Array,
     socketClosed: () => void,
@@ -124,8 +142,8 @@ class WebSocketTransport implements Transport {
     this.#socketClosed = socketClosed;
     this.#limits = context.limits;
     this.#log = context.log;
-    this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
-    this.kind = "handshake" in conn ? "wss" : "ws"; // a Deno.TlsConn has a handshake
+    this.remoteAddress = remoteAddress;
+    this.kind = isSecure(conn) ? "wss" : "ws";
     this.#queue = new OutboundQueue(this, context.limits.maxPendingBytes, () => this.#failed());
     this.connection = new Connection(this, context);
     this.connection.start();

@@ -13,6 +13,7 @@ import type { Logger } from "../observe/log.ts";
 import { encodeResponse, readRequestHead, type RequestHead } from "./http1.ts";
 import { pageFile } from "./web_page.ts";
 import { encodeClose, encodeLines } from "./ws_frames.ts";
+import type { ByteSocket } from "./proxied_socket.ts";
 
 /** How long an answered or refused socket may linger for the peer to read the answer. */
 const LINGER_MS = 1000;
@@ -36,42 +37,56 @@ export interface WebSocketOptions {
 }
 
 /**
+ * Who the client of a request is, from its head (an HTTP proxy's `X-Forwarded-For`): its
+ * address, or null to close the socket unanswered.
+ */
+export type ClientOf = (head: RequestHead) => string | null;
+
+/**
  * Reads a socket's request head and answers it: a page, an error (the socket is then closed and
  * the result is `null`), or the 101 of a good upgrade, resolving to the bytes that came after the
- * head (the client's first frames). Rejects only if writing the 101 fails.
+ * head (the client's first frames) and the client's address (the socket's peer, or what
+ * `clientOf` says). Rejects only if writing the 101 fails.
  *
  * @example Usage
  * ```ts ignore
- * const rest = await acceptUpgrade(conn, { origins: [], web: false, stampSender: false }, log);
- * if (rest !== null) startFrames(conn, rest);
+ * const upgraded = await acceptUpgrade(conn, { origins: [], web: false, stampSender: false }, log);
+ * if (upgraded !== null) startFrames(conn, upgraded.rest);
  * ```
  */
 export async function acceptUpgrade(
-  conn: Deno.Conn,
+  conn: ByteSocket,
   options: WebSocketOptions,
   log: Logger,
-): Promise<Uint8Array | null> {
+  clientOf?: ClientOf,
+): Promise<{ rest: Uint8Array; address: string } | null> {
   const head = await readRequestHead(conn, { timeoutMs: options.headTimeoutMs });
   if (typeof head !== "object") {
     if (typeof head === "number") await sendAndLinger(conn, text(head, "bad request head"));
     else closeQuietly(conn);
     return null;
   }
-  const remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
+  const remoteAddress = clientOf === undefined
+    ? (conn.remoteAddr as Deno.NetAddr).hostname
+    : clientOf(head);
+  if (remoteAddress === null) {
+    closeQuietly(conn);
+    return null;
+  }
   const route = routeRequest(head, options, remoteAddress, log);
   if ("answer" in route) {
     await sendAndLinger(conn, route.answer);
     return null;
   }
   await writeAll(conn, route.upgrade);
-  return head.rest;
+  return { rest: head.rest, address: remoteAddress };
 }
 
 /**
  * Answers a socket accepted while the server is full: an upgrade gets its 101 and then the frame
  * `9:?:server-full` and a close; anything else an HTTP 503. The socket is closed either way.
  */
-export async function refuseWebSocket(conn: Deno.Conn): Promise<void> {
+export async function refuseWebSocket(conn: ByteSocket): Promise<void> {
   const head = await readRequestHead(conn, { timeoutMs: REFUSAL_HEAD_TIMEOUT_MS });
   if (typeof head !== "object") return closeQuietly(conn);
   const accept = upgradeResponse(head);
@@ -161,7 +176,7 @@ function answer(status: number, body: string): { answer: Uint8Array } {
  * Writes `bytes`, then waits (a little) for the peer to close first, so that closing with its
  * unread bytes pending does not reset the connection before it has read the answer.
  */
-async function sendAndLinger(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function sendAndLinger(conn: ByteSocket, bytes: Uint8Array): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
   try {
     await writeAll(conn, bytes);
@@ -175,11 +190,11 @@ async function sendAndLinger(conn: Deno.Conn, bytes: Uint8Array): Promise<void> 
   }
 }
 
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: ByteSocket, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: ByteSocket): void {
   try {
     conn.close();
   } catch { /* closed already */ }
