@@ -150,7 +150,7 @@ Deno.test("hostile chat: a hostile server's names, rooms, lists and errors are e
     chat.type("pw");
     await chat.waitFor(/logged in as alice/);
     chat.type("/join lobby");
-    await chat.waitFor(/! bad/);
+    await chat.waitFor(/! the server says: bad/);
     chat.type("/rooms");
     await chat.waitFor(/\* s\\u007f: \\u0085c/);
   } finally {
@@ -166,7 +166,7 @@ Deno.test("hostile chat: a hostile server's names, rooms, lists and errors are e
       String.raw`* us\u202eer joined ro\u009bom`,
       String.raw`* \u001b[8mghost left room`,
       String.raw`<se\u001b[31mnder> body\u000dover`,
-      String.raw`! bad\u001b[2J: detail\u001b[K\u0008`,
+      String.raw`! the server says: bad\u001b[2J: detail\u001b[K\u0008`,
       String.raw`* r\u001b[1m: a\u0007, b`,
     ]
   ) {
