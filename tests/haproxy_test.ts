@@ -128,13 +128,21 @@ Deno.test({
         for (const client of clients) client.send("").catch(() => {});
       }, IDLE_MS / 3);
       try {
+        // Its checks held off, HAProxy still counts the dead node UP, and leastconn picks it (no
+        // connections) for the next client: `option redispatch` sends that client to a live
+        // node at once, not to the dead one again until the checks fail.
+        await admin(socket, `disable health parley_nodes/${down}`);
         await nodes[Number(down.slice(1)) - 1].stop("SIGKILL");
+        await until(socket, (s) => s.get(down)?.scur === 0, `no clients on ${down}`);
+        await login("u7");
+        assert.notEqual((await servers(socket)).get(down)?.status, "DOWN");
+        await admin(socket, `enable health parley_nodes/${down}`);
         await until(socket, (s) => s.get(down)?.status === "DOWN", `${down} DOWN`);
         await u1.expect(`5:lobby:${u2Name}`, TEST_NODE_TTL_MS + 1000);
       } finally {
         clearInterval(keepaliveAll);
       }
-      for (let i = 7; i <= 10; i++) await login(`u${i}`);
+      for (let i = 8; i <= 10; i++) await login(`u${i}`);
       const spread = await servers(socket);
       assert.equal(spread.get(down)?.scur, 0);
       assert.equal((spread.get(alive[0])?.scur ?? 0) + (spread.get(alive[1])?.scur ?? 0), 8);
