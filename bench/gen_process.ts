@@ -1,5 +1,6 @@
 /**
- * A load generator process (bench/gen.ts) as bench/run.ts and bench/cluster.ts drive it: started
+ * A load generator process (bench/gen.ts) as bench/run.ts and bench/cluster.ts drive it (and
+ * bench/failover_gen.ts, as bench/failover.ts does): started
  * with its config as JSON, told `GO` and `WINDOW` on stdin, read for `READY`, `DONE` and `RESULT`
  * on stdout.
  *
@@ -27,9 +28,10 @@ export class GenProcess {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   stderr = "";
 
-  constructor(config: GenConfig) {
+  /** Starts `script` (default bench/gen.ts) with `config` as JSON, its first argument. */
+  constructor(config: GenConfig | object, script: string = GEN) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", GEN, JSON.stringify(config)],
+      args: ["run", "-A", script, JSON.stringify(config)],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

@@ -11,6 +11,7 @@
  * deno task bench --only fanout --servers parley --cpu-prof /tmp/prof   # Parley's CPU profile
  * deno task bench --only fanout --servers parley --strace /tmp/strace   # strace -c of Parley
  * deno task bench --cluster                # 1 node against 2 sharing a Redis (bench/cluster.ts)
+ * deno task bench --only failover          # a node killed or drained (bench/failover.ts)
  * ```
  *
  * @module
@@ -313,6 +314,12 @@ async function main(): Promise<void> {
     // The cluster scenario set has setups, not peers: bench/cluster.ts runs it.
     const { main: cluster } = await import("./cluster.ts");
     return await cluster(Deno.args.filter((a) => a !== "--cluster"));
+  }
+  const only = Deno.args.indexOf("--only");
+  if (only !== -1 && Deno.args[only + 1] === "failover") {
+    // A node of a cluster killed or drained behind HAProxy: bench/failover.ts runs it.
+    const { main: failover } = await import("./failover.ts");
+    return await failover(Deno.args.filter((_, i) => i !== only && i !== only + 1));
   }
   const options = parseOptions(Deno.args);
   const installed = installedPeers();

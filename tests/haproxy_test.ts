@@ -16,22 +16,24 @@
 
 import assert from "node:assert/strict";
 import { startNode, TEST_NODE_TTL_MS } from "./cluster_support.ts";
-import { connectFrom } from "./hardening_support.ts";
+import {
+  admin,
+  CONFIG,
+  HAPROXY,
+  haproxyInstalled,
+  metricsPort,
+  renderConfig,
+  type RunningHaproxy,
+  servers,
+  startHaproxy,
+  untilServers as until,
+} from "./haproxy_support.ts";
 import { seedUsers, tempDir, TestClient, type TestServer, waitFor } from "./helpers.ts";
+import { connectFrom } from "./hardening_support.ts";
 import { startPostgres, type TestPostgres } from "./pg_support.ts";
 import { freePort, startRedis, type TestRedis } from "./redis_support.ts";
 
-const HAPROXY = "/usr/sbin/haproxy";
-const CONFIG = new URL("../deploy/haproxy.cfg", import.meta.url).pathname;
-
-const installed = (() => {
-  try {
-    return Deno.statSync(HAPROXY).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!installed) {
+if (!haproxyInstalled) {
   console.warn(`SKIPPED haproxy_test.ts: no ${HAPROXY} (apt-get install haproxy)`);
 }
 
@@ -41,79 +43,17 @@ const HAPROXY_SOURCE = "127.0.0.5";
 /** The idle timeout the rendered config uses instead of the file's hour. */
 const IDLE_MS = 1500;
 
-/** Replaces `from` in `text`, failing if it is not there (the file changed shape). */
-function swap(text: string, from: string | RegExp, to: string): string {
-  const out = text.replace(from, to);
-  if (out === text) throw new Error(`deploy/haproxy.cfg no longer has ${from}`);
-  return out;
-}
-
-/** The deploy config with loopback addresses, an admin socket and short timers. */
-function render(
-  config: string,
-  front: number,
-  frontV1: number,
-  nodes: { port: number; metricsPort: number }[],
-  socket: string,
-): string {
-  let text = swap(config, /^(\s*)bind :7777$/m, `$1bind 127.0.0.1:${front}`);
-  // HAProxy reaches the nodes from its own address (the nodes' --proxy-protocol), so a client on
-  // 127.0.0.1 straight to a node is not taken for HAProxy.
-  text = swap(text, /^(\s*)balance leastconn$/m, `$1balance leastconn\n$1source ${HAPROXY_SOURCE}`);
-  text = swap(
-    text,
-    /^(\s*)maxconn 60000$/m,
-    `$1maxconn 1000\n$1stats socket ${socket} level admin`,
-  );
-  text = swap(text, "inter 2s", "inter 200ms");
-  for (const timeout of ["client", "server", "tunnel"]) {
-    text = swap(text, `timeout ${timeout} 1h`, `timeout ${timeout} ${IDLE_MS}ms`);
-  }
-  nodes.forEach((node, i) => {
-    text = swap(
-      text,
-      new RegExp(`^(\\s*server n${i + 1}) \\S+$`, "m"),
-      `$1 127.0.0.1:${node.port} port ${node.metricsPort}`,
-    );
-  });
-  // A second front with the v1 header (`send-proxy`), to node 1 alone.
-  return `${text}
+/** A second front with the v1 header (`send-proxy`), to node 1 alone. */
+function v1Front(port: number, nodePort: number): string {
+  return `
 frontend parley_v1
-    bind 127.0.0.1:${frontV1}
+    bind 127.0.0.1:${port}
     default_backend parley_v1
 
 backend parley_v1
     source ${HAPROXY_SOURCE}
-    server v1n1 127.0.0.1:${nodes[0].port} send-proxy
+    server v1n1 127.0.0.1:${nodePort} send-proxy
 `;
-}
-
-/** Runs one command on HAProxy's admin socket and returns the answer. */
-async function admin(socket: string, command: string): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path: socket });
-  try {
-    await conn.write(new TextEncoder().encode(command + "\n"));
-    return await new Response(conn.readable).text();
-  } catch (error) {
-    try {
-      conn.close();
-    } catch { /* closed by the readable */ }
-    throw error;
-  }
-}
-
-/** Each server's status (`UP`, `DOWN`, …) and current connections, from `show stat`. */
-async function servers(socket: string): Promise<Map<string, { status: string; scur: number }>> {
-  const [header, ...rows] = (await admin(socket, "show stat")).trim().split("\n");
-  const columns = header.replace(/^# /, "").split(",");
-  const at = (name: string) => columns.indexOf(name);
-  const out = new Map<string, { status: string; scur: number }>();
-  for (const row of rows) {
-    const f = row.split(",");
-    if (f[at("pxname")] !== "parley_nodes" || f[at("svname")] === "BACKEND") continue;
-    out.set(f[at("svname")], { status: f[at("status")], scur: Number(f[at("scur")]) });
-  }
-  return out;
 }
 
 /** The server (`n1`…) HAProxy sent `client`'s connection to, from `show sess`. */
@@ -125,38 +65,9 @@ async function serverOf(socket: string, client: TestClient): Promise<string> {
   return match[1];
 }
 
-/** Waits until `ok` holds for the servers' stats, or fails with the last stats seen. */
-async function until(
-  socket: string,
-  ok: (s: Map<string, { status: string; scur: number }>) => boolean,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  let last = new Map<string, { status: string; scur: number }>();
-  while (Date.now() < deadline) {
-    try {
-      last = await servers(socket);
-      if (ok(last)) return;
-    } catch { /* the socket is not there yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`HAProxy: no ${what} within 10 s: ${JSON.stringify([...last])}`);
-}
-
-/** The metrics port a server logged (`metrics-listening address=HOST:PORT`). */
-async function metricsPort(server: TestServer): Promise<number> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const match = /metrics-listening address=\S+:(\d+)/.exec(server.log());
-    if (match) return Number(match[1]);
-    if (Date.now() > deadline) throw new Error(`no metrics port in:\n${server.log()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 Deno.test({
   name: "deploy/haproxy.cfg: logins through HAProxy, leastconn, /healthz check, idle timeout",
-  ignore: !installed,
+  ignore: !haproxyInstalled,
   async fn() {
     const check = await new Deno.Command(HAPROXY, { args: ["-c", "-f", CONFIG] }).output();
     assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
@@ -166,9 +77,7 @@ Deno.test({
     let pg: TestPostgres | undefined;
     const nodes: TestServer[] = [];
     const clients: TestClient[] = [];
-    let haproxy: Deno.ChildProcess | undefined;
-    let drained: Promise<unknown> = Promise.resolve();
-    let output = "";
+    let haproxy: RunningHaproxy | undefined;
     const login = async (user: string) => {
       const client = await TestClient.login(front, user, "pw");
       clients.push(client);
@@ -198,20 +107,20 @@ Deno.test({
         nodes.map(async (n) => ({ port: n.port, metricsPort: await metricsPort(n) })),
       );
       const rendered = `${temp.dir}/haproxy.cfg`;
+      const config = await Deno.readTextFile(CONFIG);
       await Deno.writeTextFile(
         rendered,
-        render(await Deno.readTextFile(CONFIG), front, frontV1, ports, socket),
+        renderConfig(config, {
+          front,
+          nodes: ports,
+          socket,
+          maxconn: 1000,
+          inter: "200ms",
+          idle: `${IDLE_MS}ms`,
+          source: HAPROXY_SOURCE,
+        }) + v1Front(frontV1, ports[0].port),
       );
-      haproxy = new Deno.Command(HAPROXY, {
-        args: ["-db", "-f", rendered],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const collect = async (stream: ReadableStream<Uint8Array>) => {
-        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
-      };
-      drained = Promise.all([collect(haproxy.stdout), collect(haproxy.stderr)]);
+      haproxy = startHaproxy(rendered);
       await until(socket, (s) => [...s.values()].every((v) => v.status === "UP"), "3 nodes UP");
 
       // send-proxy-v2 (and send-proxy, v1): a node sees each client's own address, in its log
@@ -264,13 +173,21 @@ Deno.test({
         for (const client of clients) client.send("").catch(() => {});
       }, IDLE_MS / 3);
       try {
+        // Its checks held off, HAProxy still counts the dead node UP, and leastconn picks it (no
+        // connections) for the next client: `option redispatch` sends that client to a live
+        // node at once, not to the dead one again until the checks fail.
+        await admin(socket, `disable health parley_nodes/${down}`);
         await nodes[Number(down.slice(1)) - 1].stop("SIGKILL");
+        await until(socket, (s) => s.get(down)?.scur === 0, `no clients on ${down}`);
+        await login("u7");
+        assert.notEqual((await servers(socket)).get(down)?.status, "DOWN");
+        await admin(socket, `enable health parley_nodes/${down}`);
         await until(socket, (s) => s.get(down)?.status === "DOWN", `${down} DOWN`);
         await u1.expect(`5:lobby:${u2Name}`, TEST_NODE_TTL_MS + 1000);
       } finally {
         clearInterval(keepaliveAll);
       }
-      for (let i = 7; i <= 10; i++) await login(`u${i}`);
+      for (let i = 8; i <= 10; i++) await login(`u${i}`);
       const spread = await servers(socket);
       assert.equal(spread.get(down)?.scur, 0);
       assert.equal((spread.get(alive[0])?.scur ?? 0) + (spread.get(alive[1])?.scur ?? 0), 8);
@@ -304,12 +221,8 @@ Deno.test({
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       if (haproxy !== undefined) {
-        try {
-          haproxy.kill("SIGTERM");
-        } catch { /* exited */ }
-        await haproxy.status;
-        await drained;
-        if (Deno.env.get("HAPROXY_LOG")) console.log(output);
+        await haproxy.stop();
+        if (Deno.env.get("HAPROXY_LOG")) console.log(haproxy.output());
       }
       await Promise.all(nodes.map((n) => n.stop()));
       await pg?.stop();

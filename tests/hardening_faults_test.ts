@@ -1,6 +1,7 @@
 // Issue 3, faults and security: graceful shutdown with 1,000 clients, kill -9 durability, bad
 // database files, the admin CLI against a live server, file modes, passwords kept out of text.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { DatabaseSync } from "node:sqlite";
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
@@ -397,5 +398,40 @@ Deno.test("security: the database and its WAL files are 0600; passwords never re
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await temp.remove();
+  }
+});
+
+/** Connects to `port` and resets the connection (RST, not FIN) as soon as it is established. */
+function connectAndReset(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port }, () => {
+      socket.resetAndDestroy();
+      resolve();
+    });
+    socket.on("error", reject);
+  });
+}
+
+Deno.test("accept: peers that reset while queued cost no backoff; the next client logs in at once", async () => {
+  const server = await startServer({ users: { alice: "pw" } });
+  try {
+    // Stopped, the server accepts nothing: these queue in the kernel, and reset there, as a
+    // balancer's connections do when it gives up on a busy node. Each then fails its accept.
+    Deno.kill(server.process.pid, "SIGSTOP");
+    try {
+      for (let i = 0; i < 40; i++) await connectAndReset(server.port);
+    } finally {
+      Deno.kill(server.process.pid, "SIGCONT");
+    }
+    // With a backoff per failed accept (100 ms doubling to 1 s), the 40 held this login ~35 s.
+    const client = await TestClient.connect(server.port);
+    try {
+      await client.send("0:alice:pw");
+      assert.match(await client.next(15_000), /^0:[1-9]\d*$/);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await server.stop();
   }
 });

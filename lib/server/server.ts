@@ -38,6 +38,8 @@ import {
 const READ_BUFFER_BYTES = 16 * 1024;
 
 const SERVER_FULL = encodeError("?", "server-full");
+/** Accept errors that are one queued peer's, not the listener's: no backoff for them. */
+const PEER_GONE = [Deno.errors.NotConnected, Deno.errors.ConnectionAborted];
 /** After a failed accept (EMFILE, say) the loop waits this long, doubling up to the maximum. */
 const ACCEPT_BACKOFF_MIN_MS = 100;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
@@ -227,6 +229,9 @@ export class ParleyServer {
         conn = await listener.accept();
       } catch (error) {
         if (this.#stopping !== null || error instanceof Deno.errors.BadResource) return;
+        // A peer that reset while queued (a balancer giving up) fails only its own accept; a
+        // backoff for it drained a backlog of them one a second (bench/failover.ts).
+        if (PEER_GONE.some((kind) => error instanceof kind)) continue;
         // Out of descriptors, say: retrying at once would spin, and log as fast as it spins.
         const suppressed = errors.due(performance.now());
         if (suppressed !== null) {
