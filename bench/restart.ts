@@ -26,8 +26,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
-import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import {
+  COSTLY_HASH_COST,
+  costlyPassword,
+  costlyUser,
+  costlyUsersDatabase,
+} from "./costly_users.ts";
 import { cpuModel, median } from "./stats.ts";
 
 const args = parseArgs({
@@ -50,65 +54,18 @@ for (const path of paths) {
 const reps = Number(args.reps);
 const passwordReps = Number(args["password-reps"] ?? (N >= 1000 ? 1 : reps));
 const ROOMS = 100;
-const COST = 15;
+const COST = COSTLY_HASH_COST;
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
 
 type Path = "password" | "resume";
 
-const passwordOf = (i: number) => `pw-${i}-${(i * 2654435761 % 4294967296).toString(36)}`;
-const userOf = (i: number) => `r${i}`;
+const passwordOf = costlyPassword;
+const userOf = costlyUser;
 const roomOf = (i: number) => `room${i % ROOMS}`;
 
-/** The cached database of N users, made (in parallel, 2 hashes at a time) if missing. */
-async function database(): Promise<string> {
-  const dir = `${ROOT}bench/.cache`;
-  await Deno.mkdir(dir, { recursive: true });
-  const file = `${dir}/restart-${N}.db`;
-  try {
-    await Deno.stat(file);
-    console.log(`database: ${file} (cached)`);
-    return file;
-  } catch {
-    // made below
-  }
-  const hasher = new PasswordHasher({
-    params: scryptParams(COST),
-    concurrency: Math.max(1, navigator.hardwareConcurrency),
-    maxWaiting: N + 10,
-    rememberVerified: 0,
-  });
-  const encoder = new TextEncoder();
-  const hashes: string[] = new Array(N);
-  let done = 0;
-  const start = performance.now();
-  const ticker = setInterval(() => {
-    const s = (performance.now() - start) / 1000;
-    const eta = done ? (s / done) * (N - done) : NaN;
-    console.log(
-      `hashing at cost ${COST}: ${done}/${N}, ${s.toFixed(0)} s, ~${eta.toFixed(0)} s left`,
-    );
-  }, 10_000);
-  try {
-    await Promise.all(
-      Array.from({ length: N }, async (_, i) => {
-        hashes[i] = await hasher.hash(encoder.encode(passwordOf(i)));
-        done++;
-      }),
-    );
-  } finally {
-    clearInterval(ticker);
-  }
-  const tmp = `${file}.${Deno.pid}.tmp`;
-  const store = openSqliteStore(tmp);
-  for (let i = 0; i < N; i++) await store.addUser(userOf(i), hashes[i]);
-  await store.close();
-  for (const suffix of ["-wal", "-shm"]) await Deno.remove(tmp + suffix).catch(() => {});
-  await Deno.rename(tmp, file);
-  console.log(
-    `database: ${file}, ${N} users hashed in ${((performance.now() - start) / 1000).toFixed(0)} s`,
-  );
-  return file;
+function database(): Promise<string> {
+  return costlyUsersDatabase(N);
 }
 
 /** A running server: its port, the moment its `listening` line was read, and stop(). */
