@@ -99,6 +99,20 @@ function checksPassword(command: Command): boolean {
   return isLogin(command) || (command.kind === "join" && command.password.length > 0);
 }
 
+/**
+ * Does nothing: the one shared stand-in for "no login clock" and "no turn held". Every idle
+ * connection holds these fields; a closure of its own each would cost memory per connection.
+ */
+const NOTHING = (): void => {};
+
+/** Each clock's `now` as one function, shared by every connection's flood control. */
+const nows = new WeakMap<Clock, () => number>();
+function nowOf(clock: Clock): () => number {
+  let now = nows.get(clock);
+  if (now === undefined) nows.set(clock, now = () => clock.now());
+  return now;
+}
+
 /** How long a connection may take to write what is queued when it is closed on purpose. */
 const FLUSH_ON_CLOSE_MS = 2000;
 
@@ -122,7 +136,7 @@ export class Connection implements Peer {
   #closing = false;
   #clock: Clock;
   /** Stops the login clock (a no-op while it is not running). */
-  #stopLoginClock: () => void = () => {};
+  #stopLoginClock: () => void = NOTHING;
   #loginFailures = 0;
   #flood: FloodControl;
   /** Bytes queued for this client so far: what a `1` or `2:` reply cost (see flood.ts). */
@@ -132,7 +146,7 @@ export class Connection implements Peer {
   /** Resolves when the hub finishes the command it left pending (null: none is). */
   #commandDone: (() => void) | null = null;
   /** Ends the password check's turn at this address (login_throttle.ts; a no-op without one). */
-  #endTurn: () => void = () => {};
+  #endTurn: () => void = NOTHING;
   /** The session's user, for logs. */
   #user = "";
   /** Whether the connection has a session. */
@@ -148,8 +162,7 @@ export class Connection implements Peer {
     this.#transport = transport;
     this.#context = context;
     this.#clock = context.clock ?? systemClock;
-    const clock = this.#clock;
-    this.#flood = new FloodControl(context.limits, () => clock.now());
+    this.#flood = new FloodControl(context.limits, nowOf(this.#clock));
     this.metrics = context.metrics ?? new Metrics();
   }
 
@@ -204,12 +217,14 @@ export class Connection implements Peer {
    */
   #inTurn(command: Command): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
-    let end = () => {};
+    let end = NOTHING;
     const login = isLogin(command);
     if (login) this.#checkingLogin = true;
     const finish = () => {
       end();
-      this.#endTurn = () => {};
+      // Not a new `() => {}`: made here it would keep this whole scope (the login line, its
+      // password) alive for as long as the connection lives.
+      this.#endTurn = NOTHING;
       if (login) this.#loginChecked();
       resolve();
     };
@@ -241,8 +256,14 @@ export class Connection implements Peer {
     return this.closeAfterFlush("line too long");
   }
 
-  #armLoginTimer(): void {
+  /** Stops the login clock, and lets go of its timer. */
+  #stopLoginTimer(): void {
     this.#stopLoginClock();
+    this.#stopLoginClock = NOTHING;
+  }
+
+  #armLoginTimer(): void {
+    this.#stopLoginTimer();
     this.#loginClockDue = false;
     this.#stopLoginClock = this.#clock.after(this.#context.limits.loginTimeoutMs, () => {
       // The clock is for idle clients, not a busy server: a login being checked gets its answer.
@@ -306,7 +327,7 @@ export class Connection implements Peer {
   sessionStarted(username: string): void {
     this.#user = username;
     this.#loggedIn = true;
-    this.#stopLoginClock();
+    this.#stopLoginTimer();
   }
 
   /** A join's room password was wrong: counted, throttled and logged as a failed login is. */
@@ -371,7 +392,7 @@ export class Connection implements Peer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stopLoginClock();
+    this.#stopLoginTimer();
     this.#transport.close();
     this.commandDone(); // a read loop waiting on the hub ends now: nothing more is read
     this.#endTurn(); // and one waiting for its address's turn gives it up
