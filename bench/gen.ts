@@ -65,6 +65,15 @@ export interface GenConfig {
   /** Read buffer per connection. */
   readBufferBytes: number;
   seed: number;
+  /**
+   * Parley logins as bench/users.ts's users (`r<i>`, each its own password, hashed at the
+   * production cost) instead of `u<i>` with the shared cheap password.
+   */
+  costlyLogins?: boolean;
+  /** Storm: a login that takes longer than this counts as failed (default 15 s). */
+  stormLimitMs?: number;
+  /** Measure until `measureMs` passes or a `STOP` line comes, whichever is first. */
+  untilStop?: boolean;
 }
 
 /** What a generator reports. */
@@ -227,6 +236,9 @@ function checkWaiter(client: Client): void {
   w.resolve();
 }
 
+/** How long a handshake step may wait for its reply (a storm's logins may queue for minutes). */
+let stepTimeoutMs = 60_000;
+
 async function runStep(client: Client, step: Step): Promise<void> {
   const conn = step.on === "main" ? client.conn : client.pub!;
   const done = new Promise<void>((resolve, reject) => {
@@ -239,7 +251,10 @@ async function runStep(client: Client, step: Step): Promise<void> {
     await Promise.race([
       done,
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no reply to ${step.send.trim()}`)), 60_000);
+        timer = setTimeout(
+          () => reject(new Error(`no reply to ${step.send.trim()}`)),
+          stepTimeoutMs,
+        );
       }),
     ]);
   } finally {
@@ -264,7 +279,7 @@ async function setUp(config: GenConfig, client: Client, join: boolean): Promise<
   client.conn = await connect(config);
   void readLoop(client, client.conn, "main", pong, config.readBufferBytes);
   const direct = config.scenario === "direct" || config.scenario === "idle";
-  for (const step of loginSteps(config.protocol, client.index, direct)) {
+  for (const step of loginSteps(config.protocol, client.index, direct, config.costlyLogins)) {
     await runStep(client, step);
   }
   if (join) {
@@ -406,6 +421,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<void> {
   const config = JSON.parse(Deno.args[0]) as GenConfig;
   const lines = stdinLines();
+  stepTimeoutMs = Math.max(stepTimeoutMs, config.stormLimitMs ?? 0);
   const clients = Array.from({ length: config.count }, (_, k) => new Client(config.first + k));
   const rooms = config.scenario === "fanout" || config.scenario === "rooms" ||
     config.scenario === "paced";
@@ -448,6 +464,7 @@ async function main(): Promise<void> {
   say(`READY ${JSON.stringify({ setupMs: Math.round(performance.now() - setupStart), failed })}`);
 
   const go = (await lines.next()).value ?? "";
+  let stopLine: Promise<IteratorResult<string>> | null = null;
   const [, warmupText, measureText] = go.split(" ");
   const warmupMs = Number(warmupText);
   const measureMs = Number(measureText);
@@ -473,7 +490,7 @@ async function main(): Promise<void> {
     const stormStarted = performance.now();
     // A server with a short listen backlog (ngircd's is 10) drops SYNs and leaves connects to
     // retry for minutes: a login that takes longer than this counts as failed.
-    const limitMs = 15_000;
+    const limitMs = config.stormLimitMs ?? 15_000;
     const outcome = await bounded(clients, clients.length, (c) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       return Promise.race([
@@ -535,7 +552,13 @@ async function main(): Promise<void> {
     const c0 = selfCpuSeconds();
     const t0 = performance.now();
     const u0 = nowUs();
-    await sleep(measureMs);
+    if (config.untilStop) {
+      // The storm's paced clients measure until the storm is over, however long it takes.
+      stopLine = lines.next();
+      await Promise.race([sleep(measureMs), stopLine]);
+    } else {
+      await sleep(measureMs);
+    }
     const t1 = performance.now();
     const u1 = nowUs();
     result.delivered = received - r0;
@@ -554,7 +577,8 @@ async function main(): Promise<void> {
   result.skipped = skipped;
   say("DONE");
 
-  const windowLine = (await lines.next()).value ?? "WINDOW 0 0";
+  let windowLine = (await (stopLine ?? lines.next())).value ?? "WINDOW 0 0";
+  if (windowLine === "STOP") windowLine = (await lines.next()).value ?? "WINDOW 0 0";
   const [, fromText, toText] = windowLine.split(" ");
   const from = Number(fromText);
   const to = Number(toText);

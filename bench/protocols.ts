@@ -12,6 +12,8 @@
  * @module
  */
 
+import { passwordOf, userOf } from "./users.ts";
+
 /** The protocols the generator speaks. */
 export type Protocol = "parley" | "irc" | "nats" | "redis";
 
@@ -60,13 +62,21 @@ export function hasPubConnection(protocol: Protocol): boolean {
   return protocol === "redis";
 }
 
-/** The steps that log user `i` in; `subscribeSelf` also subscribes to its own direct subject. */
-export function loginSteps(protocol: Protocol, i: number, subscribeSelf: boolean): Step[] {
+/**
+ * The steps that log user `i` in; `subscribeSelf` also subscribes to its own direct subject.
+ * With `costly`, a Parley client logs in as bench/users.ts's user `i`.
+ */
+export function loginSteps(
+  protocol: Protocol,
+  i: number,
+  subscribeSelf: boolean,
+  costly = false,
+): Step[] {
   const name = userName(i);
   switch (protocol) {
     case "parley":
       return [{
-        send: `0:${name}:${PASSWORD}\n`,
+        send: costly ? `0:${userOf(i)}:${passwordOf(i)}\n` : `0:${name}:${PASSWORD}\n`,
         on: "main",
         done: expect(/^0:[1-9]\d*$/m, /^0:-1$|^9:/m),
       }];

@@ -33,6 +33,7 @@ import {
   startServer,
 } from "./servers.ts";
 import { cpuModel, flagReader, listOption, runInterleaved, summarizeTrials } from "./stats.ts";
+import { cachedUsers, COST as COSTLY_HASH_COST } from "./users.ts";
 
 /** A scenario of issue 4. */
 export interface Scenario {
@@ -46,18 +47,29 @@ export interface Scenario {
 export interface Options {
   quick: boolean;
   only: GenScenario[];
+  /** Whether to run bench/restart.ts too, with the storm's users. */
+  restart: boolean;
   servers: ServerName[];
   reps: number;
   procs: number;
   warmupMs: number;
   measureMs: number;
   idleConnections: number;
+  /** Idle: how long RSS is watched after the window for the lowest reading. */
+  idleSettleMs: number;
   window: number;
   batch: number;
   out: string;
   cpuProf: string;
   strace: string;
 }
+
+/** How long the storm's logins may take before one counts as failed (Parley's). */
+const STORM_LIMIT_MS = 600_000;
+/** Logins at once in the storm. */
+const STORM_LOGINS = 500;
+/** The storm's paced clients: 100 in one room, as in the paced scenario. */
+const PACED_CLIENTS = 100;
 
 const SCENARIO_ORDER: GenScenario[] = ["fanout", "rooms", "direct", "paced", "idle", "storm"];
 
@@ -73,7 +85,13 @@ function scenarios(options: Options): Scenario[] {
       clients: options.idleConnections,
       rooms: 0,
     },
-    { name: "storm", title: "login storm: 1,000 logins during paced", clients: 1000, rooms: 0 },
+    {
+      name: "storm",
+      title: `login storm: ${STORM_LOGINS} logins during paced (Parley: distinct passwords, ` +
+        `hash cost ${COSTLY_HASH_COST})`,
+      clients: STORM_LOGINS,
+      rooms: 0,
+    },
   ];
   return all.filter((s) => options.only.includes(s.name));
 }
@@ -81,19 +99,23 @@ function scenarios(options: Options): Scenario[] {
 function parseOptions(args: string[]): Options {
   const value = flagReader(args);
   const quick = args.includes("--quick");
-  const only = listOption(value("--only"), SCENARIO_ORDER, "scenario");
+  // "restart" is bench/restart.ts, run after the others (it restarts one server many times).
+  const named = listOption(value("--only"), [...SCENARIO_ORDER, "restart"], "scenario");
+  const only = named.filter((s): s is GenScenario => s !== "restart");
   const servers = listOption(value("--servers"), ALL_SERVERS, "server");
   const host = Deno.hostname();
   const date = new Date().toISOString().slice(0, 10);
   return {
     quick,
     only,
+    restart: named.includes("restart"),
     servers,
     reps: Number(value("--reps") ?? (quick ? 1 : 3)),
     procs: Number(value("--procs") ?? 1),
     warmupMs: Number(value("--warmup-ms") ?? (quick ? 500 : 1000)),
     measureMs: Number(value("--measure-ms") ?? (quick ? 1500 : 3000)),
     idleConnections: Number(value("--idle") ?? (quick ? 2000 : 10_000)),
+    idleSettleMs: Number(value("--idle-settle-ms") ?? (quick ? 10_000 : 40_000)),
     window: Number(value("--window") ?? 524_288),
     batch: Number(value("--batch") ?? 16),
     out: value("--out") ??
@@ -131,6 +153,7 @@ async function runTrial(
   name: ServerName,
   rep: number,
   seededDb: string,
+  stormDb: string,
 ): Promise<TrialRecord> {
   const dir = await Deno.makeTempDir({ prefix: `parley-bench-${name}-` });
   const denoFlags = options.cpuProf
@@ -140,7 +163,18 @@ async function runTrial(
       `--cpu-prof-name=${scenario.name}-${rep}.cpuprofile`,
     ]
     : [];
-  const server = await startServer(name, { dir, seededDb, denoFlags });
+  const storm = scenario.name === "storm";
+  // The storm runs Parley as an operator would: the default hash cost, and users with distinct
+  // passwords hashed at it (the paced clients are r0…r99, the storm's logins the next ones).
+  const server = storm && name === "parley"
+    ? await startServer(name, {
+      dir,
+      seededDb: stormDb,
+      denoFlags,
+      parleyArgs: ["--hash-cost", String(COSTLY_HASH_COST)],
+    })
+    : await startServer(name, { dir, seededDb, denoFlags });
+  const costlyLogins = storm && name === "parley";
   const gens: GenProcess[] = [];
   const record: TrialRecord = {
     scenario: scenario.name,
@@ -154,6 +188,7 @@ async function runTrial(
     serverCpuPct: null,
     peakRssKiB: null,
     rssPerConnKiB: null,
+    settledRssPerConnKiB: null,
     stormMs: null,
     genCpuPct: null,
     otherCpuPct: null,
@@ -165,19 +200,25 @@ async function runTrial(
   try {
     await sleep(200);
     const baseRss = memoryKiB(server.pid, "VmRSS");
-    const storm = scenario.name === "storm";
     const procs = scenario.name === "idle" || storm || scenario.name === "paced"
       ? 1
       : options.procs;
     if (storm) {
-      const paced: Scenario = { name: "paced", title: "", clients: 100, rooms: 1 };
-      gens.push(new GenProcess(genConfig(options, paced, server, 0, 1)));
+      const paced: Scenario = { name: "paced", title: "", clients: PACED_CLIENTS, rooms: 1 };
+      gens.push(
+        new GenProcess({
+          ...genConfig(options, paced, server, 0, 1),
+          costlyLogins,
+          untilStop: true,
+        }),
+      );
     } else {
       for (let p = 0; p < procs; p++) {
         gens.push(new GenProcess(genConfig(options, scenario, server, p, procs)));
       }
     }
-    const setupTimeout = 180_000;
+    // 10,000 logins on a loaded machine can take minutes.
+    const setupTimeout = 180_000 + 20 * scenario.clients;
     for (const g of gens) {
       const ready = JSON.parse(await g.expect("READY", setupTimeout));
       record.failed += ready.failed;
@@ -187,13 +228,18 @@ async function runTrial(
       stormGen = new GenProcess({
         ...genConfig(options, scenario, server, 0, 1),
         scenario: "storm",
-        first: 1000,
+        first: costlyLogins ? PACED_CLIENTS : 1000,
         count: scenario.clients,
+        costlyLogins,
+        // Each login is a full scrypt at the production cost, one at a time: minutes on 2 cores.
+        stormLimitMs: costlyLogins ? STORM_LIMIT_MS : undefined,
       });
       await stormGen.expect("READY", setupTimeout);
     }
     const measureMs = storm ? Math.max(options.measureMs, 4000) : options.measureMs;
-    for (const g of gens) await g.send(`GO ${options.warmupMs} ${measureMs}`);
+    // The storm's paced clients measure until told to STOP, after the storm.
+    const goMs = storm ? STORM_LIMIT_MS + 60_000 : measureMs;
+    for (const g of gens) await g.send(`GO ${options.warmupMs} ${goMs}`);
     await sleep(options.warmupMs);
     const cpu0 = cpuSeconds(server.pid);
     const busy0 = machineBusySeconds();
@@ -217,7 +263,7 @@ async function runTrial(
     if (stormGen) {
       await sleep(500);
       await stormGen.send(`GO 0 0`);
-      await stormGen.expect("DONE", 120_000);
+      await stormGen.expect("DONE", STORM_LIMIT_MS + 30_000);
       await stormGen.send("WINDOW 0 0");
       const s = JSON.parse(await stormGen.expect("RESULT", 30_000)) as GenResult;
       record.stormMs = s.stormMs ?? null;
@@ -226,6 +272,7 @@ async function runTrial(
     }
     const left = measureMs - (performance.now() - t0);
     if (left > 0) await sleep(left);
+    if (storm) { for (const g of gens) await g.send("STOP"); }
     const cpu1 = cpuSeconds(server.pid);
     const busy1 = machineBusySeconds();
     const t1 = performance.now();
@@ -261,6 +308,14 @@ async function runTrial(
       const rss = memoryKiB(server.pid, "VmRSS");
       const held = scenario.clients - record.failed - record.closed;
       record.rssPerConnKiB = held > 0 ? (rss - baseRss) / held : null;
+      // V8 keeps the young generation it grew during setup until its memory reducer runs, some
+      // 10–30 s after allocation stops: what an idle server holds is the lowest reading after.
+      let lowest = rss;
+      for (const end = performance.now() + options.idleSettleMs; performance.now() < end;) {
+        await sleep(1000);
+        lowest = Math.min(lowest, memoryKiB(server.pid, "VmRSS"));
+      }
+      record.settledRssPerConnKiB = held > 0 ? (lowest - baseRss) / held : null;
     }
   } catch (error) {
     record.error = error instanceof Error ? error.message.slice(0, 500) : String(error);
@@ -285,6 +340,7 @@ function summarize(trials: TrialRecord[]): TrialRecord[] {
     serverCpuPct: m((t) => t.serverCpuPct),
     peakRssKiB: m((t) => t.peakRssKiB),
     rssPerConnKiB: m((t) => t.rssPerConnKiB),
+    settledRssPerConnKiB: m((t) => t.settledRssPerConnKiB ?? null),
     stormMs: m((t) => t.stormMs),
   }));
 }
@@ -341,11 +397,15 @@ async function main(): Promise<void> {
     console.error(`bench: seeding ${users} users (cached in ${cache}) …`);
     seededDb = await seededDatabase(cache, users);
   }
+  let stormDb = "";
+  if (options.servers.includes("parley") && list.some((s) => s.name === "storm")) {
+    stormDb = await cachedUsers(PACED_CLIENTS + STORM_LOGINS);
+  }
   const trials = await runInterleaved(
     list,
     options.reps,
     options.servers,
-    (scenario, name, rep) => runTrial(options, scenario, name, rep, seededDb),
+    (scenario, name, rep) => runTrial(options, scenario, name, rep, seededDb, stormDb),
     describe,
   );
   const report: Report = {
@@ -366,11 +426,31 @@ async function main(): Promise<void> {
   const base = options.out;
   Deno.writeTextFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
   const svgName = base.slice(base.lastIndexOf("/") + 1) + ".svg";
-  const { markdown, svg } = renderMarkdown(report, svgName);
+  const rendered = renderMarkdown(report, svgName);
+  const svg = rendered.svg;
+  let markdown = rendered.markdown;
+  if (options.restart) markdown += "\n" + await runRestart(options, base);
   Deno.writeTextFileSync(`${base}.md`, markdown);
   Deno.writeTextFileSync(`${base}.svg`, svg);
   console.error(`bench: wrote ${base}.md, .json and .svg in ${report.totalSeconds.toFixed(0)} s`);
   console.log(markdown);
+}
+
+/**
+ * Runs bench/restart.ts with the storm's users (the same cached database) and returns its report,
+ * which it also writes to `<base>-restart.md`.
+ */
+async function runRestart(options: Options, base: string): Promise<string> {
+  const clients = options.quick ? 60 : PACED_CLIENTS + STORM_LOGINS;
+  const args = ["run", "-A", new URL("./restart.ts", import.meta.url).pathname];
+  args.push("--clients", String(clients), "--out", `${base}-restart`);
+  if (options.quick) args.push("--quick");
+  else args.push("--reps", String(options.reps), "--password-reps", "1");
+  console.error(`bench: restart with ${clients} clients (bench/restart.ts) …`);
+  const status = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit" }).spawn()
+    .status;
+  if (!status.success) return `restart: bench/restart.ts exited ${status.code}\n`;
+  return "## " + Deno.readTextFileSync(`${base}-restart.md`).replace(/^# /, "");
 }
 
 function describe(r: TrialRecord): string {
@@ -381,7 +461,9 @@ function describe(r: TrialRecord): string {
     `cpu ${fmt(r.serverCpuPct)}% gen ${fmt(r.genCpuPct)}% other ${fmt(r.otherCpuPct)}%`,
     `rss ${fmt(r.peakRssKiB)} KiB`,
   ];
-  if (r.rssPerConnKiB !== null) parts.push(`${fmt(r.rssPerConnKiB)} KiB/conn`);
+  if (r.rssPerConnKiB !== null) {
+    parts.push(`${fmt(r.rssPerConnKiB)} KiB/conn (settled ${fmt(r.settledRssPerConnKiB ?? null)})`);
+  }
   if (r.stormMs !== null) parts.push(`storm ${fmt(r.stormMs)} ms`);
   if (r.failed || r.closed) parts.push(`failed ${r.failed} closed ${r.closed}`);
   return parts.join(" ");

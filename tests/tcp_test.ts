@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   AdaptiveReadBuffer,
+  FIRST_GROWN_BYTES,
   QUIET_READS_TO_SHRINK,
   SMALL_READ_BYTES,
 } from "../lib/transport/tcp.ts";
@@ -24,6 +25,15 @@ Deno.test("adaptive read buffer: a read that fills the buffer grows it 4× up to
   }
   assert.deepEqual(sizes, [2048, 8192, 16384, 16384, 16384]);
   assert.ok(!reads.isSmall);
+});
+
+Deno.test("adaptive read buffer: the tiny idle buffer, once full, jumps to a few lines' worth", () => {
+  const reads = new AdaptiveReadBuffer(SMALL_READ_BYTES, 16 * 1024);
+  assert.ok(SMALL_READ_BYTES <= 64, "an idle connection's buffer is tiny");
+  reads.afterRead(SMALL_READ_BYTES);
+  assert.equal(reads.buffer.length, FIRST_GROWN_BYTES);
+  reads.afterRead(FIRST_GROWN_BYTES);
+  assert.equal(reads.buffer.length, 4 * FIRST_GROWN_BYTES);
 });
 
 Deno.test("adaptive read buffer: shrinks after a run of quiet reads, not after one", () => {

@@ -95,6 +95,20 @@ function checksPassword(command: Command): boolean {
   return isLogin(command) || (command.kind === "join" && command.password.length > 0);
 }
 
+/**
+ * Does nothing: the one shared stand-in for "no login clock" and "no turn held". Every idle
+ * connection holds these fields; a closure of its own each would cost memory per connection.
+ */
+const NOTHING = (): void => {};
+
+/** Each clock's `now` as one function, shared by every connection's flood control. */
+const nows = new WeakMap<Clock, () => number>();
+function nowOf(clock: Clock): () => number {
+  let now = nows.get(clock);
+  if (now === undefined) nows.set(clock, now = () => clock.now());
+  return now;
+}
+
 /** How long a connection may take to write what is queued when it is closed on purpose. */
 const FLUSH_ON_CLOSE_MS = 2000;
 
@@ -118,7 +132,7 @@ export class Connection implements Peer {
   #closing = false;
   #clock: Clock;
   /** Stops the login clock (a no-op while it is not running). */
-  #stopLoginClock: () => void = () => {};
+  #stopLoginClock: () => void = NOTHING;
   #loginFailures = 0;
   #flood: FloodControl;
   /** Bytes queued for this client so far: what a `1` or `2:` reply cost (see flood.ts). */
@@ -128,7 +142,7 @@ export class Connection implements Peer {
   /** Resolves when the hub finishes the command it left pending (null: none is). */
   #commandDone: (() => void) | null = null;
   /** Ends the password check's turn at this address (login_throttle.ts; a no-op without one). */
-  #endTurn: () => void = () => {};
+  #endTurn: () => void = NOTHING;
   /** The session's user and id, for logs. */
   #user = "";
   #sessionId = 0;
@@ -147,8 +161,7 @@ export class Connection implements Peer {
     this.#transport = transport;
     this.#context = context;
     this.#clock = context.clock ?? systemClock;
-    const clock = this.#clock;
-    this.#flood = new FloodControl(context.limits, () => clock.now());
+    this.#flood = new FloodControl(context.limits, nowOf(this.#clock));
     this.metrics = context.metrics ?? new Metrics();
   }
 
@@ -203,12 +216,14 @@ export class Connection implements Peer {
    */
   #inTurn(command: Command): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
-    let end = () => {};
+    let end = NOTHING;
     const login = isLogin(command);
     if (login) this.#checkingLogin = true;
     const finish = () => {
       end();
-      this.#endTurn = () => {};
+      // Not a new `() => {}`: made here it would keep this whole scope (the login line, its
+      // password) alive for as long as the connection lives.
+      this.#endTurn = NOTHING;
       if (login) this.#loginChecked();
       resolve();
     };
@@ -240,8 +255,14 @@ export class Connection implements Peer {
     return this.closeAfterFlush("line too long");
   }
 
-  #armLoginTimer(): void {
+  /** Stops the login clock, and lets go of its timer. */
+  #stopLoginTimer(): void {
     this.#stopLoginClock();
+    this.#stopLoginClock = NOTHING;
+  }
+
+  #armLoginTimer(): void {
+    this.#stopLoginTimer();
     this.#loginClockDue = false;
     this.#stopLoginClock = this.#clock.after(this.#context.limits.loginTimeoutMs, () => {
       // The clock is for idle clients, not a busy server: a login being checked gets its answer.
@@ -307,7 +328,7 @@ export class Connection implements Peer {
     this.#user = username;
     this.#sessionId = sessionId;
     this.#loggedIn = true;
-    this.#stopLoginClock();
+    this.#stopLoginTimer();
     this.#logSession("login");
   }
 
@@ -388,7 +409,7 @@ export class Connection implements Peer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#stopLoginClock();
+    this.#stopLoginTimer();
     // A session that ends with its connection: a logout (the client hung up) or the server's close.
     if (this.#loggedIn) this.#logSession("logout", this.#closeReason || "connection closed");
     this.#transport.close();

@@ -31,6 +31,21 @@ export interface FloodLimits {
   rateBytesPerSecond?: number;
 }
 
+/** Each limits object with its defaults filled in, made once and shared by every connection. */
+const filled = new WeakMap<FloodLimits, Required<FloodLimits>>();
+function withDefaults(limits: FloodLimits): Required<FloodLimits> {
+  let full = filled.get(limits);
+  if (full === undefined) {
+    full = {
+      rateBurstBytes: DEFAULT_RATE_BURST_BYTES,
+      rateBytesPerSecond: DEFAULT_RATE_BYTES_PER_SECOND,
+      ...limits,
+    };
+    filled.set(limits, full);
+  }
+  return full;
+}
+
 /** What a line costs in the byte bucket, by its code. */
 type ByteRule = "message" | "reply" | "free";
 
@@ -75,11 +90,7 @@ export class FloodControl {
 
   /** `now` reads the clock in milliseconds. */
   constructor(limits: FloodLimits, now: () => number) {
-    this.#limits = {
-      rateBurstBytes: DEFAULT_RATE_BURST_BYTES,
-      rateBytesPerSecond: DEFAULT_RATE_BYTES_PER_SECOND,
-      ...limits,
-    };
+    this.#limits = withDefaults(limits);
     this.#now = now;
     this.#lines = this.#limits.rateBurst;
     this.#bytes = this.#limits.rateBurstBytes;
