@@ -194,15 +194,21 @@ async function readAll(conn: Deno.Conn): Promise<string> {
   return new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
 }
 
-Deno.test("v1.1 login clock: a login whose check outlasts the timeout still gets its answer", async () => {
-  // A password hashed at cost 15 takes tens of ms to check, and the hasher checks one or two at
-  // a time: eight logins at once wait far longer than the 50 ms login clock.
+/** A database whose one user, slowpoke (password "pw"), is hashed at the production cost. */
+async function slowpokeDatabase(): Promise<{ db: string; remove: () => Promise<void> }> {
   const { dir, remove } = await tempDir();
   const db = `${dir}/parley.db`;
   const store = await openStore(db);
   const hasher = new PasswordHasher({ params: scryptParams(15) });
   await store.addUser("slowpoke", await hasher.hash(new TextEncoder().encode("pw")));
   await store.close();
+  return { db, remove };
+}
+
+Deno.test("v1.1 login clock: a login whose check outlasts the timeout still gets its answer", async () => {
+  // A password hashed at cost 15 takes tens of ms to check, and the hasher checks one or two at
+  // a time: eight logins at once wait far longer than the 50 ms login clock.
+  const { db, remove } = await slowpokeDatabase();
   try {
     await withServer({ db, args: ["--login-timeout-ms", "50", "--hash-cost", "15"] }, async (s) => {
       const clients = await Promise.all(Array.from({ length: 8 }, () => s.connect()));
@@ -221,12 +227,7 @@ Deno.test("v1.1 login clock: a login whose check outlasts the timeout still gets
 Deno.test("v1.1 why: busy, when the hash queue is full; not a failed login, so a retry works", async () => {
   // One password hashed at cost 15; the hasher holds its cores − 1 checks plus one waiting
   // (--max-hash-queue 1). 48 logins from 24 addresses at once: all but a few find it full.
-  const { dir, remove } = await tempDir();
-  const db = `${dir}/parley.db`;
-  const store = await openStore(db);
-  const hasher = new PasswordHasher({ params: scryptParams(15) });
-  await store.addUser("slowpoke", await hasher.hash(new TextEncoder().encode("pw")));
-  await store.close();
+  const { db, remove } = await slowpokeDatabase();
   // One failed login closes a connection: a busy answer that counted as one would close it.
   const args = ["--hash-cost", "15", "--max-hash-queue", "1", "--max-login-failures", "1"];
   try {
