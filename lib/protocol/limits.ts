@@ -69,6 +69,8 @@ export const DEFAULT_RATE_BURST_BYTES = 1 << 20;
 export const DEFAULT_RATE_BYTES_PER_SECOND = 512 << 10;
 /** Failed logins after which a connection is closed (`--max-login-failures`). */
 export const DEFAULT_MAX_LOGIN_FAILURES = 10;
+/** How long a closing connection gets to take its last lines before it is cut (`--close-flush-ms`). */
+export const DEFAULT_CLOSE_FLUSH_MS = 2_000;
 /** Password hashes that may wait in line before a login is answered `7:busy` (`--max-hash-queue`). */
 export const DEFAULT_MAX_HASH_QUEUE = 1000;
 /** Failed logins answered at once; each later one is answered more slowly. */

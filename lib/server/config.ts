@@ -99,6 +99,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     headerTimeoutMs: read("headerTimeoutMs"),
     proxyProtocol: read("proxyProtocol"),
     maxPendingBytes: read("maxPendingBytes"),
+    closeFlushMs: read("closeFlushMs"),
     rateBurst: read("rateBurst"),
     ratePerSecond: read("ratePerSecond"),
     rateBurstBytes: read("rateBurstBytes"),

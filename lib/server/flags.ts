@@ -7,6 +7,7 @@
  */
 
 import {
+  DEFAULT_CLOSE_FLUSH_MS,
   DEFAULT_DRAIN_MS,
   DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_LOGIN_TIMEOUT_MS,
@@ -63,6 +64,7 @@ export interface Config {
   /** The balancers' addresses and blocks (`--proxy-protocol`): their sockets start with PROXY. */
   proxyProtocol: string[];
   maxPendingBytes: number;
+  closeFlushMs: number;
   rateBurst: number;
   ratePerSecond: number;
   rateBurstBytes: number;
@@ -184,6 +186,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     1024,
     1 << 30,
     "output a client may leave unread before it is dropped",
+  ),
+  closeFlushMs: integer(
+    "close-flush-ms",
+    DEFAULT_CLOSE_FLUSH_MS,
+    0,
+    600_000,
+    "how long a connection being closed (7:slow, a drain, an error) may take its last lines",
   ),
   rateBurst: integer(
     "rate-burst",

@@ -15,6 +15,7 @@ import type { LoginThrottle } from "./login_throttle.ts";
 import { Metrics } from "../observe/metrics.ts";
 import { FloodControl } from "./flood.ts";
 import { Features, whyLine } from "../protocol/v11.ts";
+import { DEFAULT_CLOSE_FLUSH_MS } from "../protocol/limits.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -34,6 +35,8 @@ export interface ConnectionLimits {
   rateBytesPerSecond?: number;
   /** The largest read buffer: a busy connection's (reads start small and grow: see tcp.ts). */
   readBufferBytes: number;
+  /** How long a closing connection may take its last lines (default: limits.ts). */
+  closeFlushMs?: number;
 }
 
 /** What a connection shares with the rest of the server. */
@@ -108,9 +111,6 @@ function nowOf(clock: Clock): () => number {
   if (now === undefined) nows.set(clock, now = () => clock.now());
   return now;
 }
-
-/** How long a connection may take to write what is queued when it is closed on purpose. */
-const FLUSH_ON_CLOSE_MS = 2000;
 
 /**
  * A client connection. Its transport calls {@linkcode Connection.start} once, then
@@ -399,7 +399,9 @@ export class Connection implements Peer {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       this.#transport.drained(),
-      new Promise((resolve) => timer = setTimeout(resolve, FLUSH_ON_CLOSE_MS)),
+      new Promise((resolve) =>
+        timer = setTimeout(resolve, this.#context.limits.closeFlushMs ?? DEFAULT_CLOSE_FLUSH_MS)
+      ),
     ]);
     clearTimeout(timer);
     this.close();
