@@ -32,3 +32,23 @@ export const systemClock: Clock = {
     return () => clearTimeout(timer);
   },
 };
+
+const nows = new WeakMap<Clock, () => number>();
+
+/**
+ * The clock's `now` as one function, the same for every caller: each connection's flood control
+ * holds it, and a closure of its own each would cost memory per connection.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nowOf, systemClock } from "./clock.ts";
+ * assert.equal(nowOf(systemClock), nowOf(systemClock));
+ * assert.equal(typeof nowOf(systemClock)(), "number");
+ * ```
+ */
+export function nowOf(clock: Clock): () => number {
+  let now = nows.get(clock);
+  if (now === undefined) nows.set(clock, now = () => clock.now());
+  return now;
+}

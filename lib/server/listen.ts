@@ -7,6 +7,7 @@
 
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { describeError } from "../observe/log.ts";
+import { RateLimitedWarning } from "./admission.ts";
 
 /**
  * A TLS file's text; the error names the file.
@@ -147,4 +148,70 @@ export function openPorts(
   }
   const order: PortTransport[] = ["tcp", "tls", "ws", "wss"];
   return opened.sort((a, b) => order.indexOf(a[1]) - order.indexOf(b[1]));
+}
+
+/** Accept errors that are one queued peer's, not the listener's: no backoff for them. */
+const PEER_GONE = [Deno.errors.NotConnected, Deno.errors.ConnectionAborted];
+/** After a failed accept (EMFILE, say) the loop waits this long, doubling up to the maximum. */
+const ACCEPT_BACKOFF_MIN_MS = 100;
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+/** `accept-error` is warned at most once per this long (with a count of those suppressed). */
+const ACCEPT_WARNING_INTERVAL_MS = 1000;
+
+/**
+ * Hands each connection `listener` accepts to `accept` until `stopping()` or the listener is
+ * closed. A failed accept that is the listener's (out of descriptors, say) is warned about at
+ * most once a second and backed off from, 100 ms doubling to 1 s, so the loop neither spins nor
+ * floods the log; one that is a queued peer's own (it reset while waiting: a balancer giving up)
+ * costs no wait.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acceptEach } from "./listen.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const accepted = Promise.withResolvers<Deno.Conn>();
+ * const loop = acceptEach(listener, {
+ *   accept: accepted.resolve,
+ *   stopping: () => false,
+ *   warn: () => {},
+ * });
+ * const { port } = listener.addr as Deno.NetAddr;
+ * const client = await Deno.connect({ hostname: "127.0.0.1", port });
+ * const conn = await accepted.promise;
+ * assert.equal((conn.remoteAddr as Deno.NetAddr).port, (client.localAddr as Deno.NetAddr).port);
+ * conn.close();
+ * client.close();
+ * listener.close();
+ * await loop; // ends once the listener is closed
+ * ```
+ */
+export async function acceptEach(
+  listener: Deno.Listener,
+  on: {
+    accept: (conn: Deno.Conn) => void;
+    stopping: () => boolean;
+    warn: (fields: { error: string; suppressed: number }) => void;
+  },
+): Promise<void> {
+  let backoffMs = 0;
+  const errors = new RateLimitedWarning(ACCEPT_WARNING_INTERVAL_MS);
+  while (!on.stopping()) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (error) {
+      if (on.stopping() || error instanceof Deno.errors.BadResource) return;
+      // A peer that reset while queued (a balancer giving up) fails only its own accept; a
+      // backoff for it drained a backlog of them one a second (bench/failover.ts).
+      if (PEER_GONE.some((kind) => error instanceof kind)) continue;
+      const suppressed = errors.due(performance.now());
+      if (suppressed !== null) on.warn({ error: String(error), suppressed });
+      backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
+      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      continue;
+    }
+    backoffMs = 0;
+    on.accept(conn);
+  }
 }

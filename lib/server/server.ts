@@ -15,7 +15,14 @@ import { redactUrl } from "../cluster/bus_url.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";
 import { hubEdge } from "./hub_edge.ts";
-import { checkPems, openNamed, openPorts, type PortTransport, readPem } from "./listen.ts";
+import {
+  acceptEach,
+  checkPems,
+  openNamed,
+  openPorts,
+  type PortTransport,
+  readPem,
+} from "./listen.ts";
 import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
 import { describeError, type Logger } from "../observe/log.ts";
@@ -38,11 +45,6 @@ import {
 const READ_BUFFER_BYTES = 16 * 1024;
 
 const SERVER_FULL = encodeError("?", "server-full");
-/** Accept errors that are one queued peer's, not the listener's: no backoff for them. */
-const PEER_GONE = [Deno.errors.NotConnected, Deno.errors.ConnectionAborted];
-/** After a failed accept (EMFILE, say) the loop waits this long, doubling up to the maximum. */
-const ACCEPT_BACKOFF_MIN_MS = 100;
-const ACCEPT_BACKOFF_MAX_MS = 1000;
 /** Sockets being refused at once (while full) beyond which more are closed without an answer. */
 const MAX_REFUSING = 64;
 /** `accept-error` and `server-full` are logged at most once per this long (with a count). */
@@ -217,40 +219,13 @@ export class ParleyServer {
     const address = listener.addr as Deno.NetAddr;
     this.addresses.push({ transport, hostname: address.hostname, port: address.port });
     this.#log.info("listening", { transport, address: `${address.hostname}:${address.port}` });
-    void this.#acceptLoop(listener, transport);
+    void acceptEach(listener, {
+      accept: (conn) => this.#accept(conn, transport),
+      stopping: () => this.#stopping !== null,
+      warn: (fields) => this.#log.warn("accept-error", { transport, ...fields }),
+    });
   }
 
-  async #acceptLoop(listener: Deno.Listener, transport: ListenAddress["transport"]): Promise<void> {
-    let backoffMs = 0;
-    const errors = new RateLimitedWarning(WARNING_INTERVAL_MS);
-    while (this.#stopping === null) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (this.#stopping !== null || error instanceof Deno.errors.BadResource) return;
-        // A peer that reset while queued (a balancer giving up) fails only its own accept; a
-        // backoff for it drained a backlog of them one a second (bench/failover.ts).
-        if (PEER_GONE.some((kind) => error instanceof kind)) continue;
-        // Out of descriptors, say: retrying at once would spin, and log as fast as it spins.
-        const suppressed = errors.due(performance.now());
-        if (suppressed !== null) {
-          this.#log.warn("accept-error", { transport, error: String(error), suppressed });
-        }
-        backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
-        await new Promise((resolve) => setTimeout(resolve, backoffMs));
-        continue;
-      }
-      backoffMs = 0;
-      this.#accept(conn, transport);
-    }
-  }
-
-  /**
-   * Admission, for every listener: a socket counts against --max-connections and its address's
-   * cap from its first byte until it is closed (a WebSocket one while it is still sending its
-   * HTTP request, and while it waits for the peer's close frame, too).
-   */
   #accept(conn: Deno.Conn, transport: ListenAddress["transport"]): void {
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
     const webSocket = transport === "ws" || transport === "wss";

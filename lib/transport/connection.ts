@@ -9,13 +9,14 @@
 
 import { type Command, encodeError, type ErrorCode, parseCommand } from "../protocol/codec.ts";
 import type { Hub, Peer, SessionEndReason } from "../hub/hub.ts";
-import { type Clock, systemClock } from "../observe/clock.ts";
+import { type Clock, nowOf, systemClock } from "../observe/clock.ts";
 import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import { Metrics } from "../observe/metrics.ts";
 import { FloodControl } from "./flood.ts";
 import { Features, whyLine } from "../protocol/v11.ts";
 import { DEFAULT_CLOSE_FLUSH_MS } from "../protocol/limits.ts";
+import { checksPassword, checksToken, codeOf, isLogin } from "./line_kinds.ts";
 
 /** Per-connection limits. */
 export interface ConnectionLimits {
@@ -77,40 +78,11 @@ const RATE_LIMITED = Object.fromEntries(
   (["0", "1", "2", "3", "6", "8", "?"] as const).map((c) => [c, encodeError(c, "rate-limited")]),
 ) as Record<ErrorCode, Uint8Array>;
 
-/** The code a line would answer to, read without parsing it. */
-function codeOf(line: Uint8Array): ErrorCode {
-  const digit = line[0] - 0x30;
-  const known = (digit >= 0 && digit <= 3) || digit === 6 || digit === 8;
-  if (known && (line.length === 1 || line[1] === 0x3a)) {
-    return String(digit) as ErrorCode;
-  }
-  return "?";
-}
-
-/** Whether a command is a login: by password or by resume token, even a malformed one. */
-function isLogin(command: Command): boolean {
-  return command.kind === "login" || command.kind === "bad-login" ||
-    command.kind === "resume" || command.kind === "bad-resume";
-}
-
-/** Whether a command checks a password (or a token): a login, a join with a password. */
-function checksPassword(command: Command): boolean {
-  return isLogin(command) || (command.kind === "join" && command.password.length > 0);
-}
-
 /**
  * Does nothing: the one shared stand-in for "no login clock" and "no turn held". Every idle
  * connection holds these fields; a closure of its own each would cost memory per connection.
  */
 const NOTHING = (): void => {};
-
-/** Each clock's `now` as one function, shared by every connection's flood control. */
-const nows = new WeakMap<Clock, () => number>();
-function nowOf(clock: Clock): () => number {
-  let now = nows.get(clock);
-  if (now === undefined) nows.set(clock, now = () => clock.now());
-  return now;
-}
 
 /**
  * A client connection. Its transport calls {@linkcode Connection.start} once, then
@@ -231,7 +203,7 @@ export class Connection implements Peer {
       const pending = this.#closed ? undefined : this.#toHub(command);
       if (pending === undefined) finish();
       else void pending.then(finish);
-    }, command.kind === "resume" || command.kind === "bad-resume");
+    }, checksToken(command));
     this.#endTurn = finish;
     return promise;
   }
