@@ -8,11 +8,9 @@
 import net from "node:net";
 import tls from "node:tls";
 
-/** Waits `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+import { sleep } from "./helpers.ts";
 
+export { sleep };
 export { makeCert, type TestCert } from "./helpers.ts";
 
 /**

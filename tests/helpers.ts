@@ -15,6 +15,23 @@ const decoder = new TextDecoder();
 /** The password-hash cost tests use unless they are about hashing (2^10: about 3 ms). */
 export const TEST_HASH_COST = 10;
 
+/**
+ * A free loopback port, as the OS hands one out. The listener is closed again before the caller
+ * binds it, so another process may take it first; callers that can, retry on a bind failure.
+ *
+ * @example Usage
+ * ```ts
+ * import { freePort } from "./helpers.ts";
+ * const port = freePort();
+ * ```
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /** Waits `ms` milliseconds: for time that must pass, never as a guess at "long enough". */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -21,6 +21,8 @@
  * @module
  */
 
+import { freePort } from "./helpers.ts";
+
 /** A running throwaway PostgreSQL; {@linkcode TestPostgres.stop} must be called. */
 export interface TestPostgres {
   /** The loopback port it listens on (the same after {@linkcode TestPostgres.resume}). */
@@ -74,14 +76,6 @@ function osUser(name: string): { uid: number; gid: number } {
     if (fields[0] === name) return { uid: Number(fields[2]), gid: Number(fields[3]) };
   }
   throw new Error(`no OS user ${name}: PostgreSQL cannot run as root (install postgresql)`);
-}
-
-/** A free loopback port, as the OS hands one out (closed again before PostgreSQL binds it). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** Room enough in /dev/shm for a cluster and its test databases (some containers give 64 MiB). */

@@ -20,7 +20,9 @@
  * @module
  */
 
-import { bytes } from "./helpers.ts";
+import { bytes, freePort } from "./helpers.ts";
+
+export { freePort };
 
 /** Where Debian's redis-server package puts the server. */
 export const REDIS_SERVER = "/usr/bin/redis-server";
@@ -73,23 +75,6 @@ export interface StartRedisOptions {
    * sentinel needs one it can rewrite: pass `--sentinel` in `args` too).
    */
   config?: string;
-}
-
-/**
- * A free loopback port, as the OS hands one out. The listener is closed again before the caller
- * binds it, so another process may take it first; callers that can, retry on a bind failure.
- *
- * @example Usage
- * ```ts
- * import { freePort } from "./redis_support.ts";
- * const port = freePort();
- * ```
- */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /**
