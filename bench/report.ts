@@ -221,7 +221,11 @@ export function renderMarkdown(report: Report, svgName: string): { markdown: str
     `Medians of ${report.options.reps} interleaved repetitions; ${report.options.measureMs} ms ` +
       `measured after ${report.options.warmupMs} ms of warm-up; generator processes: ` +
       `${report.options.procs}; in-flight window ${report.options.window} deliveries; ` +
-      `${report.options.batch} messages per write. The whole run took ` +
+      `${report.options.batch} messages per write; ` +
+      (report.options.pin
+        ? "the server pinned to core 0 and the generators to the others (taskset). "
+        : "nothing pinned. ") +
+      `The whole run took ` +
       `${Math.round(report.totalSeconds)} s.`,
     "",
     `![delivered msgs/s](${svgName})`,

@@ -8,6 +8,8 @@
  * deno task bench --quick                  # one repetition, short windows, 2,000 idle connections
  * deno task bench --only fanout,rooms --servers parley,nats --reps 5
  * deno task bench --only fanout --procs 2  # the generator split over two processes
+ * deno task bench --no-pin                # leave the cores to the scheduler (default: server
+ *                                          # on core 0, generators on the others)
  * deno task bench --only fanout --servers parley --cpu-prof /tmp/prof   # Parley's CPU profile
  * deno task bench --only fanout --servers parley --strace /tmp/strace   # strace -c of Parley
  * deno task bench --cluster                # 1 node against 2 sharing a Redis (bench/cluster.ts)
@@ -22,10 +24,12 @@ import { GenProcess, workloadPart } from "./gen_process.ts";
 import { renderMarkdown, type Report, type TrialRecord } from "./report.ts";
 import {
   ALL_SERVERS,
+  coreSplit,
   cpuSeconds,
   installedPeers,
   machineBusySeconds,
   memoryKiB,
+  pinProcess,
   PROTOCOL_OF,
   type RunningServer,
   seededDatabase,
@@ -62,6 +66,8 @@ export interface Options {
   out: string;
   cpuProf: string;
   strace: string;
+  /** Server on core 0, generators on the others ({@linkcode coreSplit}); `--no-pin` turns it off. */
+  pin: boolean;
 }
 
 /** How long the storm's logins may take before one counts as failed (Parley's). */
@@ -122,6 +128,7 @@ function parseOptions(args: string[]): Options {
       new URL(`./results/${date}-${host}${quick ? "-quick" : ""}`, import.meta.url).pathname,
     cpuProf: value("--cpu-prof") ?? "",
     strace: value("--strace") ?? "",
+    pin: !args.includes("--no-pin"),
   };
 }
 
@@ -174,6 +181,8 @@ async function runTrial(
       parleyArgs: ["--hash-cost", String(COSTLY_HASH_COST)],
     })
     : await startServer(name, { dir, seededDb, denoFlags });
+  const cores = options.pin ? coreSplit() : null;
+  if (cores) pinProcess(server.pid, cores.server);
   const costlyLogins = storm && name === "parley";
   const gens: GenProcess[] = [];
   const record: TrialRecord = {
@@ -217,6 +226,7 @@ async function runTrial(
         gens.push(new GenProcess(genConfig(options, scenario, server, p, procs)));
       }
     }
+    if (cores) { for (const g of gens) pinProcess(g.child.pid, cores.generators); }
     // 10,000 logins on a loaded machine can take minutes.
     const setupTimeout = 180_000 + 20 * scenario.clients;
     for (const g of gens) {
@@ -234,6 +244,7 @@ async function runTrial(
         // Each login is a full scrypt at the production cost, one at a time: minutes on 2 cores.
         stormLimitMs: costlyLogins ? STORM_LIMIT_MS : undefined,
       });
+      if (cores) pinProcess(stormGen.child.pid, cores.generators);
       await stormGen.expect("READY", setupTimeout);
     }
     const measureMs = storm ? Math.max(options.measureMs, 4000) : options.measureMs;

@@ -259,6 +259,37 @@ function configFile(name: Exclude<ServerName, "parley">): string {
   return name === "nats" ? "nats-server.conf" : `${name}.conf`;
 }
 
+/**
+ * Where the benchmark's processes run: the server on the first core, the load generators on the
+ * others, so that neither takes the other's CPU (as the issues' reference runs were taken). Null
+ * on a single core, or without `taskset` (util-linux).
+ */
+export function coreSplit(): { server: string; generators: string } | null {
+  const cores = navigator.hardwareConcurrency;
+  if (cores < 2) return null;
+  try {
+    new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync();
+  } catch {
+    return null;
+  }
+  return { server: "0", generators: cores === 2 ? "1" : `1-${cores - 1}` };
+}
+
+/**
+ * Binds process `pid` and every thread it has to `cpus` (a taskset list such as "0" or "1-3");
+ * threads it starts later inherit the binding. Throws, naming the pid, if taskset fails.
+ */
+export function pinProcess(pid: number, cpus: string): void {
+  const out = new Deno.Command("taskset", {
+    args: ["--all-tasks", "--cpu-list", "--pid", cpus, String(pid)],
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) {
+    throw new Error(`taskset could not pin pid ${pid}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
 /** CPU seconds (user + system, all threads) that process `pid` has used. */
 export function cpuSeconds(pid: number): number {
   try {
