@@ -40,7 +40,14 @@ import {
   seededDatabase,
   startServer,
 } from "./servers.ts";
-import { cpuModel, flagReader, listOption, runInterleaved, summarizeTrials } from "./stats.ts";
+import {
+  cpuModel,
+  flagReader,
+  listOption,
+  runInterleaved,
+  summarizeTrials,
+  worstMs,
+} from "./stats.ts";
 
 /** How the clients are served. */
 export type Setup = "single" | "cluster1" | "cluster2";
@@ -94,6 +101,8 @@ export interface ClusterTrial {
   sentPerSec: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
+  p999Ms: number | null;
+  maxMs: number | null;
   /** CPU % of one core, per node. */
   nodeCpuPct: (number | null)[];
   redisCpuPct: number | null;
@@ -200,6 +209,8 @@ async function runTrial(
     sentPerSec: null,
     p50Ms: null,
     p99Ms: null,
+    p999Ms: null,
+    maxMs: null,
     nodeCpuPct: [],
     redisCpuPct: null,
     genCpuPct: null,
@@ -284,10 +295,10 @@ async function runTrial(
     record.deliveredPerSec = delivered;
     record.sentPerSec = sent;
     // Percentiles: the worse of the two generators.
-    const p50s = results.map((r) => r.p50Us).filter((x): x is number => x !== null);
-    const p99s = results.map((r) => r.p99Us).filter((x): x is number => x !== null);
-    record.p50Ms = p50s.length ? Math.max(...p50s) / 1000 : null;
-    record.p99Ms = p99s.length ? Math.max(...p99s) / 1000 : null;
+    record.p50Ms = worstMs(results.map((r) => r.p50Us));
+    record.p99Ms = worstMs(results.map((r) => r.p99Us));
+    record.p999Ms = worstMs(results.map((r) => r.p999Us));
+    record.maxMs = worstMs(results.map((r) => r.maxUs));
     record.nodeCpuPct = nodes.map((_, i) => (100 * (cpu1[i] - cpu0[i])) / seconds);
     record.genCpuPct = Math.max(...results.map((r) => (100 * r.genCpuSeconds) / r.seconds));
     const measured = cpu1.reduce((a, c, i) => a + c - cpu0[i], 0) + (redisCpu1 - redisCpu0) +

@@ -34,6 +34,7 @@ import {
   STAMP_FLAG,
   type Step,
 } from "./protocols.ts";
+import { latencyBetween, recordSample } from "./gen_latency.ts";
 
 /** The scenarios a generator can play. */
 export type GenScenario = "fanout" | "rooms" | "direct" | "paced" | "idle" | "storm";
@@ -83,9 +84,13 @@ export interface GenResult {
   seconds: number;
   p50Us: number | null;
   p99Us: number | null;
+  p999Us: number | null;
+  maxUs: number | null;
   samples: number;
   windowP50Us: number | null;
   windowP99Us: number | null;
+  windowP999Us: number | null;
+  windowMaxUs: number | null;
   windowSamples: number;
   genCpuSeconds: number;
   closed: number;
@@ -148,7 +153,7 @@ class Client {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Counters and latency samples, shared by every connection of this process.
+// Counters, shared by every connection of this process (latency samples: gen_latency.ts).
 
 let received = 0;
 let expected = 0;
@@ -156,24 +161,6 @@ let sentMessages = 0;
 let sequence = 0;
 let closedConnections = 0;
 let skipped = 0;
-const SAMPLE_CAP = 1 << 21;
-const latencies = new Float64Array(SAMPLE_CAP);
-const sampledAt = new Float64Array(SAMPLE_CAP);
-let samples = 0;
-
-function recordSample(chunk: Uint8Array, stampStart: number, now: number): void {
-  let ts = 0;
-  for (let k = stampStart; k < stampStart + 16; k++) {
-    const d = chunk[k] - 0x30;
-    if (d < 0 || d > 9) return;
-    ts = ts * 10 + d;
-  }
-  if (samples < SAMPLE_CAP) {
-    latencies[samples] = now - ts;
-    sampledAt[samples] = now;
-    samples++;
-  }
-}
 
 /** Reads one connection until it closes: counts messages, answers pings, feeds the handshake. */
 async function readLoop(
@@ -403,19 +390,6 @@ function say(line: string): void {
   Deno.stdout.writeSync(encoder.encode(line + "\n"));
 }
 
-function percentile(sorted: Float64Array, q: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-function latencyBetween(fromUs: number, toUs: number): Float64Array {
-  const picked: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    if (sampledAt[i] >= fromUs && sampledAt[i] <= toUs) picked.push(latencies[i]);
-  }
-  return Float64Array.from(picked).sort();
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main(): Promise<void> {
@@ -475,9 +449,13 @@ async function main(): Promise<void> {
     seconds: 0,
     p50Us: null,
     p99Us: null,
+    p999Us: null,
+    maxUs: null,
     samples: 0,
     windowP50Us: null,
     windowP99Us: null,
+    windowP999Us: null,
+    windowMaxUs: null,
     windowSamples: 0,
     genCpuSeconds: 0,
     closed: 0,
@@ -569,9 +547,11 @@ async function main(): Promise<void> {
     clearInterval(timer);
     clearInterval(debug);
     const measured = latencyBetween(u0, u1);
-    result.samples = measured.length;
-    result.p50Us = percentile(measured, 0.5);
-    result.p99Us = percentile(measured, 0.99);
+    result.samples = measured.samples;
+    result.p50Us = measured.p50Us;
+    result.p99Us = measured.p99Us;
+    result.p999Us = measured.p999Us;
+    result.maxUs = measured.maxUs;
   }
   result.closed = closedConnections;
   result.skipped = skipped;
@@ -584,9 +564,11 @@ async function main(): Promise<void> {
   const to = Number(toText);
   if (to > from) {
     const inWindow = latencyBetween(from, to);
-    result.windowSamples = inWindow.length;
-    result.windowP50Us = percentile(inWindow, 0.5);
-    result.windowP99Us = percentile(inWindow, 0.99);
+    result.windowSamples = inWindow.samples;
+    result.windowP50Us = inWindow.p50Us;
+    result.windowP99Us = inWindow.p99Us;
+    result.windowP999Us = inWindow.p999Us;
+    result.windowMaxUs = inWindow.maxUs;
   }
   say(`RESULT ${JSON.stringify(result)}`);
   Deno.exit(0);

@@ -19,6 +19,9 @@ export interface TrialRecord {
   sentPerSec: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
+  /** Reports written before these were measured lack them. */
+  p999Ms: number | null;
+  maxMs: number | null;
   /** Server CPU seconds during the measurement window. */
   serverCpuSec: number | null;
   serverCpuPct: number | null;
@@ -232,18 +235,19 @@ export function renderMarkdown(report: Report, svgName: string): { markdown: str
     "",
     "## Table",
     "",
-    "| scenario | server | delivered msgs/s | p50 ms | p99 ms | server CPU s | server CPU % | " +
-      "peak RSS MiB | RSS/conn KiB | storm ms | gen CPU % | other CPU % | ok runs |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| scenario | server | delivered msgs/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU s | " +
+      "server CPU % | peak RSS MiB | RSS/conn KiB | storm ms | gen CPU % | other CPU % | ok runs |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " +
+      "---: | ---: |",
   );
   for (const s of report.scenarios) {
     for (const v of report.servers) {
       const t = find(report, s.name, v);
       if (!t) continue;
       md.push(
-        `| ${s.name} | ${LABEL[v]} | ${rate(t.deliveredPerSec)} | ${num(t.p50Ms)} | ${
-          num(t.p99Ms)
-        } | ` +
+        `| ${s.name} | ${LABEL[v]} | ${rate(t.deliveredPerSec)} | ${num(t.p50Ms)} | ` +
+          // `?? null`: reports written before p99.9 and max were measured lack them.
+          `${num(t.p99Ms)} | ${num(t.p999Ms ?? null)} | ${num(t.maxMs ?? null)} | ` +
           `${num(t.serverCpuSec)} | ${num(t.serverCpuPct, 0)} | ` +
           `${num(t.peakRssKiB === null ? null : t.peakRssKiB / 1024, 1)} | ${num(t.rssPerConnKiB)}${
             t.settledRssPerConnKiB ? ` → ${num(t.settledRssPerConnKiB)}` : ""
@@ -257,7 +261,7 @@ export function renderMarkdown(report: Report, svgName: string): { markdown: str
   }
   md.push(
     "",
-    "p50/p99: send-to-receive latency of the timestamped messages (1 in 64; every message in the " +
+    "p50/p99/p99.9/max: send-to-receive latency of the timestamped messages (1 in 64; every message in the " +
       "paced runs); for storm, of the paced clients' messages received while the storm's logins ran. " +
       "Server CPU: user + system seconds over the measured window (all threads). Peak RSS: VmHWM. " +
       "RSS/conn: (RSS with all idle clients held − RSS before) ÷ connections, at the end of the " +

@@ -81,6 +81,20 @@ export function listOption<T extends string>(
 }
 
 /**
+ * The worst (highest) of several generators' latencies in µs, in ms; null when none has one.
+ *
+ * @example Usage
+ * ```ts
+ * import { worstMs } from "./stats.ts";
+ * worstMs([1500, null, 2500]); // 2.5
+ * ```
+ */
+export function worstMs(valuesUs: (number | null)[]): number | null {
+  const known = valuesUs.filter((x): x is number => x !== null);
+  return known.length ? Math.max(...known) / 1000 : null;
+}
+
+/**
  * What every trial measures: delivered and sent messages a second, latency, the busier
  * generator's CPU % and the machine CPU % used by anything not measured.
  */
@@ -89,6 +103,8 @@ const MEASURES = [
   "sentPerSec",
   "p50Ms",
   "p99Ms",
+  "p999Ms",
+  "maxMs",
   "genCpuPct",
   "otherCpuPct",
 ] as const;
@@ -112,7 +128,9 @@ export interface TrialOutcome extends Measures {
  * ```ts
  * import { summarizeTrials, type TrialOutcome } from "./stats.ts";
  * type Trial = TrialOutcome & { s: string; x: number | null };
- * const none = { deliveredPerSec: null, sentPerSec: null, p50Ms: null, p99Ms: null };
+ * const none = {
+ *   deliveredPerSec: null, sentPerSec: null, p50Ms: null, p99Ms: null, p999Ms: null, maxMs: null,
+ * };
  * const trials: Trial[] = [1, 3].map((x) => ({
  *   ...none, genCpuPct: null, otherCpuPct: null, s: "a", x, rep: 1, failed: 0, closed: 0, error: null,
  * }));
