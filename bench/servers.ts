@@ -31,6 +31,7 @@ export const PROTOCOL_OF: Record<ServerName, Protocol> = {
 export interface RunningServer {
   name: ServerName;
   pid: number;
+  /** The port the benchmark uses: the TLS port when started with `tls`. */
   port: number;
   /** SIGTERM by PID, then SIGKILL if it has not exited within a few seconds. */
   stop(): Promise<void>;
@@ -152,6 +153,11 @@ export interface StartOptions {
   parleyArgs?: string[];
   /** Parley: deno flags before `main.ts` (for example `--cpu-prof`). */
   denoFlags?: string[];
+  /**
+   * Serve TLS with this certificate and key (PEM files): the returned port is then the TLS
+   * port. A peer gets its bench/peers/<name>-tls.conf appended to its config.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** Starts `name` and resolves once it accepts connections. */
@@ -183,6 +189,16 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
         "20000",
         "--max-connections-per-address", // every generated client comes from 127.0.0.1
         "0",
+        ...(options.tls
+          ? [
+            "--tls-cert",
+            options.tls.certFile,
+            "--tls-key",
+            options.tls.keyFile,
+            "--tls-port",
+            "0",
+          ]
+          : []),
         ...(options.parleyArgs ?? []),
       ],
       cwd: options.dir,
@@ -191,9 +207,12 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
       stderr: "piped",
     }).spawn();
     const listening = Promise.withResolvers<number>();
+    // A cluster node's lines carry node=<id> before the event's own fields.
+    const listeningLine = options.tls
+      ? /listening .*?transport=tls address=\S+:(\d+)/
+      : /listening .*?transport=tcp address=\S+:(\d+)/;
     const check = () => {
-      // A cluster node's lines carry node=<id> before the event's own fields.
-      const m = out.text.match(/listening .*?transport=tcp address=\S+:(\d+)/);
+      const m = out.text.match(listeningLine);
       if (m) listening.resolve(Number(m[1]));
     };
     void collect(child.stderr, out, check);
@@ -214,13 +233,12 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
       clearTimeout(timer);
     }
   } else {
-    port = freePort();
-    const template = Deno.readTextFileSync(`${HERE}peers/${configFile(name)}`);
+    const plainPort = freePort();
+    // With TLS, the plain port stays open but unused: the TLS lines add a port (or, for NATS,
+    // move the one listener to it).
+    port = options.tls ? freePort() : plainPort;
     const config = `${options.dir}/${configFile(name)}`;
-    Deno.writeTextFileSync(
-      config,
-      template.replaceAll("{{PORT}}", String(port)).replaceAll("{{DIR}}", options.dir),
-    );
+    Deno.writeTextFileSync(config, peerConfig(name, options, plainPort, port));
     Deno.writeTextFileSync(`${options.dir}/motd.txt`, "Parley benchmark peer\n");
     const args: Record<typeof name, string[]> = {
       inspircd: ["--nofork", "--runasroot", "--config", config],
@@ -255,8 +273,25 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
   return { name, pid: child.pid, port, stop: stopper(child), output: () => out.text };
 }
 
-function configFile(name: Exclude<ServerName, "parley">): string {
-  return name === "nats" ? "nats-server.conf" : `${name}.conf`;
+function configFile(name: Exclude<ServerName, "parley">, suffix = ""): string {
+  return `${name === "nats" ? "nats-server" : name}${suffix}.conf`;
+}
+
+/** A peer's config from bench/peers/: its template, and with TLS its TLS lines after. */
+function peerConfig(
+  name: Exclude<ServerName, "parley">,
+  options: StartOptions,
+  plainPort: number,
+  tlsPort: number,
+): string {
+  let text = Deno.readTextFileSync(`${HERE}peers/${configFile(name)}`);
+  if (options.tls) {
+    text += "\n" + Deno.readTextFileSync(`${HERE}peers/${configFile(name, "-tls")}`)
+      .replaceAll("{{TLS_PORT}}", String(tlsPort))
+      .replaceAll("{{CERT}}", options.tls.certFile)
+      .replaceAll("{{KEY}}", options.tls.keyFile);
+  }
+  return text.replaceAll("{{PORT}}", String(plainPort)).replaceAll("{{DIR}}", options.dir);
 }
 
 /**
