@@ -34,6 +34,7 @@ import {
   STAMP_FLAG,
   type Step,
 } from "./protocols.ts";
+import { connectTo } from "./gen_connect.ts";
 import { latencyBetween, recordSample } from "./gen_latency.ts";
 
 /** The scenarios a generator can play. */
@@ -75,6 +76,9 @@ export interface GenConfig {
   stormLimitMs?: number;
   /** Measure until `measureMs` passes or a `STOP` line comes, whichever is first. */
   untilStop?: boolean;
+  /** Connect over TLS, trusting `caPem` (the server's self-signed certificate) alone. */
+  tls?: boolean;
+  caPem?: string;
 }
 
 /** What a generator reports. */
@@ -254,16 +258,10 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
-async function connect(config: GenConfig): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: config.port });
-  conn.setNoDelay(true);
-  return conn;
-}
-
 /** Connects client i and runs its handshake: login, then join, then the publish connection. */
 async function setUp(config: GenConfig, client: Client, join: boolean): Promise<void> {
   const pong = pongFor(config.protocol);
-  client.conn = await connect(config);
+  client.conn = await connectTo(config);
   void readLoop(client, client.conn, "main", pong, config.readBufferBytes);
   const direct = config.scenario === "direct" || config.scenario === "idle";
   for (const step of loginSteps(config.protocol, client.index, direct, config.costlyLogins)) {
@@ -277,7 +275,7 @@ async function setUp(config: GenConfig, client: Client, join: boolean): Promise<
   if (
     hasPubConnection(config.protocol) && config.scenario !== "idle" && config.scenario !== "storm"
   ) {
-    client.pub = await connect(config);
+    client.pub = await connectTo(config);
     void readLoop(client, client.pub, "pub", null, 4096);
     for (const step of pubSteps(config.protocol)) await runStep(client, step);
   }
