@@ -8,9 +8,12 @@
 import type { GenScenario } from "./gen.ts";
 import type { ServerName } from "./servers.ts";
 
+/** A scenario of bench/run.ts: a generator workload, or fan-out or many rooms over TLS. */
+export type ScenarioName = GenScenario | "fanout-tls" | "rooms-tls";
+
 /** One trial, or (in `medians`) the median of a scenario × server's trials. */
 export interface TrialRecord {
-  scenario: GenScenario;
+  scenario: ScenarioName;
   server: ServerName;
   /** The repetition; in medians, how many trials succeeded. */
   rep: number;
@@ -48,7 +51,7 @@ export interface Report {
   kernel: string;
   versions: Record<string, string>;
   options: Record<string, unknown>;
-  scenarios: { name: GenScenario; title: string }[];
+  scenarios: { name: ScenarioName; title: string }[];
   servers: ServerName[];
   medians: TrialRecord[];
   trials: TrialRecord[];
@@ -92,7 +95,7 @@ function ratio(a: number | null, b: number | null): string {
 
 /** The metric each scenario is judged by, and whether more is better. */
 function headline(
-  s: GenScenario,
+  s: ScenarioName,
 ): { label: string; get: (t: TrialRecord) => number | null; more: boolean } {
   switch (s) {
     case "paced":
@@ -106,7 +109,7 @@ function headline(
   }
 }
 
-function find(report: Report, s: GenScenario, server: ServerName): TrialRecord | undefined {
+function find(report: Report, s: ScenarioName, server: ServerName): TrialRecord | undefined {
   return report.medians.find((t) => t.scenario === s && t.server === server);
 }
 
@@ -167,6 +170,25 @@ function targets(report: Report): string[] {
           ? "**met once settled**"
           : "**not met**"),
     );
+  }
+  return lines;
+}
+
+/**
+ * What TLS costs each server: delivered/s over TLS ÷ over plain TCP, for fan-out and many rooms,
+ * where both ran.
+ */
+function tlsCost(report: Report): string[] {
+  const lines: string[] = [];
+  for (const v of report.servers) {
+    const parts: string[] = [];
+    for (const [plain, label] of [["fanout", "fan-out"], ["rooms", "many rooms"]] as const) {
+      const base = find(report, plain, v)?.deliveredPerSec ?? null;
+      const tls = find(report, `${plain}-tls`, v)?.deliveredPerSec ?? null;
+      if (base === null || tls === null) continue;
+      parts.push(`${label} ${ratio(tls, base)} (${rate(tls)}/s over TLS, ${rate(base)}/s plain)`);
+    }
+    if (parts.length > 0) lines.push(`- ${LABEL[v]}: ${parts.join("; ")}`);
   }
   return lines;
 }
@@ -290,6 +312,10 @@ export function renderMarkdown(report: Report, svgName: string): { markdown: str
         cells.join(" | ")
       } |`,
     );
+  }
+  const cost = tlsCost(report);
+  if (cost.length > 0) {
+    md.push("", "## TLS cost: delivered/s over TLS ÷ over plain TCP", "", ...cost);
   }
   const t = targets(report);
   if (t.length > 0) md.push("", "## Targets (issue 4)", "", ...t);

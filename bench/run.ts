@@ -21,7 +21,7 @@
 
 import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
 import { GenProcess, workloadPart } from "./gen_process.ts";
-import { renderMarkdown, type Report, type TrialRecord } from "./report.ts";
+import { renderMarkdown, type Report, type ScenarioName, type TrialRecord } from "./report.ts";
 import {
   ALL_SERVERS,
   coreSplit,
@@ -44,11 +44,16 @@ import {
   summarizeTrials,
   worstMs,
 } from "./stats.ts";
+import { type BenchCert, makeBenchCert } from "./tls_cert.ts";
 import { cachedUsers, COST as COSTLY_HASH_COST } from "./users.ts";
 
-/** A scenario of issue 4. */
+/** A scenario of issue 4, or one of them over TLS. */
 export interface Scenario {
-  name: GenScenario;
+  name: ScenarioName;
+  /** What the generators play. */
+  workload: GenScenario;
+  /** Whether the server serves, and the generators connect with, TLS. */
+  tls: boolean;
   title: string;
   clients: number;
   rooms: number;
@@ -57,7 +62,7 @@ export interface Scenario {
 /** The benchmark's options. */
 export interface Options {
   quick: boolean;
-  only: GenScenario[];
+  only: ScenarioName[];
   /** Whether to run bench/restart.ts too, with the storm's users. */
   restart: boolean;
   servers: ServerName[];
@@ -84,22 +89,58 @@ const STORM_LOGINS = 500;
 /** The storm's paced clients: 100 in one room, as in the paced scenario. */
 const PACED_CLIENTS = 100;
 
-const SCENARIO_ORDER: GenScenario[] = ["fanout", "rooms", "direct", "paced", "idle", "storm"];
+const SCENARIO_ORDER: ScenarioName[] = [
+  "fanout",
+  "rooms",
+  "fanout-tls",
+  "rooms-tls",
+  "direct",
+  "paced",
+  "idle",
+  "storm",
+];
 
 function scenarios(options: Options): Scenario[] {
+  const fanout = { workload: "fanout", clients: 100, rooms: 1 } as const;
+  const rooms = { workload: "rooms", clients: 1000, rooms: 100 } as const;
   const all: Scenario[] = [
-    { name: "fanout", title: "fan-out: 1 room × 100 clients", clients: 100, rooms: 1 },
-    { name: "rooms", title: "many rooms: 1,000 clients in 100 rooms", clients: 1000, rooms: 100 },
-    { name: "direct", title: "direct: 1,000 clients, 5 targets each", clients: 1000, rooms: 0 },
-    { name: "paced", title: "paced: 100 clients × 20 msg/s, 1 room", clients: 100, rooms: 1 },
+    { name: "fanout", ...fanout, tls: false, title: "fan-out: 1 room × 100 clients" },
+    { name: "rooms", ...rooms, tls: false, title: "many rooms: 1,000 clients in 100 rooms" },
+    { name: "fanout-tls", ...fanout, tls: true, title: "fan-out over TLS: 1 room × 100 clients" },
+    {
+      name: "rooms-tls",
+      ...rooms,
+      tls: true,
+      title: "many rooms over TLS: 1,000 clients in 100 rooms",
+    },
+    {
+      name: "direct",
+      workload: "direct",
+      tls: false,
+      title: "direct: 1,000 clients, 5 targets each",
+      clients: 1000,
+      rooms: 0,
+    },
+    {
+      name: "paced",
+      workload: "paced",
+      tls: false,
+      title: "paced: 100 clients × 20 msg/s, 1 room",
+      clients: 100,
+      rooms: 1,
+    },
     {
       name: "idle",
+      workload: "idle",
+      tls: false,
       title: `idle: ${options.idleConnections.toLocaleString("en")} logged-in connections`,
       clients: options.idleConnections,
       rooms: 0,
     },
     {
       name: "storm",
+      workload: "storm",
+      tls: false,
       title: `login storm: ${STORM_LOGINS} logins during paced (Parley: distinct passwords, ` +
         `hash cost ${COSTLY_HASH_COST})`,
       clients: STORM_LOGINS,
@@ -114,7 +155,7 @@ function parseOptions(args: string[]): Options {
   const quick = args.includes("--quick");
   // "restart" is bench/restart.ts, run after the others (it restarts one server many times).
   const named = listOption(value("--only"), [...SCENARIO_ORDER, "restart"], "scenario");
-  const only = named.filter((s): s is GenScenario => s !== "restart");
+  const only = named.filter((s): s is ScenarioName => s !== "restart");
   const servers = listOption(value("--servers"), ALL_SERVERS, "server");
   const host = Deno.hostname();
   const date = new Date().toISOString().slice(0, 10);
@@ -147,11 +188,15 @@ function genConfig(
   server: RunningServer,
   part: number,
   parts: number,
+  cert: BenchCert | null,
 ): GenConfig {
+  const workload = { name: scenario.workload, clients: scenario.clients, rooms: scenario.rooms };
   return {
-    ...workloadPart(scenario, part, parts, options),
+    ...workloadPart(workload, part, parts, options),
     protocol: PROTOCOL_OF[server.name],
     port: server.port,
+    tls: scenario.tls,
+    caPem: scenario.tls ? cert?.certPem : undefined,
     // InspIRCd 3 completes a registration on its once-a-second timer: set many up at once.
     // ngircd listens with a backlog of 10: more connects at once get their SYNs dropped and
     // retried seconds later.
@@ -160,15 +205,26 @@ function genConfig(
   };
 }
 
+/** What a run makes once for all its trials. */
+interface RunFiles {
+  /** Parley's database of users u0…, copied for each trial. */
+  seededDb: string;
+  /** Parley's database of the storm's users (bench/users.ts). */
+  stormDb: string;
+  /** The TLS scenarios' certificate, when any runs. */
+  cert: BenchCert | null;
+}
+
 /** One scenario against one server: start it, drive it, measure, stop it. */
 async function runTrial(
   options: Options,
   scenario: Scenario,
   name: ServerName,
   rep: number,
-  seededDb: string,
-  stormDb: string,
+  files: RunFiles,
 ): Promise<TrialRecord> {
+  const { seededDb, stormDb, cert } = files;
+  if (scenario.tls && cert === null) throw new Error(`${scenario.name} needs a certificate`);
   const dir = await Deno.makeTempDir({ prefix: `parley-bench-${name}-` });
   const denoFlags = options.cpuProf
     ? [
@@ -187,7 +243,7 @@ async function runTrial(
       denoFlags,
       parleyArgs: ["--hash-cost", String(COSTLY_HASH_COST)],
     })
-    : await startServer(name, { dir, seededDb, denoFlags });
+    : await startServer(name, { dir, seededDb, denoFlags, tls: scenario.tls ? cert! : undefined });
   const cores = options.pin ? coreSplit() : null;
   if (cores) pinProcess(server.pid, cores.server);
   const costlyLogins = storm && name === "parley";
@@ -222,17 +278,24 @@ async function runTrial(
       ? 1
       : options.procs;
     if (storm) {
-      const paced: Scenario = { name: "paced", title: "", clients: PACED_CLIENTS, rooms: 1 };
+      const paced: Scenario = {
+        name: "paced",
+        workload: "paced",
+        tls: false,
+        title: "",
+        clients: PACED_CLIENTS,
+        rooms: 1,
+      };
       gens.push(
         new GenProcess({
-          ...genConfig(options, paced, server, 0, 1),
+          ...genConfig(options, paced, server, 0, 1, cert),
           costlyLogins,
           untilStop: true,
         }),
       );
     } else {
       for (let p = 0; p < procs; p++) {
-        gens.push(new GenProcess(genConfig(options, scenario, server, p, procs)));
+        gens.push(new GenProcess(genConfig(options, scenario, server, p, procs, cert)));
       }
     }
     if (cores) { for (const g of gens) pinProcess(g.child.pid, cores.generators); }
@@ -245,7 +308,7 @@ async function runTrial(
     let stormGen: GenProcess | null = null;
     if (storm) {
       stormGen = new GenProcess({
-        ...genConfig(options, scenario, server, 0, 1),
+        ...genConfig(options, scenario, server, 0, 1, cert),
         scenario: "storm",
         first: costlyLogins ? PACED_CLIENTS : 1000,
         count: scenario.clients,
@@ -425,13 +488,21 @@ async function main(): Promise<void> {
   if (options.servers.includes("parley") && list.some((s) => s.name === "storm")) {
     stormDb = await cachedUsers(PACED_CLIENTS + STORM_LOGINS);
   }
-  const trials = await runInterleaved(
-    list,
-    options.reps,
-    options.servers,
-    (scenario, name, rep) => runTrial(options, scenario, name, rep, seededDb, stormDb),
-    describe,
-  );
+  // One throwaway certificate for every TLS trial of the run.
+  const cert = list.some((s) => s.tls) ? await makeBenchCert() : null;
+  const files: RunFiles = { seededDb, stormDb, cert };
+  let trials: TrialRecord[];
+  try {
+    trials = await runInterleaved(
+      list,
+      options.reps,
+      options.servers,
+      (scenario, name, rep) => runTrial(options, scenario, name, rep, files),
+      describe,
+    );
+  } finally {
+    if (cert) await Deno.remove(cert.dir, { recursive: true }).catch(() => {});
+  }
   const report: Report = {
     date: new Date().toISOString(),
     host: Deno.hostname(),
