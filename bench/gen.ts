@@ -12,15 +12,17 @@
  * ```
  *
  * The hot path allocates nothing per message: each socket is read into one reused buffer, and
- * messages are counted by finding their body's marker byte with `indexOf` (see protocols.ts). Writes are batched (`batch` messages per write, one write in flight per
- * connection) and the deliveries still expected are bounded by `window`.
+ * messages are counted by finding their body's marker byte with `indexOf` (see protocols.ts).
+ * Writes are batched (`batch` messages per write, one write in flight per connection) and the
+ * deliveries still expected are bounded by `window`. With `tls`, every connection is TLS over
+ * TCP (gen_connect.ts); nothing else changes.
  *
  * @module
  */
 
 import {
   type Batch,
-  directBatch,
+  clientBatches,
   hasPubConnection,
   joinSteps,
   loginSteps,
@@ -29,13 +31,13 @@ import {
   pongFor,
   type Protocol,
   pubSteps,
-  roomBatch,
   roomFanout,
   STAMP_FLAG,
   type Step,
 } from "./protocols.ts";
 import { connectTo } from "./gen_connect.ts";
 import { latencyBetween, recordSample } from "./gen_latency.ts";
+import { bounded, nowUs, selfCpuSeconds, stdinLines } from "./gen_support.ts";
 
 /** The scenarios a generator can play. */
 export type GenScenario = "fanout" | "rooms" | "direct" | "paced" | "idle" | "storm";
@@ -107,29 +109,6 @@ export interface GenResult {
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-
-/** Microseconds since the epoch, comparable between processes on this machine. */
-export function nowUs(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
-}
-
-/** CPU seconds (user + system) this process has used. */
-export function selfCpuSeconds(): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Waiter {
   on: "main" | "pub";
@@ -284,30 +263,6 @@ async function setUp(config: GenConfig, client: Client, join: boolean): Promise<
   client.textPub = "";
 }
 
-/** Runs `task` over `items` with at most `limit` at once; returns how many failed. */
-async function bounded<T>(
-  items: T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<{ failed: number; firstError: unknown }> {
-  let at = 0;
-  let failed = 0;
-  let firstError: unknown = undefined;
-  const worker = async () => {
-    while (at < items.length) {
-      const item = items[at++];
-      try {
-        await task(item);
-      } catch (error) {
-        failed++;
-        firstError ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return { failed, firstError };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Sending.
 
@@ -372,18 +327,6 @@ function pump(): void {
 // ---------------------------------------------------------------------------------------------
 // Control.
 
-async function* stdinLines(): AsyncGenerator<string> {
-  let pending = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) !== -1) {
-      yield pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-    }
-  }
-}
-
 function say(line: string): void {
   Deno.stdout.writeSync(encoder.encode(line + "\n"));
 }
@@ -404,23 +347,7 @@ async function main(): Promise<void> {
     : roomFanout(config.protocol, config.roomSize);
 
   // Message buffers, built before anything is measured.
-  if (config.scenario === "fanout" || config.scenario === "rooms" || config.scenario === "paced") {
-    const per = config.scenario === "paced" ? 1 : config.batch;
-    for (const c of clients) c.batches = [roomBatch(config.protocol, c.index % config.rooms, per)];
-  } else if (config.scenario === "direct") {
-    for (const c of clients) {
-      const random = mulberry32(config.seed * 100_003 + c.index);
-      const pick = () => {
-        const set = new Set<number>();
-        while (set.size < config.targets) {
-          const t = config.first0 + Math.floor(random() * config.population);
-          if (t !== c.index) set.add(t);
-        }
-        return [...set];
-      };
-      c.batches = Array.from({ length: 4 }, () => directBatch(config.protocol, pick, config.batch));
-    }
-  }
+  for (const c of clients) c.batches = clientBatches(config, c.index);
 
   let failed = 0;
   const setupStart = performance.now();

@@ -12,6 +12,8 @@
  * @module
  */
 
+import type { GenConfig } from "./gen.ts";
+import { mulberry32 } from "./gen_support.ts";
 import { passwordOf, userOf } from "./users.ts";
 
 /** The protocols the generator speaks. */
@@ -253,4 +255,33 @@ export function directBatch(
  */
 export function roomFanout(protocol: Protocol, size: number): number {
   return protocol === "redis" ? size : size - 1;
+}
+
+/**
+ * The write buffers generator client `index` cycles through: one batch to its room (one message
+ * for paced), four batches of direct messages to targets drawn from a random seeded per client
+ * (so every run sends the same), none for the scenarios that send nothing.
+ */
+export function clientBatches(
+  config: Pick<
+    GenConfig,
+    "protocol" | "scenario" | "rooms" | "batch" | "seed" | "targets" | "first0" | "population"
+  >,
+  index: number,
+): Batch[] {
+  const { protocol, scenario } = config;
+  if (scenario === "fanout" || scenario === "rooms" || scenario === "paced") {
+    return [roomBatch(protocol, index % config.rooms, scenario === "paced" ? 1 : config.batch)];
+  }
+  if (scenario !== "direct") return [];
+  const random = mulberry32(config.seed * 100_003 + index);
+  const pick = () => {
+    const set = new Set<number>();
+    while (set.size < config.targets) {
+      const t = config.first0 + Math.floor(random() * config.population);
+      if (t !== index) set.add(t);
+    }
+    return [...set];
+  };
+  return Array.from({ length: 4 }, () => directBatch(protocol, pick, config.batch));
 }

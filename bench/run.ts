@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { GenConfig, GenResult, GenScenario } from "./gen.ts";
+import type { GenConfig, GenResult } from "./gen.ts";
 import { GenProcess, workloadPart } from "./gen_process.ts";
 import { renderMarkdown, type Report, type ScenarioName, type TrialRecord } from "./report.ts";
 import {
@@ -34,6 +34,7 @@ import {
   type RunningServer,
   seededDatabase,
   type ServerName,
+  serverVersions,
   startServer,
 } from "./servers.ts";
 import {
@@ -44,20 +45,16 @@ import {
   summarizeTrials,
   worstMs,
 } from "./stats.ts";
+import {
+  allScenarios,
+  PACED_CLIENTS,
+  type Scenario,
+  SCENARIO_ORDER,
+  STORM_LOGINS,
+  STORM_PACED,
+} from "./scenarios.ts";
 import { type BenchCert, makeBenchCert } from "./tls_cert.ts";
 import { cachedUsers, COST as COSTLY_HASH_COST } from "./users.ts";
-
-/** A scenario of issue 4, or one of them over TLS. */
-export interface Scenario {
-  name: ScenarioName;
-  /** What the generators play. */
-  workload: GenScenario;
-  /** Whether the server serves, and the generators connect with, TLS. */
-  tls: boolean;
-  title: string;
-  clients: number;
-  rooms: number;
-}
 
 /** The benchmark's options. */
 export interface Options {
@@ -84,71 +81,6 @@ export interface Options {
 
 /** How long the storm's logins may take before one counts as failed (Parley's). */
 const STORM_LIMIT_MS = 600_000;
-/** Logins at once in the storm. */
-const STORM_LOGINS = 500;
-/** The storm's paced clients: 100 in one room, as in the paced scenario. */
-const PACED_CLIENTS = 100;
-
-const SCENARIO_ORDER: ScenarioName[] = [
-  "fanout",
-  "rooms",
-  "fanout-tls",
-  "rooms-tls",
-  "direct",
-  "paced",
-  "idle",
-  "storm",
-];
-
-function scenarios(options: Options): Scenario[] {
-  const fanout = { workload: "fanout", clients: 100, rooms: 1 } as const;
-  const rooms = { workload: "rooms", clients: 1000, rooms: 100 } as const;
-  const all: Scenario[] = [
-    { name: "fanout", ...fanout, tls: false, title: "fan-out: 1 room × 100 clients" },
-    { name: "rooms", ...rooms, tls: false, title: "many rooms: 1,000 clients in 100 rooms" },
-    { name: "fanout-tls", ...fanout, tls: true, title: "fan-out over TLS: 1 room × 100 clients" },
-    {
-      name: "rooms-tls",
-      ...rooms,
-      tls: true,
-      title: "many rooms over TLS: 1,000 clients in 100 rooms",
-    },
-    {
-      name: "direct",
-      workload: "direct",
-      tls: false,
-      title: "direct: 1,000 clients, 5 targets each",
-      clients: 1000,
-      rooms: 0,
-    },
-    {
-      name: "paced",
-      workload: "paced",
-      tls: false,
-      title: "paced: 100 clients × 20 msg/s, 1 room",
-      clients: 100,
-      rooms: 1,
-    },
-    {
-      name: "idle",
-      workload: "idle",
-      tls: false,
-      title: `idle: ${options.idleConnections.toLocaleString("en")} logged-in connections`,
-      clients: options.idleConnections,
-      rooms: 0,
-    },
-    {
-      name: "storm",
-      workload: "storm",
-      tls: false,
-      title: `login storm: ${STORM_LOGINS} logins during paced (Parley: distinct passwords, ` +
-        `hash cost ${COSTLY_HASH_COST})`,
-      clients: STORM_LOGINS,
-      rooms: 0,
-    },
-  ];
-  return all.filter((s) => options.only.includes(s.name));
-}
 
 function parseOptions(args: string[]): Options {
   const value = flagReader(args);
@@ -278,17 +210,9 @@ async function runTrial(
       ? 1
       : options.procs;
     if (storm) {
-      const paced: Scenario = {
-        name: "paced",
-        workload: "paced",
-        tls: false,
-        title: "",
-        clients: PACED_CLIENTS,
-        rooms: 1,
-      };
       gens.push(
         new GenProcess({
-          ...genConfig(options, paced, server, 0, 1, cert),
+          ...genConfig(options, STORM_PACED, server, 0, 1, cert),
           costlyLogins,
           untilStop: true,
         }),
@@ -432,26 +356,6 @@ function summarize(trials: TrialRecord[]): TrialRecord[] {
   }));
 }
 
-function versions(servers: ServerName[]): Record<string, string> {
-  const run = (cmd: string, args: string[]) => {
-    try {
-      const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
-      return (new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr))
-        .split("\n").find((l) => l.trim() !== "")?.trim() ?? "?";
-    } catch {
-      return "not installed";
-    }
-  };
-  const v: Record<string, string> = { parley: `deno ${Deno.version.deno}` };
-  for (const s of servers) {
-    if (s === "inspircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "inspircd"]);
-    if (s === "ngircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "ngircd"]);
-    if (s === "nats") v[s] = run("/usr/sbin/nats-server", ["--version"]);
-    if (s === "redis") v[s] = run("/usr/bin/redis-server", ["--version"]);
-  }
-  return v;
-}
-
 async function main(): Promise<void> {
   if (Deno.args.includes("--cluster")) {
     // The cluster scenario set has setups, not peers: bench/cluster.ts runs it.
@@ -474,7 +378,7 @@ async function main(): Promise<void> {
     );
     options.servers = options.servers.filter((s) => !missing.includes(s));
   }
-  const list = scenarios(options);
+  const list = allScenarios(options.idleConnections).filter((s) => options.only.includes(s.name));
   const started = performance.now();
   const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/parley-bench-cache`;
   await Deno.mkdir(cache, { recursive: true });
@@ -509,7 +413,7 @@ async function main(): Promise<void> {
     cpu: cpuModel(),
     cores: navigator.hardwareConcurrency,
     kernel: Deno.osRelease(),
-    versions: versions(options.servers),
+    versions: serverVersions(options.servers),
     options: { ...options },
     scenarios: list.map((s) => ({ name: s.name, title: s.title })),
     servers: options.servers,

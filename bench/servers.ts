@@ -358,3 +358,27 @@ export function machineBusySeconds(): number {
     return NaN;
   }
 }
+
+/**
+ * Each server's version (Parley: its Deno's), as the report names them; "not installed" or "?"
+ * where it cannot be read.
+ */
+export function serverVersions(servers: ServerName[]): Record<string, string> {
+  const run = (cmd: string, args: string[]) => {
+    try {
+      const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
+      return (new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr))
+        .split("\n").find((l) => l.trim() !== "")?.trim() ?? "?";
+    } catch {
+      return "not installed";
+    }
+  };
+  const v: Record<string, string> = { parley: `deno ${Deno.version.deno}` };
+  for (const s of servers) {
+    if (s === "inspircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "inspircd"]);
+    if (s === "ngircd") v[s] = run("dpkg-query", ["-W", "-f=${Version}", "ngircd"]);
+    if (s === "nats") v[s] = run("/usr/sbin/nats-server", ["--version"]);
+    if (s === "redis") v[s] = run("/usr/bin/redis-server", ["--version"]);
+  }
+  return v;
+}
