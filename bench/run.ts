@@ -4,9 +4,11 @@
  * medians, the ratios of Parley to each peer, and an SVG chart.
  *
  * ```sh
- * deno task bench                          # everything (about 12 minutes on 2 cores)
+ * deno task bench                          # everything (about 12 minutes on 2 cores before
+ *                                          # the TLS scenarios, a few more with them)
  * deno task bench --quick                  # one repetition, short windows, 2,000 idle connections
  * deno task bench --only fanout,rooms --servers parley,nats --reps 5
+ * deno task bench --only fanout,fanout-tls,rooms,rooms-tls   # plain TCP and TLS, and their ratio
  * deno task bench --only fanout --procs 2  # the generator split over two processes
  * deno task bench --no-pin                # leave the cores to the scheduler (default: server
  *                                          # on core 0, generators on the others)
