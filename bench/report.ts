@@ -1,6 +1,7 @@
 /**
  * The benchmark's report: the Markdown table of medians, the ratios of Parley to each peer, the
- * targets of issue 4, and an SVG chart of delivered messages a second (hand-written SVG).
+ * targets of issues 4 and 17, and an SVG chart of delivered messages a second and p99 latency
+ * (hand-written SVG).
  *
  * @module
  */
@@ -116,8 +117,8 @@ function find(report: Report, s: ScenarioName, server: ServerName): TrialRecord 
 /** The targets of issue 4, each met or not. */
 function targets(report: Report): string[] {
   const lines: string[] = [];
-  const get = (s: GenScenario, v: ServerName) => find(report, s, v);
-  for (const s of ["fanout", "rooms", "direct"] as GenScenario[]) {
+  const get = (s: ScenarioName, v: ServerName) => find(report, s, v);
+  for (const s of ["fanout", "rooms", "direct", "fanout-tls", "rooms-tls"] as ScenarioName[]) {
     const p = get(s, "parley")?.deliveredPerSec ?? null;
     if (p === null) continue;
     const peers = report.servers.filter((v) => v !== "parley");
@@ -140,6 +141,7 @@ function targets(report: Report): string[] {
       );
     }
   }
+  lines.push(...fairness(report));
   const paced = get("paced", "parley")?.p99Ms ?? null;
   const natsPaced = get("paced", "nats")?.p99Ms ?? null;
   if (paced !== null && natsPaced !== null) {
@@ -175,6 +177,30 @@ function targets(report: Report): string[] {
 }
 
 /**
+ * Issue 17's fairness targets: in fan-out and many rooms (plain and TLS), Parley's p99 at or below
+ * the best peer's p99, with its delivered/s at or above the fastest peer's.
+ */
+function fairness(report: Report): string[] {
+  const lines: string[] = [];
+  const peers = report.servers.filter((v) => v !== "parley");
+  for (const s of ["fanout", "rooms", "fanout-tls", "rooms-tls"] as ScenarioName[]) {
+    const p = find(report, s, "parley");
+    const rivals = peers.map((v) => find(report, s, v)).filter((t) => t?.p99Ms != null);
+    if (p?.p99Ms == null || rivals.length === 0) continue;
+    const bestP99 = Math.min(...rivals.map((t) => t!.p99Ms!));
+    const fastest = Math.max(...rivals.map((t) => t!.deliveredPerSec ?? 0));
+    const met = p.p99Ms <= bestP99 && (p.deliveredPerSec ?? 0) >= fastest;
+    lines.push(
+      `- ${s} fairness: Parley p99 ${num(p.p99Ms)} ms (p99.9 ${num(p.p999Ms ?? null)}, max ` +
+        `${num(p.maxMs ?? null)}) vs the best peer's ${num(bestP99)} ms, at ` +
+        `${ratio(p.deliveredPerSec, fastest)} the fastest peer's delivered/s (target: p99 ≤ and ` +
+        `delivered/s ≥): ${met ? "**met**" : "**not met**"}`,
+    );
+  }
+  return lines;
+}
+
+/**
  * What TLS costs each server: delivered/s over TLS ÷ over plain TCP, for fan-out and many rooms,
  * where both ran.
  */
@@ -193,17 +219,22 @@ function tlsCost(report: Report): string[] {
   return lines;
 }
 
-/** The SVG chart: one panel per throughput scenario, a bar per server, each panel its own scale. */
+/**
+ * The SVG chart: one panel per scenario with traffic to measure (not idle, not the storm), a row
+ * per server, delivered messages a second on the left and the p99 latency beside it on the
+ * right; each column of each panel has its own scale.
+ */
 export function renderSvg(report: Report): string {
   const panels = report.scenarios.filter((s) => !["idle", "storm"].includes(s.name));
   const servers = report.servers;
-  const width = 760;
-  const barH = 18;
+  const width = 900;
+  const barH = 16;
   const gap = 4;
-  const left = 110;
-  const right = 90;
-  const panelH = 28 + servers.length * (barH + gap) + 14;
-  const height = 40 + panels.length * panelH;
+  const left = 100;
+  const column = (width - left - 20) / 2; // each column: its bars and their labels
+  const barMax = column - 80;
+  const panelH = 30 + servers.length * (barH + gap) + 12;
+  const height = 58 + panels.length * panelH;
   const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const out: string[] = [];
   out.push(
@@ -211,21 +242,36 @@ export function renderSvg(report: Report): string {
       `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">` +
-      `Delivered messages per second (median of ${esc(String(report.options.reps))}, ` +
-      `${esc(report.host)}, ${report.cores} cores)</text>`,
+      `Medians of ${esc(String(report.options.reps))} interleaved runs, ` +
+      `${esc(report.host)}, ${report.cores} cores</text>`,
+    `<text x="${left}" y="44" font-weight="bold">delivered messages a second ` +
+      `(longer is better)</text>`,
+    `<text x="${left + column}" y="44" font-weight="bold">p99 latency, ms ` +
+      `(shorter is better)</text>`,
   );
-  let y = 40;
+  let y = 54;
   for (const panel of panels) {
-    const values = servers.map((v) => find(report, panel.name, v)?.deliveredPerSec ?? 0);
-    const max = Math.max(1, ...values);
+    const trials = servers.map((v) => find(report, panel.name, v));
+    const rates = trials.map((t) => t?.deliveredPerSec ?? 0);
+    const p99s = trials.map((t) => t?.p99Ms ?? 0);
+    const maxRate = Math.max(1, ...rates);
+    const maxP99 = Math.max(1e-9, ...p99s);
     out.push(`<text x="10" y="${y + 16}" font-weight="bold">${esc(panel.title)}</text>`);
-    let by = y + 26;
+    let by = y + 24;
     servers.forEach((v, k) => {
-      const w = Math.round(((width - left - right) * values[k]) / max);
+      const w1 = Math.round((barMax * rates[k]) / maxRate);
+      const w2 = Math.round((barMax * p99s[k]) / maxP99);
+      const x2 = left + column;
       out.push(
-        `<text x="${left - 8}" y="${by + barH - 5}" text-anchor="end">${LABEL[v]}</text>`,
-        `<rect x="${left}" y="${by}" width="${w}" height="${barH}" fill="${COLOR[v]}"/>`,
-        `<text x="${left + w + 6}" y="${by + barH - 5}">${rate(values[k])}</text>`,
+        `<text x="${left - 8}" y="${by + barH - 4}" text-anchor="end">${LABEL[v]}</text>`,
+        `<rect x="${left}" y="${by}" width="${w1}" height="${barH}" fill="${COLOR[v]}"/>`,
+        `<text x="${left + w1 + 6}" y="${by + barH - 4}">${
+          rate(trials[k]?.deliveredPerSec ?? null)
+        }` +
+          `</text>`,
+        `<rect x="${x2}" y="${by}" width="${w2}" height="${barH}" fill="${COLOR[v]}" ` +
+          `fill-opacity="0.55"/>`,
+        `<text x="${x2 + w2 + 6}" y="${by + barH - 4}">${num(trials[k]?.p99Ms ?? null)}</text>`,
       );
       by += barH + gap;
     });
@@ -318,7 +364,7 @@ export function renderMarkdown(report: Report, svgName: string): { markdown: str
     md.push("", "## TLS cost: delivered/s over TLS ÷ over plain TCP", "", ...cost);
   }
   const t = targets(report);
-  if (t.length > 0) md.push("", "## Targets (issue 4)", "", ...t);
+  if (t.length > 0) md.push("", "## Targets (issues 4 and 17)", "", ...t);
   md.push("");
   return { markdown: md.join("\n"), svg: renderSvg(report) };
 }

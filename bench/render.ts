@@ -1,0 +1,33 @@
+/**
+ * Renders a finished run again from its JSON: `<base>.md` and `<base>.svg` from `<base>.json`,
+ * with `<base>-restart.md` appended as bench/run.ts does when it exists. For a report whose
+ * format changed after the run; the figures are the run's own.
+ *
+ * ```sh
+ * deno run -A bench/render.ts bench/results/2026-11-30-vm.json
+ * ```
+ *
+ * @module
+ */
+
+import { renderMarkdown, type Report } from "./report.ts";
+
+if (import.meta.main) {
+  const json = Deno.args[0];
+  if (json === undefined || !json.endsWith(".json")) {
+    console.error("usage: deno run -A bench/render.ts <run>.json");
+    Deno.exit(2);
+  }
+  const base = json.slice(0, -".json".length);
+  const report = JSON.parse(Deno.readTextFileSync(json)) as Report;
+  const rendered = renderMarkdown(report, base.slice(base.lastIndexOf("/") + 1) + ".svg");
+  let markdown = rendered.markdown;
+  try {
+    markdown += "\n## " + Deno.readTextFileSync(`${base}-restart.md`).replace(/^# /, "");
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  Deno.writeTextFileSync(`${base}.md`, markdown);
+  Deno.writeTextFileSync(`${base}.svg`, rendered.svg);
+  console.error(`bench: wrote ${base}.md and .svg`);
+}
