@@ -122,57 +122,58 @@ Deno.test({
       );
       haproxy = startHaproxy(rendered);
       await until(socket, (s) => [...s.values()].every((v) => v.status === "UP"), "3 nodes UP");
-
-      // send-proxy-v2 (and send-proxy, v1): a node sees each client's own address, in its log
-      // and its per-address throttle, not HAProxy's.
-      for (
-        const [port, from] of [[front, "127.0.0.2"], [front, "127.0.0.3"], [
-          frontV1,
-          "127.0.0.4",
-        ]] as const
-      ) {
-        const client = TestClient.fromConn(await connectFrom(port, from));
-        try {
-          await client.ask("0:u1:wrong", "0:-1");
-        } finally {
-          await client.close();
-        }
-        const seen = new RegExp(`login-failed .*address=${from.replaceAll(".", "\\.")} `);
-        await waitFor(() => nodes.some((n) => seen.test(n.log())), `a node logging ${from}`);
-      }
-      assert.ok(nodes.every((n) => !/address=127\.0\.0\.5 /.test(n.log())));
-      await until(socket, (s) => [...s.values()].every((v) => v.scur === 0), "those closed");
-
-      // Six logins, one after another: leastconn puts two on each node.
-      for (let i = 1; i <= 6; i++) await login(`u${i}`);
-      await until(socket, (s) => [...s.values()].every((v) => v.scur === 2), "2 clients a node");
-      // Two clients HAProxy put on different nodes: one room, across nodes.
-      const u1 = clients[0];
-      const u1Node = await serverOf(socket, u1);
-      let u2: TestClient | undefined;
-      for (const client of clients.slice(1)) {
-        if (await serverOf(socket, client) !== u1Node) u2 = client;
-      }
-      assert.ok(u2 !== undefined, "every client on one node");
-      const u2Name = `u${clients.indexOf(u2) + 1}`;
-      await u1.send("2:lobby");
-      await u1.expect("2:lobby:u1");
-      await u2.send("2:lobby");
-      await u2.expect(`2:lobby:u1,${u2Name}`);
-      await u1.expect(`4:lobby:${u2Name}`);
-      await u1.send("3:1:through HAProxy, across nodes");
-      await u2.expect("3:through HAProxy, across nodes");
-
-      // u2's node killed: /healthz fails, HAProxy marks it DOWN, new clients go to the other
-      // two; u2 leaves the room on the others within the node TTL.
-      const down = await serverOf(socket, u2);
-      const alive = ["n1", "n2", "n3"].filter((n) => n !== down);
-      // (Everyone sends empty lines meanwhile: the rendered config cuts a connection idle for
-      // 1.5 s, and this takes longer.)
+      // Every logged-in client sends an empty line now and then until the idle check below: the
+      // rendered config cuts a connection idle for 1.5 s, and on a slow machine any step of this
+      // test (logins, the kill, the node TTL) may take longer than that.
       const keepaliveAll = setInterval(() => {
         for (const client of clients) client.send("").catch(() => {});
       }, IDLE_MS / 3);
+      let alive: string[] = []; // the nodes left after the kill
       try {
+        // send-proxy-v2 (and send-proxy, v1): a node sees each client's own address, in its log
+        // and its per-address throttle, not HAProxy's.
+        for (
+          const [port, from] of [[front, "127.0.0.2"], [front, "127.0.0.3"], [
+            frontV1,
+            "127.0.0.4",
+          ]] as const
+        ) {
+          const client = TestClient.fromConn(await connectFrom(port, from));
+          try {
+            await client.ask("0:u1:wrong", "0:-1");
+          } finally {
+            await client.close();
+          }
+          const seen = new RegExp(`login-failed .*address=${from.replaceAll(".", "\\.")} `);
+          await waitFor(() => nodes.some((n) => seen.test(n.log())), `a node logging ${from}`);
+        }
+        assert.ok(nodes.every((n) => !/address=127\.0\.0\.5 /.test(n.log())));
+        await until(socket, (s) => [...s.values()].every((v) => v.scur === 0), "those closed");
+
+        // Six logins, one after another: leastconn puts two on each node.
+        for (let i = 1; i <= 6; i++) await login(`u${i}`);
+        await until(socket, (s) => [...s.values()].every((v) => v.scur === 2), "2 clients a node");
+        // Two clients HAProxy put on different nodes: one room, across nodes.
+        const u1 = clients[0];
+        const u1Node = await serverOf(socket, u1);
+        let u2: TestClient | undefined;
+        for (const client of clients.slice(1)) {
+          if (await serverOf(socket, client) !== u1Node) u2 = client;
+        }
+        assert.ok(u2 !== undefined, "every client on one node");
+        const u2Name = `u${clients.indexOf(u2) + 1}`;
+        await u1.send("2:lobby");
+        await u1.expect("2:lobby:u1");
+        await u2.send("2:lobby");
+        await u2.expect(`2:lobby:u1,${u2Name}`);
+        await u1.expect(`4:lobby:${u2Name}`);
+        await u1.send("3:1:through HAProxy, across nodes");
+        await u2.expect("3:through HAProxy, across nodes");
+
+        // u2's node killed: /healthz fails, HAProxy marks it DOWN, new clients go to the other
+        // two; u2 leaves the room on the others within the node TTL.
+        const down = await serverOf(socket, u2);
+        alive = ["n1", "n2", "n3"].filter((n) => n !== down);
         // Its checks held off, HAProxy still counts the dead node UP, and leastconn picks it (no
         // connections) for the next client: `option redispatch` sends that client to a live
         // node at once, not to the dead one again until the checks fail.
@@ -184,7 +185,6 @@ Deno.test({
         await admin(socket, `enable health parley_nodes/${down}`);
         await until(socket, (s) => s.get(down)?.status === "DOWN", `${down} DOWN`);
         await u1.expect(`5:lobby:${u2Name}`, TEST_NODE_TTL_MS + 1000);
-        // Still sending empty lines: on a slow machine these logins outlast the idle timeout.
         for (let i = 8; i <= 10; i++) await login(`u${i}`);
         const spread = await servers(socket);
         assert.equal(spread.get(down)?.scur, 0);
