@@ -17,7 +17,10 @@ class RecordingTransport implements Transport {
   readonly pendingBytes = 0;
   lines: string[] = [];
   closed = false;
-  send(output: Uint8Array): boolean {
+  /** Whether the unread output is past the bound: only a forced line is queued. */
+  full = false;
+  send(output: Uint8Array, force = false): boolean {
+    if (this.full && !force) return false;
     this.lines.push(...decoder.decode(output).split("\n").filter((line) => line !== ""));
     return true;
   }
@@ -71,6 +74,20 @@ function assertClosesAt(clock: FakeClock, connection: Connection, ms: number, wh
   clock.advance(1);
   assert.equal(connection.isClosed, true, why);
 }
+
+Deno.test("connection: after 7:slow nothing more is queued, even once the client reads below the bound", async () => {
+  const { transport, connection, line } = await connected();
+  await line("8:why");
+  assert.deepEqual(transport.take(), ["8:why"]);
+  transport.full = true;
+  connection.send(encoder.encode("3:one\n")); // past the bound: 7:slow, then the close
+  transport.full = false; // the client reads before the close: there is room again
+  connection.send(encoder.encode("3:two\n"));
+  assert.deepEqual(transport.take(), ["7:slow"]);
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the flush (instant here), the close
+  assert.equal(connection.isClosed, true);
+  assert.equal(transport.closed, true);
+});
 
 Deno.test("connection: the login clock closes an idle connection at the timeout, not before", async () => {
   const { clock, store, transport, connection } = await connected();

@@ -337,10 +337,15 @@ class DelayProxy {
         if (n === null) break;
         const chunk = buffer.slice(0, n);
         const due = performance.now() + this.delayMs;
+        // A write that fails (the other side reset) ends the relay here: a rejection left in
+        // the chain until the read loop ends would be an uncaught error meanwhile.
         sent = sent.then(async () => {
           const wait = due - performance.now();
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
           for (let at = 0; at < chunk.length;) at += await to.write(chunk.subarray(at));
+        }).catch(() => {
+          this.#closeConn(from);
+          this.#closeConn(to);
         });
       }
       await sent;

@@ -275,7 +275,8 @@ export class Connection implements Peer {
 
   /** Queues a line; a client whose unread output passes the bound is dropped. */
   send(line: Uint8Array): void {
-    if (this.#closed) return;
+    // After `7:slow` nothing more is queued, even once the client has read below the bound.
+    if (this.#closed || this.#closeReason === "slow") return;
     const metrics = this.metrics;
     metrics.bytesOut += line.length;
     this.#sentBytes += line.length;
