@@ -12,6 +12,32 @@
 
 import { renderMarkdown, type Report } from "./report.ts";
 
+/**
+ * Writes `<base>.md` and `<base>.svg` for `report`, with `<base>-restart.md` (bench/restart.ts's
+ * report) appended as a section when `withRestart` and it exists, then `extra`; returns the
+ * Markdown.
+ */
+export function writeRendered(
+  report: Report,
+  base: string,
+  withRestart = true,
+  extra = "",
+): string {
+  const rendered = renderMarkdown(report, base.slice(base.lastIndexOf("/") + 1) + ".svg");
+  let markdown = rendered.markdown;
+  if (withRestart) {
+    try {
+      markdown += "\n## " + Deno.readTextFileSync(`${base}-restart.md`).replace(/^# /, "");
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  markdown += extra;
+  Deno.writeTextFileSync(`${base}.md`, markdown);
+  Deno.writeTextFileSync(`${base}.svg`, rendered.svg);
+  return markdown;
+}
+
 if (import.meta.main) {
   const json = Deno.args[0];
   if (json === undefined || !json.endsWith(".json")) {
@@ -19,15 +45,6 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const base = json.slice(0, -".json".length);
-  const report = JSON.parse(Deno.readTextFileSync(json)) as Report;
-  const rendered = renderMarkdown(report, base.slice(base.lastIndexOf("/") + 1) + ".svg");
-  let markdown = rendered.markdown;
-  try {
-    markdown += "\n## " + Deno.readTextFileSync(`${base}-restart.md`).replace(/^# /, "");
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  Deno.writeTextFileSync(`${base}.md`, markdown);
-  Deno.writeTextFileSync(`${base}.svg`, rendered.svg);
+  writeRendered(JSON.parse(Deno.readTextFileSync(json)) as Report, base);
   console.error(`bench: wrote ${base}.md and .svg`);
 }

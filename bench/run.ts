@@ -23,7 +23,8 @@
 
 import type { GenConfig, GenResult } from "./gen.ts";
 import { GenProcess, workloadPart } from "./gen_process.ts";
-import { renderMarkdown, type Report, type ScenarioName, type TrialRecord } from "./report.ts";
+import type { Report, ScenarioName, TrialRecord } from "./report.ts";
+import { writeRendered } from "./render.ts";
 import {
   ALL_SERVERS,
   coreSplit,
@@ -426,20 +427,16 @@ async function main(): Promise<void> {
   await Deno.mkdir(new URL("./results/", import.meta.url).pathname, { recursive: true });
   const base = options.out;
   Deno.writeTextFileSync(`${base}.json`, JSON.stringify(report, null, 2) + "\n");
-  const svgName = base.slice(base.lastIndexOf("/") + 1) + ".svg";
-  const rendered = renderMarkdown(report, svgName);
-  const svg = rendered.svg;
-  let markdown = rendered.markdown;
-  if (options.restart) markdown += "\n" + await runRestart(options, base);
-  Deno.writeTextFileSync(`${base}.md`, markdown);
-  Deno.writeTextFileSync(`${base}.svg`, svg);
+  // A finished restart run wrote <base>-restart.md; a failed one says so at the end.
+  const restartFailure = options.restart ? await runRestart(options, base) : "";
+  const markdown = writeRendered(report, base, options.restart && !restartFailure, restartFailure);
   console.error(`bench: wrote ${base}.md, .json and .svg in ${report.totalSeconds.toFixed(0)} s`);
   console.log(markdown);
 }
 
 /**
- * Runs bench/restart.ts with the storm's users (the same cached database) and returns its report,
- * which it also writes to `<base>-restart.md`.
+ * Runs bench/restart.ts with the storm's users (the same cached database); it writes its report
+ * to `<base>-restart.md`. Returns "" or, if it failed, a line that says so.
  */
 async function runRestart(options: Options, base: string): Promise<string> {
   const clients = options.quick ? 60 : PACED_CLIENTS + STORM_LOGINS;
@@ -450,8 +447,7 @@ async function runRestart(options: Options, base: string): Promise<string> {
   console.error(`bench: restart with ${clients} clients (bench/restart.ts) …`);
   const status = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit" }).spawn()
     .status;
-  if (!status.success) return `restart: bench/restart.ts exited ${status.code}\n`;
-  return "## " + Deno.readTextFileSync(`${base}-restart.md`).replace(/^# /, "");
+  return status.success ? "" : `\nrestart: bench/restart.ts exited ${status.code}\n`;
 }
 
 function describe(r: TrialRecord): string {
