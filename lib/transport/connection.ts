@@ -281,7 +281,7 @@ export class Connection implements Peer {
     metrics.bytesOut += line.length;
     this.#sentBytes += line.length;
     if (!this.#transport.send(line)) {
-      if (this.#closing && this.features.why) return; // told already (7:slow), or closing anyway
+      if (this.#closing && this.features.why) return; // closing anyway, and told why
       metrics.slowConsumerDisconnects++;
       this.#context.log.warn("slow-consumer", {
         address: this.remoteAddress,
