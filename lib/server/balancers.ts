@@ -25,13 +25,11 @@ import { serveTlsOver, type TlsPems } from "../transport/tls_socket.ts";
 import { type ClientOf, closeQuietly, refuseWebSocket } from "../transport/websocket.ts";
 import type { Admission } from "./admission.ts";
 import { RateLimitedWarning } from "./admission.ts";
+import type { PortTransport as Transport } from "./listen.ts";
 
 const SERVER_FULL = encodeError("?", "server-full");
 /** Rejected balancer sockets are logged at most once per this long (with a count). */
 const WARNING_INTERVAL_MS = 1000;
-
-/** A listener's kind, as server.ts names it. */
-export type Transport = "tcp" | "tls" | "ws" | "wss";
 
 /** A socket ready to serve: its client's address, and for an HTTP proxy how to find it. */
 export interface Opened {
