@@ -11,7 +11,6 @@
  * @module
  */
 
-import { encodeError } from "../protocol/codec.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { AddressList } from "../transport/address_list.ts";
@@ -25,9 +24,8 @@ import { serveTlsOver, type TlsPems } from "../transport/tls_socket.ts";
 import { type ClientOf, closeQuietly, refuseWebSocket } from "../transport/websocket.ts";
 import type { Admission } from "./admission.ts";
 import { RateLimitedWarning } from "./admission.ts";
-import type { PortTransport as Transport } from "./listen.ts";
+import { type PortTransport as Transport, refuseFull } from "./listen.ts";
 
-const SERVER_FULL = encodeError("?", "server-full");
 /** Rejected balancer sockets are logged at most once per this long (with a count). */
 const WARNING_INTERVAL_MS = 1000;
 
@@ -138,7 +136,7 @@ export class BalancerGate {
       this.#full(address, transport);
       admission.release(null);
       if (webSocket) void refuseWebSocket(socket);
-      else socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
+      else refuseFull(socket);
       return null;
     }
     metrics.proxiedConnections++;

@@ -1,12 +1,16 @@
 /**
  * Opening the server's ports with errors that name their cause: the TLS file that cannot be read,
- * the flag and port in use (`--ws-port 8080`), or `--host` when the address is no good.
+ * the flag and port in use (`--ws-port 8080`), or `--host` when the address is no good; accepting
+ * on them, and the answer to a socket the server has no room for.
  *
  * @module
  */
 
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { encodeError } from "../protocol/codec.ts";
 import { describeError } from "../observe/log.ts";
+import type { ByteSocket } from "../transport/proxied_socket.ts";
+import { closeQuietly } from "../transport/websocket.ts";
 import { RateLimitedWarning } from "./admission.ts";
 
 /**
@@ -214,4 +218,11 @@ export async function acceptEach(
     backoffMs = 0;
     on.accept(conn);
   }
+}
+
+const SERVER_FULL = encodeError("?", "server-full");
+
+/** Tells a line client (TCP or TLS) the server has no room for it, then closes its socket. */
+export function refuseFull(socket: ByteSocket): void {
+  socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
 }

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { encodeError } from "../protocol/codec.ts";
 import { Admission, RateLimitedWarning } from "./admission.ts";
 import { BalancerGate, type Opened } from "./balancers.ts";
 import { type Config, defaultNodeId } from "./config.ts";
@@ -22,6 +21,7 @@ import {
   openPorts,
   type PortTransport,
   readPem,
+  refuseFull,
 } from "./listen.ts";
 import { ResumeTokens } from "./resume_tokens.ts";
 import { StoreFollower } from "./store_follower.ts";
@@ -44,7 +44,6 @@ import {
 /** The largest read buffer, a busy connection's (an idle one reads into 512 bytes: see tcp.ts). */
 const READ_BUFFER_BYTES = 16 * 1024;
 
-const SERVER_FULL = encodeError("?", "server-full");
 /** Sockets being refused at once (while full) beyond which more are closed without an answer. */
 const MAX_REFUSING = 64;
 /** `accept-error` and `server-full` are logged at most once per this long (with a count). */
@@ -243,7 +242,7 @@ export class ParleyServer {
       }
       if (balancer) closeQuietly(conn);
       else if (webSocket) this.#refuseWebSocket(socket);
-      else socket.write(SERVER_FULL).catch(() => {}).finally(() => closeQuietly(socket));
+      else refuseFull(socket);
       return;
     }
     if ("setNoDelay" in conn) {
