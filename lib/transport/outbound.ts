@@ -9,6 +9,8 @@
  * @module
  */
 
+import { socketTurns } from "./io_turns.ts";
+
 /** The most bytes gathered into one write. */
 const MAX_BATCH_BYTES = 256 * 1024;
 
@@ -175,8 +177,14 @@ export class OutboundQueue {
     this.#write(batch, 0);
   }
 
-  /** Writes `batch` from `offset` on, then goes on with the next batch. */
-  #write(batch: Uint8Array, offset: number): void {
+  /**
+   * Writes `batch` from `offset` on, then goes on with the next batch. The write waits for a turn
+   * with a free slot (`io_turns.ts`) unless `slotTaken`.
+   */
+  #write(batch: Uint8Array, offset: number, slotTaken = false): void {
+    if (!slotTaken && !socketTurns.take()) {
+      return socketTurns.later(() => this.#write(batch, offset, true), "write");
+    }
     let writing: Promise<number>;
     try {
       writing = this.#writer.write(offset === 0 ? batch : batch.subarray(offset));

@@ -16,6 +16,7 @@
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
 import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { socketTurns } from "./io_turns.ts";
 import { type ByteSocket, isSecure } from "./proxied_socket.ts";
 
 /**
@@ -185,6 +186,8 @@ class TcpTransport implements Transport {
     let splitter: LineSplitter | null = null;
     try {
       while (!connection.isClosed) {
+        const slot = socketTurns.readSlot(); // see io_turns.ts: past 96 a turn, Deno parks reads
+        if (slot !== undefined) await slot;
         const buffer = reads.buffer;
         const n = await this.#conn.read(buffer);
         if (n === null) break;

@@ -24,6 +24,7 @@ import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import type { Logger } from "../observe/log.ts";
 import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { socketTurns } from "./io_turns.ts";
 import { type ByteSocket, isSecure } from "./proxied_socket.ts";
 import { AdaptiveReadBuffer, SMALL_READ_BYTES } from "./tcp.ts";
 import {
@@ -233,6 +234,8 @@ class WebSocketTransport implements Transport {
       // The bytes that came with the request head are the first frames.
       if (rest.length > 0 && !await this.#handleChunk(parser, rest, true)) return;
       while (!this.#hungUp) {
+        const slot = socketTurns.readSlot(); // see io_turns.ts: past 96 a turn, Deno parks reads
+        if (slot !== undefined) await slot;
         const buffer = reads.buffer;
         const n = await this.#conn.read(buffer);
         if (n === null) break;
