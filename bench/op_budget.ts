@@ -18,14 +18,19 @@
  * @module
  */
 
-function flag(name: string, fallback: string): string {
-  const at = Deno.args.indexOf(name);
-  return at === -1 ? fallback : Deno.args[at + 1];
-}
+import { parseArgs } from "node:util";
 
-const conns = Number(flag("--conns", "1000"));
-const step = Number(flag("--step", String(conns)));
-const hop = flag("--hop", "none");
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    conns: { type: "string", default: "1000" },
+    step: { type: "string" },
+    hop: { type: "string", default: "none" },
+  },
+}).values;
+const conns = Number(args.conns);
+const step = Number(args.step ?? conns);
+const hop = args.hop;
 const hops: Record<string, () => Promise<void>> = {
   none: () => Promise.resolve(),
   immediate: () => new Promise((resolve) => setImmediate(resolve)),
