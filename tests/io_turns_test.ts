@@ -1,18 +1,29 @@
 // Unit tests of lib/transport/io_turns.ts: socket operations per turn of the event loop, and the
 // outbound queues and real loopback sockets that use the shared budget.
 import assert from "node:assert/strict";
-import { OPS_PER_TURN, socketTurns, TurnBudget } from "../lib/transport/io_turns.ts";
+import {
+  OPS_PER_TURN,
+  socketTurns,
+  TurnBudget,
+  YIELD_AFTER_MS,
+} from "../lib/transport/io_turns.ts";
 import { OutboundQueue } from "../lib/transport/outbound.ts";
 
-/** A budget whose turns the test runs by hand. */
+/** A budget whose turns, and clock, the test runs by hand. */
 function manualBudget(perTurn: number) {
   const turns: (() => void)[] = [];
-  const budget = new TurnBudget(perTurn, (next) => turns.push(next));
+  /** For each turn scheduled, whether it was to yield to the runtime first. */
+  const yields: boolean[] = [];
+  const clock = { ms: 0 };
+  const budget = new TurnBudget(perTurn, (next, yieldToRuntime) => {
+    turns.push(next);
+    yields.push(yieldToRuntime);
+  }, () => clock.ms);
   const nextTurn = () => {
     assert.equal(turns.length, 1, "one turn is scheduled at a time");
     turns.shift()!();
   };
-  return { budget, turns, nextTurn };
+  return { budget, turns, yields, clock, nextTurn };
 }
 
 Deno.test("io_turns: a turn grants its slots, and the next turn grants them again", () => {
@@ -62,6 +73,30 @@ Deno.test("io_turns: what a started operation queues goes behind those already w
   assert.deepEqual(started, ["a", "b"]);
   nextTurn();
   assert.deepEqual(started, ["a", "b", "c", "a's next"]);
+});
+
+Deno.test("io_turns: back-to-back turns yield to the runtime once they have run a while", () => {
+  const { budget, yields, clock, nextTurn } = manualBudget(1);
+  assert.ok(budget.take());
+  for (let i = 0; i < 5; i++) budget.later(() => {}, "write");
+  // Turns that follow each other within YIELD_AFTER_MS go straight on.
+  nextTurn();
+  clock.ms += YIELD_AFTER_MS / 2;
+  nextTurn();
+  assert.deepEqual(yields, [false, false, false]);
+  // The next one after that waits for the runtime, and the run starts again behind it.
+  clock.ms += YIELD_AFTER_MS / 2;
+  nextTurn();
+  assert.deepEqual(yields.slice(3), [true]);
+  nextTurn();
+  assert.deepEqual(yields.slice(4), [false]);
+  // A run that ends (a turn with nothing to start) starts afresh: no yield for the next one.
+  nextTurn();
+  nextTurn();
+  assert.equal(budget.waiting, 0);
+  clock.ms += 10 * YIELD_AFTER_MS;
+  assert.ok(budget.take());
+  assert.equal(yields.at(-1), false);
 });
 
 Deno.test("io_turns: readSlot is immediate while slots last, then resolves in a later turn", async () => {

@@ -1,5 +1,6 @@
 /**
- * Socket reads and writes, spread over turns of the event loop so that none is parked.
+ * Socket reads and writes, spread over turns of the event loop so that none is parked, and the
+ * event loop yielding to the runtime often enough that no read waits on it.
  *
  * Deno starts a read or write inside the call that asks for it, and when the socket is ready the
  * answer comes back in a microtask. But the runtime under it (tokio) grants one turn of the event
@@ -13,11 +14,38 @@
  * reads: a write drains what a read would only grow, and a socket whose reads wait leaves its
  * sender's bytes in the kernel, where they push back on the sender.
  *
+ * A read or write that finds its socket not ready (a read with no bytes yet, the common case) is
+ * answered later, and Deno answers those only when the event loop yields to the runtime, a batch
+ * each time. A chain of `setImmediate` turns that start socket operations does not yield, so under
+ * load such reads waited up to seconds while their bytes sat in the kernel: most of the many-rooms
+ * tail was there (`bench/pending_reads.ts`; bench/README.md, "The fairness tail,
+ * fourth session"). So a run of back-to-back turns that has lasted {@linkcode YIELD_AFTER_MS}
+ * takes its next turn after a `setTimeout(0)` instead, which lets the runtime answer them.
+ *
  * @module
  */
 
 /** Socket operations one turn may start: below tokio's 128, with room for the runtime's own. */
 export const OPS_PER_TURN = 96;
+
+/**
+ * How long back-to-back turns may run before the next one waits for a timer, so that the runtime
+ * answers the reads and writes that waited for their sockets. Each yield costs up to a millisecond
+ * of the timer's; 5 ms measured best of 2, 5, 10 and never (bench/README.md).
+ */
+export const YIELD_AFTER_MS = 5;
+
+/**
+ * Runs `next` in a later turn of the event loop: the next one, or, with `yieldToRuntime`, one
+ * after the runtime has answered the operations that waited.
+ */
+export type TurnScheduler = (next: () => void, yieldToRuntime: boolean) => void;
+
+/** The server's {@linkcode TurnScheduler}: `setImmediate`, or `setTimeout(0)` to yield. */
+export const nextTurn: TurnScheduler = (next, yieldToRuntime) => {
+  if (yieldToRuntime) setTimeout(next, 0);
+  else setImmediate(next);
+};
 
 /** Which line a waiting operation stands in: writes go first. */
 export type SlotKind = "read" | "write";
@@ -44,19 +72,28 @@ export type SlotKind = "read" | "write";
  */
 export class TurnBudget {
   readonly #perTurn: number;
-  readonly #schedule: (next: () => void) => void;
+  readonly #schedule: TurnScheduler;
+  readonly #now: () => number;
   #spent = 0;
   #scheduled = false;
+  /** When the current run of back-to-back turns began; -1 when none is running. */
+  #runSince = -1;
   #writes: (() => void)[] = [];
   #reads: (() => void)[] = [];
 
   /**
    * @param perTurn operations a turn may start
-   * @param schedule runs its argument in the next turn (`setImmediate` in a server)
+   * @param schedule runs its argument in a later turn ({@linkcode nextTurn} in a server)
+   * @param now the clock, in milliseconds
    */
-  constructor(perTurn: number, schedule: (next: () => void) => void = setImmediate) {
+  constructor(
+    perTurn: number,
+    schedule: TurnScheduler = nextTurn,
+    now: () => number = () => performance.now(),
+  ) {
     this.#perTurn = perTurn;
     this.#schedule = schedule;
+    this.#now = now;
   }
 
   /** Takes a slot of this turn; false when they are spent (then wait with {@linkcode later}). */
@@ -90,7 +127,11 @@ export class TurnBudget {
   #scheduleTurn(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    this.#schedule(this.#newTurn);
+    const now = this.#now();
+    if (this.#runSince < 0) this.#runSince = now;
+    const yieldToRuntime = now - this.#runSince >= YIELD_AFTER_MS;
+    if (yieldToRuntime) this.#runSince = -1; // the run starts again behind the timer
+    this.#schedule(this.#newTurn, yieldToRuntime);
   }
 
   #newTurn = (): void => {
@@ -98,8 +139,10 @@ export class TurnBudget {
     this.#spent = 0;
     this.#startSome(this.#writes);
     this.#startSome(this.#reads);
-    // Slots taken in this turn need the count reset again in the next one.
+    // Slots taken in this turn need the count reset again in the next one; a turn that took none
+    // ends the run, and the event loop is free to yield.
     if (this.#spent > 0) this.#scheduleTurn();
+    else this.#runSince = -1;
   };
 
   /** Starts the first of `waiting` while slots last; what they queue meanwhile goes behind. */
