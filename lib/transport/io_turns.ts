@@ -1,6 +1,6 @@
 /**
- * Socket reads and writes, spread over turns of the event loop so that none is parked, and the
- * event loop yielding to the runtime often enough that no read waits on it.
+ * Socket reads and writes, spread over turns of the event loop so that none is parked, with the
+ * event loop yielding to the runtime often enough that a read waiting for its bytes is answered.
  *
  * Deno starts a read or write inside the call that asks for it, and when the socket is ready the
  * answer comes back in a microtask. But the runtime under it (tokio) grants one turn of the event
