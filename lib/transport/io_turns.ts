@@ -30,8 +30,9 @@ export const OPS_PER_TURN = 96;
 
 /**
  * How long back-to-back turns may run before the next one waits for a timer, so that the runtime
- * answers the reads and writes that waited for their sockets. Each yield costs up to a millisecond
- * of the timer's; 5 ms measured best of 2, 5, 10 and never (bench/README.md).
+ * answers the reads and writes that waited for their sockets. A yield can cost the timer's delay
+ * (about 2 ms here) when nothing else waits; 5 ms measured best of 2, 5, 10 and never
+ * (bench/README.md).
  */
 export const YIELD_AFTER_MS = 5;
 
