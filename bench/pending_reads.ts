@@ -15,8 +15,8 @@
  * 20,000 lines a second, 96 writes a turn on 200 sinks), three runs each: never yielding, 28,351
  * to 49,467 of the 60,000 lines were read within the run, p99 2,367–2,895 ms; yielding every 2 ms,
  * 55,487–59,975, p99 38–67 ms; every 5 ms, p99 251–1,359 ms; every 10 ms, 1,367–1,860 ms;
- * every 20 ms (one run), 2,873 ms. With no writes in the turns (`--ops 0`), 59,997 read, p99 7.1 ms, without yielding
- * (bench/README.md, "The fairness tail, fourth session").
+ * every 20 ms (one run), 2,873 ms. With no writes in the turns (`--ops 0`), 59,997 read, p99 7.1
+ * ms, without yielding (bench/README.md, "The fairness tail, fourth session").
  *
  * ```sh
  * taskset -c 0 deno run -A bench/pending_reads.ts --ops 96 --writer-cpu 1
@@ -27,6 +27,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { nowUs } from "./gen_support.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -59,7 +60,6 @@ if (counts.some((n) => !(n >= 0)) || !(conns > 0) || !(sinkCount > 0)) {
 }
 
 const LINE_BYTES = 32; // 16 digits of send time (µs since the epoch), padding, a newline
-const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 if (args.writer !== undefined) await runWriter(Number(args.writer));
 else await runReader();

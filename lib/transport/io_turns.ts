@@ -10,8 +10,8 @@
  * (`bench/op_budget.ts` shows the limit; bench/README.md, "The fairness tail, third session").
  *
  * So each read and write first takes one of this turn's slots, fewer than tokio's budget. One that
- * finds none waits for the next turn (one shared `setImmediate` for all), in order, writes before
- * reads: a write drains what a read would only grow, and a socket whose reads wait leaves its
+ * finds none waits for the next turn (one shared hop of the event loop for all), in order, writes
+ * before reads: a write drains what a read would only grow, and a socket whose reads wait leaves its
  * sender's bytes in the kernel, where they push back on the sender.
  *
  * A read or write that finds its socket not ready (a read with no bytes yet, the common case) is
