@@ -382,10 +382,10 @@ Deno.test("codec encode: encodeMessage without a sender is 3:<body>, bytes uncha
 });
 
 Deno.test("codec encode: encodeMessage with a sender is 3:<sender>:<body>", () => {
-  assert.equal(text(encodeMessage(bytes("hi"), "alice")), "3:alice:hi\n");
-  assert.equal(text(encodeMessage(new Uint8Array(0), "alice")), "3:alice:\n");
+  assert.equal(text(encodeMessage(bytes("hi"), bytes("alice"))), "3:alice:hi\n");
+  assert.equal(text(encodeMessage(new Uint8Array(0), bytes("alice"))), "3:alice:\n");
   const raw = [0xfe, 0x3a];
-  assert.deepEqual([...encodeMessage(bytes(raw), "bob")], [...b("3:bob:"), ...raw, 0x0a]);
+  assert.deepEqual([...encodeMessage(bytes(raw), bytes("bob"))], [...b("3:bob:"), ...raw, 0x0a]);
 });
 
 Deno.test("codec encode: encodeMessage copies the body (the sender's buffer may be reused)", () => {

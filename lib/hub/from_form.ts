@@ -5,8 +5,12 @@
  * everything, and a node makes the v1 form from it for its own members (room names and
  * usernames hold no `:`, so the fields read back unambiguously).
  *
+ * Lines are cut from shared slabs (`byte_slabs.ts`): they are made to be sent, not kept.
+ *
  * @module
  */
+
+import { slabBytes } from "../protocol/byte_slabs.ts";
 
 const COLON = 0x3a;
 const LF = 0x0a;
@@ -36,7 +40,7 @@ export function fromRun(
   for (let i = 0; i < senders.length; i++) {
     size += 5 + room.length + senders[i].length + bodies[2 * i + 1] - bodies[2 * i];
   }
-  const out = new Uint8Array(size);
+  const out = slabBytes(size);
   let at = 0;
   for (let i = 0; i < senders.length; i++) {
     at = writeFrom(out, at, room, senders[i], chunk.subarray(bodies[2 * i], bodies[2 * i + 1]));
@@ -52,15 +56,17 @@ export function fromRun(
  * import assert from "node:assert/strict";
  * import { fromDirect } from "./from_form.ts";
  * const text = new TextEncoder();
- * assert.equal(new TextDecoder().decode(fromDirect("ann", text.encode("hi"))), "3::ann:hi\n");
+ * const line = fromDirect(text.encode("ann"), text.encode("hi"));
+ * assert.equal(new TextDecoder().decode(line), "3::ann:hi\n");
  * ```
  */
-export function fromDirect(sender: string, body: Uint8Array): Uint8Array {
-  const name = new TextEncoder().encode(sender);
-  const out = new Uint8Array(5 + name.length + body.length);
-  writeFrom(out, 0, new Uint8Array(0), name, body);
+export function fromDirect(sender: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = slabBytes(5 + sender.length + body.length);
+  writeFrom(out, 0, NO_ROOM, sender, body);
   return out;
 }
+
+const NO_ROOM = new Uint8Array(0);
 
 function writeFrom(
   out: Uint8Array,
@@ -97,7 +103,7 @@ function writeFrom(
  * ```
  */
 export function plainFromRun(run: Uint8Array, stamp: boolean): Uint8Array {
-  const out = new Uint8Array(run.length);
+  const out = slabBytes(run.length); // at most this long: the plain form drops fields
   let at = 0;
   let line = 0;
   while (line < run.length) {
@@ -113,5 +119,5 @@ export function plainFromRun(run: Uint8Array, stamp: boolean): Uint8Array {
     at += end + 1 - from;
     line = end + 1;
   }
-  return out.slice(0, at);
+  return out.subarray(0, at);
 }

@@ -86,7 +86,8 @@ export class Messages {
       session.peer.send(TOO_MANY_TARGETS);
       return;
     }
-    const line = encodeMessage(body, this.#state.settings.stampSender ? session.user : undefined);
+    const sender = session.userBytes ??= encoder.encode(session.user);
+    const line = encodeMessage(body, this.#state.settings.stampSender ? sender : null);
     let from: Uint8Array | null = null; // made once, if a recipient or another node needs it
     let notOnline: string[] | null = null;
     let elsewhere: Map<string, string[]> | null = null;
@@ -95,7 +96,7 @@ export class Messages {
       const recipient = this.#state.sessions.get(target);
       if (recipient !== undefined) {
         recipient.peer.send(
-          recipient.features.from ? from ??= fromDirect(session.user, body) : line,
+          recipient.features.from ? from ??= fromDirect(sender, body) : line,
         );
         this.#deliveries++;
         continue;
@@ -111,7 +112,7 @@ export class Messages {
     }
     // One message per node that holds recipients, never one per recipient.
     if (elsewhere !== null && this.#state.cluster !== null) {
-      from ??= fromDirect(session.user, body);
+      from ??= fromDirect(sender, body);
       for (const [node, users] of elsewhere) this.#state.cluster.direct(node, users, from);
     }
     if (notOnline !== null) session.peer.send(encodeError("3", "not-online", notOnline.join(",")));

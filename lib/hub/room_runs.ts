@@ -8,6 +8,7 @@
  * @module
  */
 
+import { slabBytes } from "../protocol/byte_slabs.ts";
 import { messageSize, writeMessage } from "../protocol/codec.ts";
 import { fromRun } from "./from_form.ts";
 import type { Room, RunForms, Session } from "./room.ts";
@@ -50,7 +51,7 @@ export class RoomRuns {
   #except: Session | null = null;
   #lines = 0;
   #bytes = 0;
-  /** Scratch space of the pending run; copied out (exactly sized) when the run is sent. */
+  /** Scratch space of the pending run; copied out (exactly sized, into a slab) when the run is sent. */
   #buffer = new Uint8Array(4096);
   /** Each line's sender, and where its message lies in the buffer: for the `from` form. */
   #senders: Uint8Array[] = [];
@@ -100,7 +101,8 @@ export class RoomRuns {
   flush = (): void => {
     const room = this.#room;
     if (room === null) return;
-    const chunk = this.#buffer.slice(0, this.#bytes);
+    const chunk = slabBytes(this.#bytes);
+    chunk.set(this.#buffer.subarray(0, this.#bytes));
     const lines = this.#lines;
     const except = this.#except;
     const senders = this.#senders;

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { slabBytes } from "./byte_slabs.ts";
 import { decodeRoomName } from "./names.ts";
 import { parseFeatures, parseResume, type V11Command } from "./v11.ts";
 
@@ -274,19 +275,23 @@ export function writeMessage(
 }
 
 /**
- * Encodes `3:<body>` or, with a sender, `3:<sender>:<body>`; the body's bytes are copied unchanged.
+ * Encodes `3:<body>` or, with a sender (its name as UTF-8 bytes), `3:<sender>:<body>`; the body's
+ * bytes are copied unchanged. The line is cut from a shared slab (`byte_slabs.ts`): it is meant to
+ * be sent, not kept.
  *
  * @example Usage
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeMessage } from "./codec.ts";
- * encodeMessage(new TextEncoder().encode("hi")); // bytes of "3:hi\n"
- * encodeMessage(new TextEncoder().encode("hi"), "alice"); // bytes of "3:alice:hi\n"
+ * const text = new TextEncoder();
+ * const read = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+ * assert.equal(read(encodeMessage(text.encode("hi"))), "3:hi\n");
+ * assert.equal(read(encodeMessage(text.encode("hi"), text.encode("alice"))), "3:alice:hi\n");
  * ```
  */
-export function encodeMessage(body: Uint8Array, sender?: string): Uint8Array {
-  const senderBytes = sender === undefined ? null : encoder.encode(sender);
-  const out = new Uint8Array(messageSize(body, senderBytes));
-  writeMessage(out, 0, body, senderBytes);
+export function encodeMessage(body: Uint8Array, sender: Uint8Array | null = null): Uint8Array {
+  const out = slabBytes(messageSize(body, sender));
+  writeMessage(out, 0, body, sender);
   return out;
 }
 

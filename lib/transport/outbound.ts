@@ -9,30 +9,11 @@
  * @module
  */
 
+import { slabBytes } from "../protocol/byte_slabs.ts";
 import { socketTurns } from "./io_turns.ts";
 
 /** The most bytes gathered into one write. */
 const MAX_BATCH_BYTES = 256 * 1024;
-
-/**
- * Where batches of several chunks are gathered, shared by every queue: each batch takes the next
- * `size` bytes, and a slab that is full is left to the garbage collector (the writes still
- * reading it keep it alive) for a new one. Nothing is ever written twice into the same bytes, so
- * no write in flight can see its batch change, and no queue holds a buffer while it is idle.
- */
-const GATHER_SLAB_BYTES = MAX_BATCH_BYTES;
-let gatherSlab: Uint8Array | null = null;
-let gatherUsed = 0;
-
-function gatherSpace(size: number): Uint8Array {
-  if (gatherSlab === null || gatherUsed + size > gatherSlab.length) {
-    gatherSlab = new Uint8Array(GATHER_SLAB_BYTES);
-    gatherUsed = 0;
-  }
-  const space = gatherSlab.subarray(gatherUsed, gatherUsed + size);
-  gatherUsed += size;
-  return space;
-}
 
 /** Where the queue writes: a `Deno.Conn` fits. */
 export interface Writer {
@@ -145,7 +126,8 @@ export class OutboundQueue {
       size += chunks[end].length;
       end++;
     }
-    const batch = gatherSpace(size);
+    // From a shared slab: no write in flight sees its batch change, and no idle queue holds a buffer.
+    const batch = slabBytes(size);
     let at = 0;
     for (let i = this.#head; i < end; i++) {
       batch.set(chunks[i], at);
