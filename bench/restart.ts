@@ -32,6 +32,7 @@ import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import { hashToken } from "../lib/server/resume_tokens.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { SHIPPED_V8_FLAGS } from "./servers.ts";
 import { cpuModel, median } from "./stats.ts";
 import { cachedUsers, COST, passwordOf, userOf } from "./users.ts";
 
@@ -76,6 +77,7 @@ async function serve(db: string, port: number): Promise<Server> {
     args: [
       "run",
       "-A",
+      ...SHIPPED_V8_FLAGS,
       ...profile,
       MAIN,
       "--db",

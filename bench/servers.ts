@@ -41,6 +41,10 @@ export interface RunningServer {
 
 const HERE = new URL(".", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** The V8 flags the shipped binary has (deno.json's compile task): Parley runs with them here. */
+export const SHIPPED_V8_FLAGS: string[] = (JSON.parse(
+  Deno.readTextFileSync(new URL("../deno.json", import.meta.url)),
+).tasks.compile as string).split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
 const encoder = new TextEncoder();
 
 /** Where each peer's binary is. */
@@ -173,6 +177,7 @@ export async function startServer(name: ServerName, options: StartOptions): Prom
       args: [
         "run",
         "-A",
+        ...SHIPPED_V8_FLAGS,
         ...(options.denoFlags ?? []),
         MAIN,
         "--host",

@@ -26,14 +26,23 @@ export function compilePermissions(denoJson: string): string[] {
   return words.filter((word) => /^--(allow|deny)-/.test(word));
 }
 
-const PERMISSIONS = compilePermissions(await Deno.readTextFile(`${ROOT}deno.json`));
+/** The flags a task hands V8 (`--v8-flags=…`), as written in deno.json. */
+export function taskV8Flags(denoJson: string, task: string): string[] {
+  const words: string[] = JSON.parse(denoJson).tasks[task].split(/\s+/);
+  return words.filter((word) => word.startsWith("--v8-flags="));
+}
+
+const DENO_JSON = await Deno.readTextFile(`${ROOT}deno.json`);
+const PERMISSIONS = compilePermissions(DENO_JSON);
+/** The binary's V8 flags: the bundle runs with them too, so both run what ships. */
+const V8_FLAGS = taskV8Flags(DENO_JSON, "compile");
 
 /** How to run the program: the bundle under `deno run <flags>`, or the binary alone. */
 type Runner = (args: string[]) => { command: string; args: string[] };
 
 const bundleRunner = (flags: string[]): Runner => (args) => ({
   command: Deno.execPath(),
-  args: ["run", "--no-prompt", ...flags, BUNDLE, ...args],
+  args: ["run", "--no-prompt", ...V8_FLAGS, ...flags, BUNDLE, ...args],
 });
 const binaryRunner: Runner = (args) => ({ command: BINARY, args });
 
@@ -240,6 +249,13 @@ Deno.test("smoke: the compile task's permissions are narrow and complete", () =>
   for (const forbidden of ["run", "ffi", "sys", "import", "all"]) {
     assert.ok(!PERMISSIONS.some((f) => f.startsWith(`--allow-${forbidden}`)), forbidden);
   }
+});
+
+Deno.test("smoke: `deno task start` gives V8 the flags the binary has", () => {
+  // A young generation of at most 4 MiB a half: the default (up to 32 MiB) stays grown after a
+  // burst of logins, about 1 KiB per connection held at 5,000 (bench/README.md).
+  assert.deepEqual(V8_FLAGS, ["--v8-flags=--max-semi-space-size=4"]);
+  assert.deepEqual(taskV8Flags(DENO_JSON, "start"), V8_FLAGS);
 });
 
 Deno.test({
