@@ -1,12 +1,13 @@
 /**
  * What a short line costs to make: `new Uint8Array(n)` (a backing store of its own from Deno's
- * allocator) against a view cut from a shared slab (`lib/protocol/byte_slabs.ts`). Each round
- * encodes `--lines` lines of `--bytes` bytes the way the codec does (`3:`, the body, LF), and
- * keeps the last 4,096 alive, as outbound queues would, so the garbage collector sees what a
- * server's does. The two ways take turns; the report gives each one's median over `--rounds`.
+ * allocator) against a view cut from a shared slab (`lineBytes`, lib/protocol/byte_slabs.ts).
+ * Each round encodes `--lines` lines of `--bytes` bytes the way the codec does (`3:`, the body,
+ * LF), and keeps the last 4,096 alive, as outbound queues would, so the garbage collector sees
+ * what a server's does. The two ways take turns; the report gives each one's median over
+ * `--rounds`.
  *
- * On 2026-12-01 (Deno 2.9.6, the 2-core VM) a 67-byte line cost 1.3 µs made on its own and
- * 0.05 µs from a slab (bench/README.md, "Direct messages: an allocation per message").
+ * On 2026-11-30 (Deno 2.9.6, the 2-core VM) a 67-byte line cost about 1 µs made on its own and
+ * 0.2 µs from a slab (bench/README.md, "Direct messages: an allocation per message").
  *
  * ```sh
  * deno run bench/alloc_cost.ts
@@ -17,7 +18,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { slabBytes } from "../lib/protocol/byte_slabs.ts";
+import { lineBytes as fromSlab } from "../lib/protocol/byte_slabs.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -54,7 +55,7 @@ function encodeAll(make: (size: number) => Uint8Array): number {
 
 const ways: [string, (size: number) => Uint8Array][] = [
   ["new Uint8Array", (size) => new Uint8Array(size)],
-  ["slabBytes", slabBytes],
+  ["from a slab", fromSlab],
 ];
 const results = new Map<string, number[]>(ways.map(([name]) => [name, []]));
 for (let round = 0; round < rounds; round++) {

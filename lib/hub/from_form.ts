@@ -10,7 +10,7 @@
  * @module
  */
 
-import { slabBytes } from "../protocol/byte_slabs.ts";
+import { lineBytes } from "../protocol/byte_slabs.ts";
 
 const COLON = 0x3a;
 const LF = 0x0a;
@@ -40,7 +40,7 @@ export function fromRun(
   for (let i = 0; i < senders.length; i++) {
     size += 5 + room.length + senders[i].length + bodies[2 * i + 1] - bodies[2 * i];
   }
-  const out = slabBytes(size);
+  const out = lineBytes(size);
   let at = 0;
   for (let i = 0; i < senders.length; i++) {
     at = writeFrom(out, at, room, senders[i], chunk.subarray(bodies[2 * i], bodies[2 * i + 1]));
@@ -61,7 +61,7 @@ export function fromRun(
  * ```
  */
 export function fromDirect(sender: Uint8Array, body: Uint8Array): Uint8Array {
-  const out = slabBytes(5 + sender.length + body.length);
+  const out = lineBytes(5 + sender.length + body.length);
   writeFrom(out, 0, NO_ROOM, sender, body);
   return out;
 }
@@ -103,7 +103,7 @@ function writeFrom(
  * ```
  */
 export function plainFromRun(run: Uint8Array, stamp: boolean): Uint8Array {
-  const out = slabBytes(run.length); // at most this long: the plain form drops fields
+  const out = lineBytes(run.length); // at most this long: the plain form drops fields
   let at = 0;
   let line = 0;
   while (line < run.length) {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { slabBytes } from "../protocol/byte_slabs.ts";
+import { lineBytes } from "../protocol/byte_slabs.ts";
 import { messageSize, writeMessage } from "../protocol/codec.ts";
 import { fromRun } from "./from_form.ts";
 import type { Room, RunForms, Session } from "./room.ts";
@@ -101,7 +101,7 @@ export class RoomRuns {
   flush = (): void => {
     const room = this.#room;
     if (room === null) return;
-    const chunk = slabBytes(this.#bytes);
+    const chunk = lineBytes(this.#bytes);
     chunk.set(this.#buffer.subarray(0, this.#bytes));
     const lines = this.#lines;
     const except = this.#except;

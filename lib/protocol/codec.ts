@@ -9,7 +9,7 @@
  * @module
  */
 
-import { slabBytes } from "./byte_slabs.ts";
+import { lineBytes } from "./byte_slabs.ts";
 import { decodeRoomName } from "./names.ts";
 import { parseFeatures, parseResume, type V11Command } from "./v11.ts";
 
@@ -290,7 +290,7 @@ export function writeMessage(
  * ```
  */
 export function encodeMessage(body: Uint8Array, sender: Uint8Array | null = null): Uint8Array {
-  const out = slabBytes(messageSize(body, sender));
+  const out = lineBytes(messageSize(body, sender));
   writeMessage(out, 0, body, sender);
   return out;
 }

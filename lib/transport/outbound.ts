@@ -9,11 +9,18 @@
  * @module
  */
 
-import { slabBytes } from "../protocol/byte_slabs.ts";
+import { ByteSlabs } from "../protocol/byte_slabs.ts";
 import { socketTurns } from "./io_turns.ts";
 
 /** The most bytes gathered into one write. */
 const MAX_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Where batches of several chunks are gathered, shared by every queue: no write in flight sees its
+ * batch change, and no idle queue holds a buffer. A fan-out batch is often tens of KiB, so the
+ * slabs are as large as a batch may be.
+ */
+const batchSlabs = new ByteSlabs(MAX_BATCH_BYTES, MAX_BATCH_BYTES);
 
 /** Where the queue writes: a `Deno.Conn` fits. */
 export interface Writer {
@@ -126,8 +133,7 @@ export class OutboundQueue {
       size += chunks[end].length;
       end++;
     }
-    // From a shared slab: no write in flight sees its batch change, and no idle queue holds a buffer.
-    const batch = slabBytes(size);
+    const batch = batchSlabs.take(size);
     let at = 0;
     for (let i = this.#head; i < end; i++) {
       batch.set(chunks[i], at);
