@@ -294,6 +294,19 @@ async function runTrial(
     }
     const results: GenResult[] = [];
     for (const g of gens) await g.expect("DONE", 60_000);
+    // Idle: a generator holds its connections until it is sent the window line, and hangs up once
+    // it has answered it, so the server's memory is read before that, clients held.
+    let idleRss = 0;
+    let idleLowest = 0;
+    if (scenario.name === "idle") {
+      idleRss = idleLowest = memoryKiB(server.pid, "VmRSS");
+      // V8 keeps the young generation it grew during setup until its memory reducer runs, some
+      // 10–30 s after allocation stops: what an idle server holds is the lowest reading after.
+      for (const end = performance.now() + options.idleSettleMs; performance.now() < end;) {
+        await sleep(1000);
+        idleLowest = Math.min(idleLowest, memoryKiB(server.pid, "VmRSS"));
+      }
+    }
     for (const g of gens) {
       await g.send(stormWindow);
       results.push(JSON.parse(await g.expect("RESULT", 60_000)));
@@ -319,17 +332,9 @@ async function runTrial(
     record.closed = results.reduce((a, r) => a + r.closed, 0);
     record.peakRssKiB = memoryKiB(server.pid, "VmHWM");
     if (scenario.name === "idle") {
-      const rss = memoryKiB(server.pid, "VmRSS");
       const held = scenario.clients - record.failed - record.closed;
-      record.rssPerConnKiB = held > 0 ? (rss - baseRss) / held : null;
-      // V8 keeps the young generation it grew during setup until its memory reducer runs, some
-      // 10–30 s after allocation stops: what an idle server holds is the lowest reading after.
-      let lowest = rss;
-      for (const end = performance.now() + options.idleSettleMs; performance.now() < end;) {
-        await sleep(1000);
-        lowest = Math.min(lowest, memoryKiB(server.pid, "VmRSS"));
-      }
-      record.settledRssPerConnKiB = held > 0 ? (lowest - baseRss) / held : null;
+      record.rssPerConnKiB = held > 0 ? (idleRss - baseRss) / held : null;
+      record.settledRssPerConnKiB = held > 0 ? (idleLowest - baseRss) / held : null;
     }
   } catch (error) {
     record.error = error instanceof Error ? error.message.slice(0, 500) : String(error);
