@@ -51,7 +51,7 @@ export class RoomRuns {
   #except: Session | null = null;
   #lines = 0;
   #bytes = 0;
-  /** Scratch space of the pending run; copied out (exactly sized, into a slab) when the run is sent. */
+  /** Scratch space of the pending run; copied out (exactly sized, to a slab) when it is sent. */
   #buffer = new Uint8Array(4096);
   /** Each line's sender, and where its message lies in the buffer: for the `from` form. */
   #senders: Uint8Array[] = [];
