@@ -9,6 +9,7 @@
 
 import { PasswordHasher, scryptParams } from "../lib/server/password.ts";
 import { openSqliteStore } from "../lib/store/sqlite_store.ts";
+import { taskV8Flags } from "../tests/helpers.ts";
 import { PASSWORD, userName } from "./protocols.ts";
 import type { Protocol } from "./protocols.ts";
 
@@ -42,9 +43,10 @@ export interface RunningServer {
 const HERE = new URL(".", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** The V8 flags the shipped binary has (deno.json's compile task): Parley runs with them here. */
-export const SHIPPED_V8_FLAGS: string[] = (JSON.parse(
+export const SHIPPED_V8_FLAGS: string[] = taskV8Flags(
   Deno.readTextFileSync(new URL("../deno.json", import.meta.url)),
-).tasks.compile as string).split(/\s+/).filter((word) => word.startsWith("--v8-flags="));
+  "compile",
+);
 const encoder = new TextEncoder();
 
 /** Where each peer's binary is. */

@@ -16,6 +16,22 @@ const decoder = new TextDecoder();
 export const TEST_HASH_COST = 10;
 
 /**
+ * The flags a deno.json task hands V8 (`--v8-flags=…`), as written there: the compile task's are
+ * the shipped binary's.
+ *
+ * @example Usage
+ * ```ts
+ * import { taskV8Flags } from "./helpers.ts";
+ * const json = '{"tasks":{"start":"deno run --v8-flags=--a=1 -A main.ts"}}';
+ * taskV8Flags(json, "start"); // ["--v8-flags=--a=1"]
+ * ```
+ */
+export function taskV8Flags(denoJson: string, task: string): string[] {
+  const words: string[] = JSON.parse(denoJson).tasks[task].split(/\s+/);
+  return words.filter((word) => word.startsWith("--v8-flags="));
+}
+
+/**
  * A free loopback port, as the OS hands one out. The listener is closed again before the caller
  * binds it, so another process may take it first; callers that can, retry on a bind failure.
  *

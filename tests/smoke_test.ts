@@ -9,7 +9,7 @@
 // PARLEY_REQUIRE_COMPILE=1 (the release workflow does) to make that a failure instead.
 import assert from "node:assert/strict";
 import { ParleyClient } from "../lib/client/client.ts";
-import { serverFlags, tempDir } from "./helpers.ts";
+import { serverFlags, taskV8Flags, tempDir } from "./helpers.ts";
 import { startPostgres } from "./pg_support.ts";
 import { startRedis } from "./redis_support.ts";
 
@@ -24,12 +24,6 @@ export function compilePermissions(denoJson: string): string[] {
   const words = task.split(/\s+/);
   assert.ok(!words.includes("-A") && !words.includes("--allow-all"), "compile must not use -A");
   return words.filter((word) => /^--(allow|deny)-/.test(word));
-}
-
-/** The flags a task hands V8 (`--v8-flags=…`), as written in deno.json. */
-export function taskV8Flags(denoJson: string, task: string): string[] {
-  const words: string[] = JSON.parse(denoJson).tasks[task].split(/\s+/);
-  return words.filter((word) => word.startsWith("--v8-flags="));
 }
 
 const DENO_JSON = await Deno.readTextFile(`${ROOT}deno.json`);
