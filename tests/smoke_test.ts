@@ -246,8 +246,9 @@ Deno.test("smoke: the compile task's permissions are narrow and complete", () =>
 });
 
 Deno.test("smoke: `deno task start` gives V8 the flags the binary has", () => {
-  // A young generation of at most 4 MiB a half: the default (up to 32 MiB) stays grown after a
-  // burst of logins, about 1 KiB per connection held at 5,000 (bench/README.md).
+  // A young generation of at most 4 MiB a half: the default (up to 32 MiB) stays grown for tens of
+  // seconds after a burst of logins: 17–19 KiB per connection held at 5,000 right after, against
+  // 10.6 with the cap (bench/README.md, "The young generation").
   assert.deepEqual(V8_FLAGS, ["--v8-flags=--max-semi-space-size=4"]);
   assert.deepEqual(taskV8Flags(DENO_JSON, "start"), V8_FLAGS);
 });
