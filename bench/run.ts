@@ -14,6 +14,8 @@
  *                                          # on core 0, generators on the others)
  * deno task bench --only fanout --servers parley --cpu-prof /tmp/prof   # Parley's CPU profile
  * deno task bench --only fanout --servers parley --strace /tmp/strace   # strace -c of Parley
+ * deno task bench --only rooms-tls --servers parley --perf /tmp/perf  # perf record: server, gens
+ * deno task bench --only rooms-tls --syscalls /tmp/calls  # socket system calls: server, gens
  * deno task bench --cluster                # 1 node against 2 sharing a Redis (bench/cluster.ts)
  * deno task bench --only failover          # a node killed or drained (bench/failover.ts)
  * ```
@@ -25,6 +27,7 @@ import type { GenConfig, GenResult } from "./gen.ts";
 import { GenProcess, workloadPart } from "./gen_process.ts";
 import type { Report, ScenarioName, TrialRecord } from "./report.ts";
 import { writeRendered } from "./render.ts";
+import { startTracers, stopTracers } from "./tracers.ts";
 import {
   ALL_SERVERS,
   coreSplit,
@@ -78,6 +81,10 @@ export interface Options {
   out: string;
   cpuProf: string;
   strace: string;
+  /** perf record -g of the server and of each generator over the measured window, into here. */
+  perf: string;
+  /** perf stat of the socket system calls of the server and of each generator, into here. */
+  syscalls: string;
   /** Server on core 0, generators on the others ({@linkcode coreSplit}); `--no-pin` turns it off. */
   pin: boolean;
 }
@@ -111,6 +118,8 @@ function parseOptions(args: string[]): Options {
       new URL(`./results/${date}-${host}${quick ? "-quick" : ""}`, import.meta.url).pathname,
     cpuProf: value("--cpu-prof") ?? "",
     strace: value("--strace") ?? "",
+    perf: value("--perf") ?? "",
+    syscalls: value("--syscalls") ?? "",
     pin: !args.includes("--no-pin"),
   };
 }
@@ -205,7 +214,7 @@ async function runTrial(
     closed: 0,
     error: null,
   };
-  let tracer: Deno.ChildProcess | null = null;
+  let tracers: Deno.ChildProcess[] = [];
   try {
     await sleep(200);
     const baseRss = memoryKiB(server.pid, "VmRSS");
@@ -254,21 +263,8 @@ async function runTrial(
     const cpu0 = cpuSeconds(server.pid);
     const busy0 = machineBusySeconds();
     const t0 = performance.now();
-    if (options.strace) {
-      await Deno.mkdir(options.strace, { recursive: true });
-      tracer = new Deno.Command("strace", {
-        args: [
-          "-c",
-          "-f",
-          "-p",
-          String(server.pid),
-          "-o",
-          `${options.strace}/${scenario.name}-${name}-${rep}.txt`,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-    }
+    const trace = `${scenario.name}-${name}-${rep}`;
+    tracers = await startTracers(options, trace, server.pid, gens.map((g) => g.child.pid));
     let stormWindow = "WINDOW 0 0";
     if (stormGen) {
       await sleep(500);
@@ -286,12 +282,8 @@ async function runTrial(
     const cpu1 = cpuSeconds(server.pid);
     const busy1 = machineBusySeconds();
     const t1 = performance.now();
-    if (tracer) {
-      try {
-        Deno.kill(tracer.pid, "SIGINT");
-      } catch { /* gone */ }
-      await tracer.status;
-    }
+    await stopTracers(tracers, "SIGINT");
+    tracers = [];
     const results: GenResult[] = [];
     for (const g of gens) await g.expect("DONE", 60_000);
     // Idle: a generator holds its connections until it is sent the window line, and hangs up once
@@ -339,11 +331,7 @@ async function runTrial(
   } catch (error) {
     record.error = error instanceof Error ? error.message.slice(0, 500) : String(error);
   } finally {
-    if (tracer) {
-      try {
-        Deno.kill(tracer.pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
+    await stopTracers(tracers, "SIGKILL");
     await Promise.all(gens.map((g) => g.stop()));
     await server.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
