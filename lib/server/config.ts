@@ -100,6 +100,7 @@ function readConfig(given: GivenFlags, env: Record<string, string | undefined>):
     proxyProtocol: read("proxyProtocol"),
     maxPendingBytes: read("maxPendingBytes"),
     closeFlushMs: read("closeFlushMs"),
+    writeLingerMs: read("writeLingerMs"),
     rateBurst: read("rateBurst"),
     ratePerSecond: read("ratePerSecond"),
     rateBurstBytes: read("rateBurstBytes"),

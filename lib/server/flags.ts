@@ -29,6 +29,7 @@ import {
   MAX_LINE_BYTES_CEILING,
 } from "../protocol/limits.ts";
 import type { LogFormat, LogLevel } from "../observe/log.ts";
+import { DEFAULT_WRITE_LINGER_MS } from "../transport/write_linger.ts";
 import {
   addresses,
   choice,
@@ -65,6 +66,7 @@ export interface Config {
   proxyProtocol: string[];
   maxPendingBytes: number;
   closeFlushMs: number;
+  writeLingerMs: number;
   rateBurst: number;
   ratePerSecond: number;
   rateBurstBytes: number;
@@ -193,6 +195,13 @@ export const FLAGS: { readonly [K in keyof Config]: Flag<Config[K]> } = {
     0,
     600_000,
     "how long a connection being closed (7:slow, a drain, an error) may take its last lines",
+  ),
+  writeLingerMs: integer(
+    "write-linger-ms",
+    DEFAULT_WRITE_LINGER_MS,
+    0,
+    1000,
+    "while the server is busy, how long a client's lines may gather before a write (0: never)",
   ),
   rateBurst: integer(
     "rate-burst",

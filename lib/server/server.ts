@@ -33,6 +33,7 @@ import { readiness } from "./readiness.ts";
 import { openStore } from "../store/open_store.ts";
 import type { Store } from "../store/store.ts";
 import { serveTcp } from "../transport/tcp.ts";
+import { WriteLinger } from "../transport/write_linger.ts";
 import type { ByteSocket } from "../transport/proxied_socket.ts";
 import {
   closeQuietly,
@@ -78,6 +79,8 @@ export class ParleyServer {
   #listeners: Deno.Listener[] = [];
   #connections = new Set<Connection>();
   #context: ConnectionContext;
+  /** Holds a busy server's writes to gather lines (--write-linger-ms). */
+  #linger: WriteLinger;
   /** Follows the admin CLI's changes, and records room use (once started). */
   #follower: StoreFollower | null = null;
   #stopping: Promise<void> | null = null;
@@ -129,6 +132,7 @@ export class ParleyServer {
       maxTargets: config.maxTargets,
       cluster: this.cluster ?? undefined,
     });
+    this.#linger = new WriteLinger(config.writeLingerMs);
     this.#context = {
       hub: this.hub,
       limits: { ...config, readBufferBytes: READ_BUFFER_BYTES },
@@ -139,6 +143,7 @@ export class ParleyServer {
         this.#admission.release(connection.remoteAddress); // a TCP/TLS socket closes with it
       },
       metrics: this.metrics,
+      linger: this.#linger,
     };
     this.#wsContext = { ...this.#context, closed: (c) => this.#connections.delete(c) };
     this.#admission = new Admission(config.maxConnections, config.maxConnectionsPerAddress);
@@ -340,6 +345,7 @@ export class ParleyServer {
       await Promise.all(connections.map((c) => c.closeAfterFlush()));
       await new Promise((resolve) => setTimeout(resolve, 0)); // let hub.disconnect microtasks run
       await this.#metricsServer?.shutdown(); // until now /readyz said "draining"
+      this.#linger.flush(); // no timer left behind
       await this.#store.close();
       this.#log.info("stopped", { connections: drained + connections.length });
     })();

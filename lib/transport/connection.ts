@@ -12,6 +12,7 @@ import type { Hub, Peer, SessionEndReason } from "../hub/hub.ts";
 import { type Clock, nowOf, systemClock } from "../observe/clock.ts";
 import type { Logger } from "../observe/log.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
+import type { WriteLinger } from "./write_linger.ts";
 import { Metrics } from "../observe/metrics.ts";
 import { FloodControl } from "./flood.ts";
 import { Features, whyLine } from "../protocol/v11.ts";
@@ -52,6 +53,8 @@ export interface ConnectionContext {
   metrics?: Metrics;
   /** Where the login clock and flood control read time (default: the system's). */
   clock?: Clock;
+  /** When a busy server's writes wait to gather lines (default: never; write_linger.ts). */
+  linger?: WriteLinger;
 }
 
 /** The carrier of a connection's lines: where output goes, and how to hang up. */

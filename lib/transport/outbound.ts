@@ -2,7 +2,8 @@
  * A connection's outbound queue: lines wait here until the socket takes them.
  *
  * Lines queued in one turn of the event loop go out in one write (copied into one buffer when
- * there are several), which is what makes fan-out cheap. The queue is bounded in bytes: a
+ * there are several), which is what makes fan-out cheap; while the server is busy, lines queued
+ * within a linger go out together too (write_linger.ts). The queue is bounded in bytes: a
  * recipient that stops reading passes the bound and is dropped, instead of holding memory and
  * slowing everyone else.
  *
@@ -11,6 +12,7 @@
 
 import { ByteSlabs } from "../protocol/byte_slabs.ts";
 import { socketTurns } from "./io_turns.ts";
+import { NO_LINGER, type WriteLinger } from "./write_linger.ts";
 
 /** The most bytes gathered into one write. */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -50,6 +52,9 @@ export class OutboundQueue {
   #pendingBytes = 0;
   #writing = false;
   #closed = false;
+  #linger: WriteLinger;
+  /** When the last write started (only kept when the queue may linger). */
+  #lastWriteAt = -Infinity;
   /** Who waits in {@linkcode drained} (made only when someone does: most queues never need it). */
   #idle: (() => void)[] | null = null;
 
@@ -57,11 +62,18 @@ export class OutboundQueue {
    * @param writer the socket
    * @param limitBytes how many bytes may wait before {@linkcode push} refuses
    * @param onError called once if a write fails (the peer went away); the queue then stops
+   * @param linger when writes wait to gather more lines (default: never)
    */
-  constructor(writer: Writer, limitBytes: number, onError: (error: unknown) => void) {
+  constructor(
+    writer: Writer,
+    limitBytes: number,
+    onError: (error: unknown) => void,
+    linger: WriteLinger = NO_LINGER,
+  ) {
     this.#writer = writer;
     this.limitBytes = limitBytes;
     this.#onError = onError;
+    this.#linger = linger;
   }
 
   /** Bytes queued and not yet written. */
@@ -145,14 +157,26 @@ export class OutboundQueue {
 
   /**
    * The write loop, without an async function: takes the next batch and writes it; each write's
-   * settlement continues the loop, until the queue is empty or closed.
+   * settlement continues the loop, until the queue is empty or closed. A busy server's queue that
+   * wrote moments ago waits for the linger's tick first.
    */
   #writeNext(): void {
-    if (this.#closed || this.#head >= this.#chunks.length) {
-      this.#writing = false;
-      this.#settle();
-      return;
+    if (this.#closed || this.#head >= this.#chunks.length) return this.#stopWriting();
+    const linger = this.#linger;
+    if (linger.lingerMs > 0 && linger.holds(this.#lastWriteAt, this.#pendingBytes)) {
+      return linger.wait(() => this.#writeBatch());
     }
+    this.#writeBatch();
+  }
+
+  #stopWriting(): void {
+    this.#writing = false;
+    this.#settle();
+  }
+
+  #writeBatch(): void {
+    if (this.#closed || this.#head >= this.#chunks.length) return this.#stopWriting();
+    if (this.#linger.lingerMs > 0) this.#lastWriteAt = performance.now();
     const batch = this.#takeBatch();
     if (this.#head === this.#chunks.length) {
       this.#chunks.length = 0;

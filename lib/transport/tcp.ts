@@ -147,7 +147,12 @@ class TcpTransport implements Transport {
     this.#limits = context.limits;
     this.remoteAddress = (conn.remoteAddr as Deno.NetAddr).hostname;
     this.kind = isSecure(conn) ? "tls" : "tcp";
-    this.#queue = new OutboundQueue(conn, context.limits.maxPendingBytes, () => this.#failed());
+    this.#queue = new OutboundQueue(
+      conn,
+      context.limits.maxPendingBytes,
+      () => this.#failed(),
+      context.linger,
+    );
     this.connection = new Connection(this, context);
     this.connection.start();
     void this.#readLoop();

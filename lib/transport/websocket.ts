@@ -145,7 +145,12 @@ class WebSocketTransport implements Transport {
     this.#log = context.log;
     this.remoteAddress = remoteAddress;
     this.kind = isSecure(conn) ? "wss" : "ws";
-    this.#queue = new OutboundQueue(this, context.limits.maxPendingBytes, () => this.#failed());
+    this.#queue = new OutboundQueue(
+      this,
+      context.limits.maxPendingBytes,
+      () => this.#failed(),
+      context.linger,
+    );
     this.connection = new Connection(this, context);
     this.connection.start();
     void this.#readLoop(rest);
