@@ -73,8 +73,8 @@ export class Messages {
       session.peer.send(NOT_IN_ROOM);
       return;
     }
-    const sender = session.userBytes ??= encoder.encode(session.user);
-    this.#runs.add(room, echo ? null : session, body, sender, this.#state.settings.stampSender);
+    const stamp = this.#state.settings.stampSender;
+    this.#runs.add(room, echo ? null : session, body, session.userBytes, stamp);
   }
 
   /** `3:2` from `session` to `targets`, wherever they are. */
@@ -86,7 +86,7 @@ export class Messages {
       session.peer.send(TOO_MANY_TARGETS);
       return;
     }
-    const sender = session.userBytes ??= encoder.encode(session.user);
+    const sender = session.userBytes;
     const line = encodeMessage(body, this.#state.settings.stampSender ? sender : null);
     let from: Uint8Array | null = null; // made once, if a recipient or another node needs it
     let notOnline: string[] | null = null;
@@ -157,6 +157,5 @@ function dedupe(names: string[]): string[] {
   return names;
 }
 
-const encoder = new TextEncoder();
 const NOT_IN_ROOM = encodeError("3", "not-in-room");
 const TOO_MANY_TARGETS = encodeError("3", "too-many-targets");

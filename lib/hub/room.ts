@@ -12,8 +12,7 @@ import type { Peer } from "./ports.ts";
 /** A session on this node. */
 export class Session {
   room: Room | null = null;
-  /** The username as UTF-8, made the first time a message is stamped with it. */
-  userBytes: Uint8Array | null = null;
+  #userBytes: Uint8Array | null = null;
   /**
    * `id` is also the session's fence in a cluster (see ClusterLink.claim); `features` are its
    * connection's (`from` picks the form of the `3:` lines it gets).
@@ -24,7 +23,14 @@ export class Session {
     readonly peer: Peer,
     readonly features: Features = peer.features ?? new Features(),
   ) {}
+
+  /** The username as UTF-8, made the first time a message carries it. */
+  get userBytes(): Uint8Array {
+    return this.#userBytes ??= utf8.encode(this.user);
+  }
 }
+
+const utf8 = new TextEncoder();
 
 /** A run of `3:` lines in the v1 form and, made only when someone asks, the `from` form. */
 export interface RunForms {
