@@ -161,7 +161,8 @@ export class OutboundQueue {
    * wrote moments ago waits for the linger's tick first.
    */
   #writeNext(): void {
-    if (this.#closed || this.#head >= this.#chunks.length) return this.#stopWriting();
+    if (this.#stoppedIdle()) return;
+    // `lingerMs > 0` first: a queue that never lingers reads no clock.
     const linger = this.#linger;
     if (linger.lingerMs > 0 && linger.holds(this.#lastWriteAt, this.#pendingBytes)) {
       return linger.wait(() => this.#writeBatch());
@@ -169,13 +170,16 @@ export class OutboundQueue {
     this.#writeBatch();
   }
 
-  #stopWriting(): void {
+  /** Ends the write loop if the queue is closed or empty (it may have become so in a linger). */
+  #stoppedIdle(): boolean {
+    if (!this.#closed && this.#head < this.#chunks.length) return false;
     this.#writing = false;
     this.#settle();
+    return true;
   }
 
   #writeBatch(): void {
-    if (this.#closed || this.#head >= this.#chunks.length) return this.#stopWriting();
+    if (this.#stoppedIdle()) return;
     if (this.#linger.lingerMs > 0) this.#lastWriteAt = performance.now();
     const batch = this.#takeBatch();
     if (this.#head === this.#chunks.length) {
