@@ -3,7 +3,8 @@
 // throttle's delay. Time moves only when the test says, so no assertion depends on a fast machine.
 import assert from "node:assert/strict";
 import { Logger } from "../lib/observe/log.ts";
-import { Connection, type Transport } from "../lib/transport/connection.ts";
+import { Connection } from "../lib/transport/connection.ts";
+import type { Transport } from "../lib/transport/connection_context.ts";
 import { LoginThrottle } from "../lib/transport/login_throttle.ts";
 import { FakeClock } from "./fake_clock.ts";
 import { makeHub } from "./hub_support.ts";

@@ -9,7 +9,8 @@
 import { Admission, RateLimitedWarning } from "./admission.ts";
 import { BalancerGate, type Opened } from "./balancers.ts";
 import { type Config, defaultNodeId } from "./config.ts";
-import type { Connection, ConnectionContext } from "../transport/connection.ts";
+import type { Connection } from "../transport/connection.ts";
+import type { ConnectionContext } from "../transport/connection_context.ts";
 import { redactUrl } from "../cluster/bus_url.ts";
 import { ClusterLink } from "../cluster/link.ts";
 import { Hub } from "../hub/hub.ts";

@@ -13,7 +13,8 @@
  * @module
  */
 
-import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
+import { Connection } from "./connection.ts";
+import type { ConnectionContext, Transport } from "./connection_context.ts";
 import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketTurns } from "./io_turns.ts";

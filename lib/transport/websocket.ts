@@ -22,7 +22,8 @@
 
 import { LINE_TOO_LONG, LineSplitter } from "../protocol/line_splitter.ts";
 import type { Logger } from "../observe/log.ts";
-import { Connection, type ConnectionContext, type Transport } from "./connection.ts";
+import { Connection } from "./connection.ts";
+import type { ConnectionContext, Transport } from "./connection_context.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { socketTurns } from "./io_turns.ts";
 import { type ByteSocket, isSecure } from "./proxied_socket.ts";
